@@ -1,0 +1,38 @@
+//! aquifer's scheduling core: a pure state machine.
+//!
+//! `step(&State, Input, now)` decides and returns the events to persist and
+//! the effects to perform after; `apply` folds a committed event into the
+//! state and never fails; `invariants::check`, `pending_effects` and
+//! `next_deadline` read a state. No I/O, no clock, no randomness, no async
+//! and no hash-ordered collections: the server drives these functions and
+//! the model checker explores them, and both see the same decisions.
+
+pub mod config;
+pub mod effect;
+pub mod event;
+pub mod ids;
+pub mod input;
+pub mod invariants;
+pub mod job;
+pub mod lease;
+pub mod registry;
+pub mod rejection;
+pub mod resource;
+pub mod state;
+pub mod step;
+pub mod time;
+pub mod worker;
+
+pub use config::{AcquisitionPolicy, GrantMode, Limits, PoolSharing, Rules};
+pub use effect::{Effect, pending_effects};
+pub use event::{Event, LeaseEnd};
+pub use ids::{
+    FactoryId, JobId, LeaseId, Privilege, ResourceId, TargetId, TypeId, WellId, WorkerId,
+};
+pub use input::Input;
+pub use job::{Failure, JobSpec, Outcome, Phase, Request};
+pub use registry::{Pool, TargetSpec, TypeSpec};
+pub use rejection::Rejection;
+pub use state::{State, apply};
+pub use step::{Transition, next_deadline, step};
+pub use time::Time;

@@ -1,0 +1,151 @@
+//! `step`: the one entry point that decides. It dispatches each input to
+//! its handler, which checks the input against the state and emits events;
+//! each event is applied to a working copy as it is emitted, so later
+//! decisions in the same step see earlier ones. Nothing here touches the
+//! caller's state: a rejection leaves it exactly as it was.
+
+use crate::effect::{self, Effect};
+use crate::event::Event;
+use crate::input::Input;
+use crate::rejection::Rejection;
+use crate::state::{State, apply};
+use crate::time::Time;
+use crate::{job, lease, registry, resource, worker};
+
+/// What a step decided: the events to persist, in order, then the effects
+/// to perform once they are committed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Transition {
+    pub events: Vec<Event>,
+    pub effects: Vec<Effect>,
+}
+
+impl Transition {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+}
+
+/// A step in progress: the working copy of the state and what has been
+/// decided so far.
+pub(crate) struct Tx {
+    pub state: State,
+    pub now: Time,
+    events: Vec<Event>,
+}
+
+impl Tx {
+    pub fn emit(&mut self, event: Event) {
+        apply(&mut self.state, &event);
+        self.events.push(event);
+    }
+}
+
+/// Decides what `input` at time `now` means for `state`.
+///
+/// `now` must not go backwards between steps; the server feeds its clock,
+/// the model its simulated time.
+pub fn step(state: &State, input: Input, now: Time) -> Result<Transition, Rejection> {
+    // TODO-perf: the working copy costs O(size of the state) per step; the
+    // state is kept small (ended jobs retire) so this stays cheap.
+    let mut tx = Tx {
+        state: state.clone(),
+        now,
+        events: Vec::new(),
+    };
+    dispatch(&mut tx, input)?;
+    let effects = effect::effects_of(state, &tx.state, &tx.events);
+    Ok(Transition {
+        events: tx.events,
+        effects,
+    })
+}
+
+fn dispatch(tx: &mut Tx, input: Input) -> Result<(), Rejection> {
+    match input {
+        Input::DefineType { rtype, spec } => registry::handle_define_type(tx, rtype, spec),
+        Input::DefineTarget { target, spec } => registry::handle_define_target(tx, target, spec),
+        Input::RegisterWell { well, pools } => registry::handle_register_well(tx, well, pools),
+        Input::RegisterFactory { factory, capacity } => {
+            registry::handle_register_factory(tx, factory, capacity)
+        }
+        Input::HoldLeases { held } => {
+            if tx.state.lease_hold != held {
+                tx.emit(Event::LeasesHeld { held });
+            }
+            Ok(())
+        }
+        Input::ReleaseHeld { resource } => resource::handle_release_held(tx, resource),
+        Input::SubmitJob(spec) => job::handle_submit(tx, spec),
+        Input::CancelJob { job } => job::handle_cancel(tx, job),
+        Input::RequestLease { well, free } => lease::handle_request(tx, well, free),
+        Input::RenewLease { well, lease } => lease::handle_renew(tx, well, lease),
+        Input::ReportReady { well, resource } => resource::handle_ready(tx, well, resource),
+        Input::ReportFailed {
+            well,
+            resource,
+            retryable,
+        } => resource::handle_failed(tx, well, resource, retryable),
+        Input::ConfirmDestroyed { well, resource } => {
+            resource::handle_destroyed(tx, well, resource)
+        }
+        Input::ReportDestroyFailed { well, resource } => {
+            resource::handle_destroy_failed(tx, well, resource)
+        }
+        Input::RequestWorker { factory, free } => worker::handle_request(tx, factory, free),
+        Input::ReportWorkerCreated { factory, worker } => {
+            worker::handle_created(tx, factory, worker)
+        }
+        Input::ReportWorkerLost { factory, worker } => worker::handle_lost(tx, factory, worker),
+        Input::ConfirmWorkerDestroyed { factory, worker } => {
+            worker::handle_destroyed(tx, factory, worker)
+        }
+        Input::ReportWorkerOnline { worker } => worker::handle_online(tx, worker),
+        Input::StartJob { worker } => job::handle_start(tx, worker),
+        Input::FinishJob { worker, succeeded } => job::handle_finish(tx, worker, succeeded),
+        Input::Tick => {
+            handle_tick(tx);
+            Ok(())
+        }
+    }
+}
+
+/// Whatever is due at `now`. Job timeouts go first: a job that times out
+/// releases its leases as part of ending, rather than having them expire
+/// and be requeued first.
+fn handle_tick(tx: &mut Tx) {
+    let due: Vec<_> = tx
+        .state
+        .jobs
+        .iter()
+        .filter(|(_, j)| !j.is_ended() && j.deadline <= tx.now)
+        .map(|(id, _)| *id)
+        .collect();
+    for job in due {
+        // An earlier timeout in this loop may have ended it as a dependent.
+        if !tx.state.jobs.get(&job).is_some_and(job::Job::is_ended) {
+            job::end_job(tx, job, job::Outcome::TimedOut);
+        }
+    }
+    lease::expire_due(tx);
+    worker::expire_due(tx);
+}
+
+/// The next time at which a `Tick` would change something, if any.
+#[must_use]
+pub fn next_deadline(state: &State) -> Option<Time> {
+    let jobs = state
+        .jobs
+        .values()
+        .filter(|j| !j.is_ended())
+        .map(|j| j.deadline);
+    let leases = state.leases.values().map(|l| l.expires_at);
+    let workers = state.workers.values().filter_map(|w| match w.state {
+        crate::worker::WorkerState::Leased { expires_at } => Some(expires_at),
+        crate::worker::WorkerState::Created
+        | crate::worker::WorkerState::Online
+        | crate::worker::WorkerState::Releasing => None,
+    });
+    jobs.chain(leases).chain(workers).min()
+}

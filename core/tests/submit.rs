@@ -1,0 +1,294 @@
+//! Submission, dependencies, cancellation and timeouts.
+
+mod common;
+use aquifer_core::*;
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[test]
+fn submit_groups_requests_by_type_in_rank_order_and_asks_for_the_first() {
+    let mut s = world();
+    let t1 = ok(
+        &mut s,
+        Input::SubmitJob(spec(&[("b", 1), ("a", 1), ("b", 1)])),
+        5,
+    );
+    assert_eq!(
+        t1.events,
+        vec![
+            Event::JobSubmitted {
+                job: J1,
+                target: target("t"),
+                groups: vec![(t("a"), 1), (t("b"), 2)],
+                deadline: Time(5 + TIMEOUT_MS),
+                depends_on: BTreeSet::new(),
+            },
+            Event::AcquisitionBegan { job: J1 },
+            Event::GroupQueued { job: J1, group: 0 },
+        ]
+    );
+    assert_eq!(
+        t1.effects,
+        vec![
+            Effect::NotifyJob { job: J1 },
+            Effect::WakeWells { rtype: t("a") }
+        ]
+    );
+}
+
+#[test]
+fn a_job_without_resources_asks_for_its_worker_at_once() {
+    let mut s = world();
+    let t1 = ok(&mut s, Input::SubmitJob(spec(&[])), 0);
+    assert!(t1.events.contains(&Event::WorkerQueued { job: J1 }));
+    assert!(t1.effects.contains(&Effect::WakeFactories {
+        target: target("t")
+    }));
+}
+
+#[test]
+fn submissions_that_can_never_be_served_are_refused() {
+    let s = world();
+    let with = |f: &dyn Fn(&mut JobSpec)| {
+        let mut sp = spec(&[("a", 1)]);
+        f(&mut sp);
+        Input::SubmitJob(sp)
+    };
+    assert_eq!(
+        rejects(&s, with(&|sp| sp.target = target("nope")), 0),
+        "unknown_target"
+    );
+    assert_eq!(
+        rejects(&s, with(&|sp| sp.requests[0].rtype = t("nope")), 0),
+        "unknown_type"
+    );
+    assert_eq!(
+        rejects(&s, with(&|sp| sp.requests[0].count = 0), 0),
+        "bad_count"
+    );
+    assert_eq!(
+        rejects(&s, with(&|sp| sp.requests[0].count = 2), 0),
+        "bad_count"
+    );
+    // Requests of one type add up against max_per_job.
+    assert_eq!(
+        rejects(&s, Input::SubmitJob(spec(&[("b", 2), ("b", 1)])), 0),
+        "bad_count"
+    );
+    assert_eq!(
+        rejects(&s, with(&|sp| sp.target = target("secret")), 0),
+        "privilege_missing"
+    );
+    assert_eq!(
+        rejects(&s, Input::SubmitJob(spec(&[("c", 1)])), 0),
+        "privilege_missing"
+    );
+    assert_eq!(
+        rejects(&s, with(&|sp| sp.timeout_ms = 0), 0),
+        "limit_exceeded"
+    );
+    assert_eq!(
+        rejects(&s, with(&|sp| sp.timeout_ms = u64::MAX), 0),
+        "limit_exceeded"
+    );
+    assert_eq!(
+        rejects(
+            &s,
+            with(&|sp| sp.depends_on = BTreeSet::from([JobId(7)])),
+            0
+        ),
+        "unknown_job"
+    );
+}
+
+#[test]
+fn a_privileged_owner_may_use_privileged_types_and_targets() {
+    let mut s = world();
+    let mut sp = spec(&[("c", 1)]);
+    sp.target = target("secret");
+    sp.privileges = BTreeSet::from([Privilege::new("lab")]);
+    ok(&mut s, Input::SubmitJob(sp), 0);
+}
+
+#[test]
+fn limits_on_jobs_groups_and_dependencies_are_enforced() {
+    let limits = Limits {
+        jobs_max: 1,
+        groups_per_job_max: 1,
+        depends_per_job_max: 0,
+        ..Limits::default()
+    };
+    let mut s = world_with(Rules::production(), limits);
+    assert_eq!(
+        rejects(&s, Input::SubmitJob(spec(&[("a", 1), ("b", 1)])), 0),
+        "limit_exceeded"
+    );
+    let mut with_dep = spec(&[]);
+    with_dep.depends_on = BTreeSet::from([J1]);
+    assert_eq!(rejects(&s, Input::SubmitJob(with_dep), 0), "limit_exceeded");
+    submit(&mut s, &[("a", 1)]);
+    assert_eq!(
+        rejects(&s, Input::SubmitJob(spec(&[])), 0),
+        "limit_exceeded"
+    );
+}
+
+#[test]
+fn a_dependent_acquires_nothing_until_its_dependency_succeeds() {
+    let mut s = world();
+    submit(&mut s, &[]);
+    let mut sp = spec(&[("a", 1)]);
+    sp.depends_on = BTreeSet::from([J1]);
+    let t2 = ok(&mut s, Input::SubmitJob(sp), 0);
+    assert_eq!(t2.events.len(), 1, "only the submission: {:?}", t2.events);
+    assert_eq!(phase(&s, J2), Some(Phase::Blocked));
+    let w = run(&mut s, 0);
+    let end = ok(
+        &mut s,
+        Input::FinishJob {
+            worker: w,
+            succeeded: true,
+        },
+        1,
+    );
+    assert!(end.events.contains(&Event::DependencySettled {
+        job: J2,
+        dependency: J1
+    }));
+    assert!(
+        end.events
+            .contains(&Event::GroupQueued { job: J2, group: 0 })
+    );
+    assert_eq!(phase(&s, J2), Some(Phase::Acquiring));
+}
+
+#[test]
+fn a_dependent_fails_when_its_dependency_fails_and_so_on_down_the_chain() {
+    let mut s = world();
+    submit(&mut s, &[]);
+    for dep in [J1, J2] {
+        let mut sp = spec(&[]);
+        sp.depends_on = BTreeSet::from([dep]);
+        ok(&mut s, Input::SubmitJob(sp), 0);
+    }
+    let t1 = ok(&mut s, Input::CancelJob { job: J1 }, 0);
+    let failed = Outcome::Failed(Failure::Dependency);
+    for job in [J2, J3] {
+        assert!(t1.events.contains(&Event::JobEnded {
+            job,
+            outcome: failed
+        }));
+        assert!(t1.events.contains(&Event::JobRetired { job }));
+    }
+}
+
+#[test]
+fn a_dependency_already_ended_or_retired_is_settled_at_submission() {
+    let mut s = world();
+    submit(&mut s, &[]);
+    ok(&mut s, Input::CancelJob { job: J1 }, 0);
+    assert_eq!(
+        phase(&s, J1),
+        None,
+        "a cancelled job that held nothing retires at once"
+    );
+    let mut sp = spec(&[]);
+    sp.depends_on = BTreeSet::from([J1]);
+    assert_eq!(rejects(&s, Input::SubmitJob(sp.clone()), 0), "unknown_job");
+    sp.retired_outcomes = BTreeMap::from([(J1, Outcome::Succeeded)]);
+    ok(&mut s, Input::SubmitJob(sp.clone()), 0);
+    assert_eq!(phase(&s, J2), Some(Phase::Acquiring));
+    sp.retired_outcomes = BTreeMap::from([(J1, Outcome::Cancelled)]);
+    ok(&mut s, Input::SubmitJob(sp), 0);
+    assert_eq!(phase(&s, J3), None, "failed at once and retired");
+}
+
+#[test]
+fn cancel_releases_everything_and_refuses_a_second_time() {
+    let mut s = world();
+    submit(&mut s, &[("a", 1), ("b", 2)]);
+    let a = acquire(&mut s, W1, &[("a", 1)], 0);
+    // b is being created when the job is cancelled.
+    let g = ok(&mut s, lease_request(W1, &[("b", 2)]), 0);
+    let (lease, _, bs) = granted(&g).expect("b granted");
+    let t1 = ok(&mut s, Input::CancelJob { job: J1 }, 1);
+    assert_eq!(
+        t1.events[0],
+        Event::JobEnded {
+            job: J1,
+            outcome: Outcome::Cancelled
+        }
+    );
+    assert!(t1.events.contains(&Event::LeaseEnded {
+        lease,
+        cause: LeaseEnd::JobEnded
+    }));
+    assert!(
+        t1.events
+            .contains(&Event::ResourceReleased { resource: a[0] })
+    );
+    for r in a.iter().chain(&bs) {
+        assert!(t1.effects.contains(&Effect::DestroyResource {
+            well: W1,
+            resource: *r
+        }));
+    }
+    assert_eq!(rejects(&s, Input::CancelJob { job: J1 }, 1), "job_ended");
+    assert_eq!(rejects(&s, Input::CancelJob { job: J3 }, 1), "unknown_job");
+}
+
+#[test]
+fn a_job_times_out_at_its_deadline_and_releases_what_it_holds() {
+    let mut s = world();
+    submit(&mut s, &[("a", 1)]);
+    let a = acquire(&mut s, W1, &[("a", 1)], 0);
+    ok(&mut s, worker_request(1), 0);
+    ok(
+        &mut s,
+        Input::ReportWorkerCreated {
+            factory: F1,
+            worker: WorkerId(1),
+        },
+        0,
+    );
+    assert_eq!(next_deadline(&s), Some(Time(TIMEOUT_MS)));
+    assert!(ok(&mut s, Input::Tick, TIMEOUT_MS - 1).is_empty());
+    let t1 = ok(&mut s, Input::Tick, TIMEOUT_MS);
+    assert_eq!(
+        t1.events[0],
+        Event::JobEnded {
+            job: J1,
+            outcome: Outcome::TimedOut
+        }
+    );
+    assert!(
+        t1.events
+            .contains(&Event::ResourceReleased { resource: a[0] })
+    );
+    assert_eq!(next_deadline(&s), None);
+}
+
+#[test]
+fn pending_effects_are_what_the_state_still_owes() {
+    let mut s = world();
+    submit(&mut s, &[("a", 1)]);
+    assert_eq!(
+        pending_effects(&s),
+        vec![Effect::WakeWells { rtype: t("a") }]
+    );
+    let a = acquire(&mut s, W1, &[("a", 1)], 0);
+    assert_eq!(
+        pending_effects(&s),
+        vec![Effect::WakeFactories {
+            target: target("t")
+        }]
+    );
+    ok(&mut s, Input::CancelJob { job: J1 }, 0);
+    assert_eq!(
+        pending_effects(&s),
+        vec![Effect::DestroyResource {
+            well: W1,
+            resource: a[0]
+        }]
+    );
+}

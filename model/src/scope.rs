@@ -1,0 +1,207 @@
+//! Scopes: the bounded configurations the model explores, and the
+//! registration inputs that set them up. Every scope contains the shapes
+//! of DESIGN.md's three counterexamples, so each mutant fails in each.
+
+use aquifer_core::{
+    FactoryId, Input, JobId, JobSpec, Outcome, Pool, PoolSharing, Request, TargetId, TargetSpec,
+    TypeId, TypeSpec, WellId,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScopeName {
+    Small,
+    Standard,
+    Deep,
+}
+
+/// One job of the scope: its target, its requests, and the jobs (by index
+/// in the scope, which is also submission order) it depends on.
+#[derive(Clone, Debug)]
+pub struct JobDef {
+    pub target: &'static str,
+    pub requests: Vec<(&'static str, u16)>,
+    pub depends_on: Vec<usize>,
+    pub timeout_ms: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Scope {
+    pub name: ScopeName,
+    pub types: Vec<(&'static str, u16)>,
+    /// Per well, its pools as (types, capacity).
+    pub wells: Vec<Vec<(Vec<&'static str>, u16)>>,
+    /// Per factory, its capacity per target.
+    pub factories: Vec<Vec<(&'static str, u16)>>,
+    pub jobs: Vec<JobDef>,
+    /// How many faults one run may inject (with `--faults all`).
+    pub fault_budget: u8,
+}
+
+fn job(target: &'static str, requests: &[(&'static str, u16)], timeout_ms: u64) -> JobDef {
+    JobDef {
+        target,
+        requests: requests.to_vec(),
+        depends_on: Vec::new(),
+        timeout_ms,
+    }
+}
+
+impl Scope {
+    /// `sharing` decides whether types `a` and `c` of the first well share
+    /// one pool (the mutant of rule 7) or have one each.
+    #[must_use]
+    pub fn new(name: ScopeName, sharing: PoolSharing) -> Scope {
+        let first_well = match sharing {
+            PoolSharing::PerType => vec![(vec!["a"], 1), (vec!["c"], 1)],
+            PoolSharing::Shared => vec![(vec!["a", "c"], 1)],
+        };
+        let types = vec![("a", 1), ("b", 2), ("c", 1)];
+        // J1 and J3 overlap on b and, through the first well, on a and c:
+        // the shape of the shared-pool and one-by-one counterexamples of
+        // DESIGN.md. J2 waits for J1 and so asks later than the younger
+        // J3: with FIFO by submission that is the only way an older job
+        // can ask after a younger one, which the parallel mutant needs to
+        // deadlock (J2 takes the worker, J3 holds c).
+        let j1 = job("t", &[("a", 1), ("b", 2)], 100);
+        let mut j2 = job("t", &[("c", 1)], 110);
+        j2.depends_on = vec![0];
+        let j3 = job("t", &[("c", 1), ("b", 2)], 120);
+        let second_well = vec![(vec!["b"], 2), (vec!["c"], 1)];
+        match name {
+            ScopeName::Small => Scope {
+                name,
+                types,
+                wells: vec![first_well, vec![(vec!["b"], 2)]],
+                factories: vec![vec![("t", 1)]],
+                jobs: vec![j1, j2, j3],
+                fault_budget: 2,
+            },
+            ScopeName::Standard => Scope {
+                name,
+                types,
+                wells: vec![first_well, second_well],
+                factories: vec![vec![("t", 1), ("u", 1)]],
+                jobs: vec![j1, j2, j3, job("u", &[("a", 1), ("c", 1)], 130)],
+                fault_budget: 1,
+            },
+            ScopeName::Deep => Scope {
+                name,
+                types,
+                wells: vec![first_well, second_well],
+                factories: vec![vec![("t", 1), ("u", 1)]],
+                jobs: vec![
+                    j1,
+                    j2,
+                    j3,
+                    job("u", &[("a", 1), ("c", 1)], 130),
+                    job("u", &[("b", 1)], 140),
+                ],
+                fault_budget: 2,
+            },
+        }
+    }
+
+    #[must_use]
+    pub fn targets(&self) -> BTreeSet<&'static str> {
+        self.factories
+            .iter()
+            .flatten()
+            .map(|(t, _)| *t)
+            .chain(self.jobs.iter().map(|j| j.target))
+            .collect()
+    }
+
+    /// Whether some job of the scope depends on `job`.
+    #[must_use]
+    pub fn is_dependency(&self, job: JobId) -> bool {
+        self.jobs
+            .iter()
+            .flat_map(|d| &d.depends_on)
+            .any(|&d| job_id(d) == job)
+    }
+
+    /// The administrator's inputs that register the scope.
+    #[must_use]
+    pub fn registration(&self) -> Vec<Input> {
+        let mut out = Vec::new();
+        for (name, max) in &self.types {
+            out.push(Input::DefineType {
+                rtype: TypeId::new(*name),
+                spec: TypeSpec {
+                    max_per_job: *max,
+                    privilege: None,
+                },
+            });
+        }
+        for target in self.targets() {
+            out.push(Input::DefineTarget {
+                target: TargetId::new(target),
+                spec: TargetSpec { privilege: None },
+            });
+        }
+        for (i, pools) in self.wells.iter().enumerate() {
+            out.push(Input::RegisterWell {
+                well: well_id(i),
+                pools: pools
+                    .iter()
+                    .map(|(types, capacity)| Pool {
+                        types: types.iter().map(|t| TypeId::new(*t)).collect(),
+                        capacity: *capacity,
+                    })
+                    .collect(),
+            });
+        }
+        for (i, capacity) in self.factories.iter().enumerate() {
+            out.push(Input::RegisterFactory {
+                factory: factory_id(i),
+                capacity: capacity
+                    .iter()
+                    .map(|(t, n)| (TargetId::new(*t), *n))
+                    .collect::<BTreeMap<_, _>>(),
+            });
+        }
+        out
+    }
+
+    /// The submission of the scope's job `index`. Jobs are submitted in
+    /// index order, so job `index` gets id `index + 1`.
+    #[must_use]
+    pub fn submission(&self, index: usize, retired: &BTreeMap<JobId, Outcome>) -> Input {
+        let def = &self.jobs[index];
+        Input::SubmitJob(JobSpec {
+            target: TargetId::new(def.target),
+            requests: def
+                .requests
+                .iter()
+                .map(|(t, count)| Request {
+                    rtype: TypeId::new(*t),
+                    count: *count,
+                })
+                .collect(),
+            timeout_ms: def.timeout_ms,
+            depends_on: def.depends_on.iter().map(|&d| job_id(d)).collect(),
+            retired_outcomes: def
+                .depends_on
+                .iter()
+                .filter_map(|&d| retired.get(&job_id(d)).map(|o| (job_id(d), *o)))
+                .collect(),
+            privileges: BTreeSet::new(),
+        })
+    }
+}
+
+#[must_use]
+pub fn well_id(index: usize) -> WellId {
+    WellId(u32::try_from(index + 1).expect("small scope"))
+}
+
+#[must_use]
+pub fn factory_id(index: usize) -> FactoryId {
+    FactoryId(u32::try_from(index + 1).expect("small scope"))
+}
+
+#[must_use]
+pub fn job_id(index: usize) -> JobId {
+    JobId(u32::try_from(index + 1).expect("small scope"))
+}
