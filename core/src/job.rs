@@ -364,7 +364,7 @@ pub(crate) fn live_job(tx: &Tx, job: JobId) -> Result<&Job, Rejection> {
 pub(crate) fn end_job(tx: &mut Tx, job: JobId, outcome: Outcome) {
     let mut ending = vec![(job, outcome)];
     while let Some((job, outcome)) = ending.pop() {
-        if tx.state.jobs[&job].is_ended() {
+        if tx.state.jobs.get(&job).is_none_or(Job::is_ended) {
             continue;
         }
         tx.emit(Event::JobEnded { job, outcome });

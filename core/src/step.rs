@@ -123,8 +123,9 @@ fn handle_tick(tx: &mut Tx) {
         .map(|(id, _)| *id)
         .collect();
     for job in due {
-        // An earlier timeout in this loop may have ended it as a dependent.
-        if !tx.state.jobs.get(&job).is_some_and(job::Job::is_ended) {
+        // An earlier timeout in this loop may have ended it as a dependent,
+        // and it may even have retired already.
+        if tx.state.jobs.get(&job).is_some_and(|j| !j.is_ended()) {
             job::end_job(tx, job, job::Outcome::TimedOut);
         }
     }

@@ -292,3 +292,30 @@ fn pending_effects_are_what_the_state_still_owes() {
         }]
     );
 }
+
+#[test]
+fn a_dependency_and_its_dependent_timing_out_together_end_once_each() {
+    let mut s = world();
+    submit(&mut s, &[("a", 1)]);
+    let mut sp = spec(&[]);
+    sp.depends_on = BTreeSet::from([J1]);
+    ok(&mut s, Input::SubmitJob(sp), 0);
+    // Both are due at the same instant: job 1 times out, job 2 fails with
+    // it (and retires, holding nothing) before its own timeout is looked at.
+    let t1 = ok(&mut s, Input::Tick, TIMEOUT_MS);
+    let ended: Vec<_> = t1
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::JobEnded { job, outcome } => Some((*job, *outcome)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        vec![
+            (J1, Outcome::TimedOut),
+            (J2, Outcome::Failed(Failure::Dependency))
+        ]
+    );
+}

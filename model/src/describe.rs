@@ -52,7 +52,13 @@ fn describe_action(
         Action::Tick => aquifer_core::next_deadline(&state.core).unwrap_or(state.now),
         _ => state.now,
     };
-    match step(&state.core, input, now) {
+    let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        step(&state.core, input.clone(), now)
+    }));
+    let Ok(result) = stepped else {
+        return vec![format!("the core panics on {input:?}")];
+    };
+    match result {
         Ok(t) => {
             // Each event is told against the state just after it.
             let mut at = state.core.clone();

@@ -520,6 +520,7 @@ fn stale_inputs(core: &State) -> Vec<Input> {
     out
 }
 
+pub const NO_PANIC: &str = "core-never-panics";
 pub const INVARIANTS: &str = "core-invariants";
 pub const NO_DEADLOCK: &str = "no-deadlock";
 pub const RUNS_WITH_ALL: &str = "runs-holding-everything";
@@ -559,10 +560,28 @@ impl Model for AquiferModel {
             Action::Tick => next_deadline(&last.core)?,
             _ => last.now,
         };
-        let result = step(&last.core, input, now);
+        // A panic in the core is a bug the model must report with its path,
+        // not a crash of the checker.
+        let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            step(&last.core, input, now).map(|t| {
+                let mut after = last.core.clone();
+                for e in &t.events {
+                    apply(&mut after, e);
+                }
+                (t, after)
+            })
+        }));
+        let result = match stepped {
+            Ok(result) => result,
+            Err(_) => {
+                let mut next = last.clone();
+                next.broken = Some(NO_PANIC);
+                return Some(next);
+            }
+        };
         if let Action::Stale(_) = action {
             return match result {
-                Ok(t) if !t.events.is_empty() => {
+                Ok((t, _)) if !t.events.is_empty() => {
                     let mut next = last.clone();
                     next.broken = Some(STALE);
                     Some(next)
@@ -570,7 +589,9 @@ impl Model for AquiferModel {
                 Ok(_) | Err(_) => None,
             };
         }
-        let t = result.ok()?;
+        // `after` is the core with the step's events applied, which also
+        // showed, inside the panic guard, that they apply.
+        let (t, after) = result.ok()?;
         if t.events.is_empty() {
             return None;
         }
@@ -580,14 +601,16 @@ impl Model for AquiferModel {
         if let Action::Submit(_) = action {
             next.submitted += 1;
         }
+        // Ghost bookkeeping reads each event against the state just before
+        // it.
+        let mut at = last.core.clone();
         for e in &t.events {
             if let Event::JobRetired { job } = e
-                && let Phase::Ended(outcome) = next.core.jobs[job].phase
+                && let Phase::Ended(outcome) = at.jobs[job].phase
                 && self.scope.is_dependency(*job)
             {
                 next.retired.insert(*job, outcome);
             }
-            apply(&mut next.core, e);
             match e {
                 Event::JobEnded { outcome, .. } if *outcome == aquifer_core::Outcome::Succeeded => {
                     next.seen |= SEEN_SUCCESS;
@@ -596,7 +619,7 @@ impl Model for AquiferModel {
                     lease,
                     cause: aquifer_core::LeaseEnd::Expired,
                 } if next.seen & SEEN_SERVED_AFTER_EXPIRY == 0 => {
-                    let l = &last.core.leases[lease];
+                    let l = &at.leases[lease];
                     next.expired.insert((l.job, l.group));
                 }
                 Event::GroupReady { job, group } if next.expired.remove(&(*job, *group)) => {
@@ -607,7 +630,10 @@ impl Model for AquiferModel {
                 Event::JobRetired { job } => next.expired.retain(|(j, _)| j != job),
                 _ => {}
             }
+            apply(&mut at, e);
         }
+        debug_assert_eq!(at, after);
+        next.core = after;
         next.broken = Self::check_transition(&last.core, &next.core, &t.events, &t.effects);
         next.log = last.log.push(t.events);
         Some(next)
@@ -615,6 +641,7 @@ impl Model for AquiferModel {
 
     fn properties(&self) -> Vec<Property<Self>> {
         let mut props = vec![
+            Property::always(NO_PANIC, |_, s: &ModelState| s.broken != Some(NO_PANIC)),
             Property::always(INVARIANTS, |_, s: &ModelState| {
                 invariants::check(&s.core).is_ok()
             }),

@@ -1,6 +1,10 @@
 //! Scopes: the bounded configurations the model explores, and the
-//! registration inputs that set them up. Every scope contains the shapes
-//! of DESIGN.md's three counterexamples, so each mutant fails in each.
+//! registration inputs that set them up. The small scope holds exactly the
+//! shapes of DESIGN.md's three counterexamples, so each mutant deadlocks
+//! there. The larger scopes add a job on a second target and a second pool
+//! for `c`; that spare capacity lets the shared-pool mutant get away with
+//! it (a deadlock needs scarcity), which is why the mutants are pinned on
+//! the small scope.
 
 use aquifer_core::{
     FactoryId, Input, JobId, JobSpec, Outcome, Pool, PoolSharing, Request, TargetId, TargetSpec,
@@ -64,7 +68,9 @@ impl Scope {
         // can ask after a younger one, which the parallel mutant needs to
         // deadlock (J2 takes the worker, J3 holds c).
         let j1 = job("t", &[("a", 1), ("b", 2)], 100);
-        let mut j2 = job("t", &[("c", 1)], 110);
+        // The same deadline as J1: a dependency and its dependent may time
+        // out in the same instant.
+        let mut j2 = job("t", &[("c", 1)], 100);
         j2.depends_on = vec![0];
         let j3 = job("t", &[("c", 1), ("b", 2)], 120);
         let second_well = vec![(vec!["b"], 2), (vec!["c"], 1)];

@@ -1,0 +1,146 @@
+//! The model checks: the production rule holds in the small scope, with
+//! and without faults, and every mutant fails with the deadlock that
+//! DESIGN.md predicts. Unique state counts are pinned so that any change
+//! to the state space shows in review: when one changes on purpose, update
+//! the figure here and in CI.md.
+
+use aquifer_core::{AcquisitionPolicy, GrantMode, PoolSharing, Rules};
+use aquifer_model::model::NO_DEADLOCK;
+use aquifer_model::run::{self, Strategy};
+use aquifer_model::scope::{Scope, ScopeName};
+use aquifer_model::{AquiferModel, Faults, describe};
+
+fn model(rules: Rules, faults: Faults) -> AquiferModel {
+    AquiferModel::new(Scope::new(ScopeName::Small, rules.pools), rules, faults)
+}
+
+#[test]
+fn small_scope_without_faults_holds_every_property() {
+    let report = run::check(model(Rules::production(), Faults::None), 1, Strategy::Dfs);
+    assert_eq!(report.result(), "ok", "{}", report.last_line());
+    assert_eq!(report.unique, 909);
+}
+
+#[test]
+fn small_scope_with_every_fault_holds_every_property() {
+    let report = run::check(model(Rules::production(), Faults::All), 2, Strategy::Dfs);
+    assert_eq!(report.result(), "ok", "{}", report.last_line());
+    assert_eq!(report.unique, 287_217);
+    println!("{}", report.last_line());
+}
+
+/// Runs a mutant, expects a deadlock, and returns its shortest
+/// counterexample rendered as steps, with the number of steps.
+fn deadlocks(rules: Rules) -> (usize, String) {
+    let report = run::check(model(rules, Faults::None), 1, Strategy::Dfs);
+    assert!(
+        report.violated.iter().any(|(name, _)| *name == NO_DEADLOCK),
+        "the mutant {rules:?} did not deadlock: {}",
+        report.last_line()
+    );
+    let path = run::shortest(model(rules, Faults::None), NO_DEADLOCK).expect("a counterexample");
+    let steps = path.clone().into_actions().len();
+    (steps, describe::path(&model(rules, Faults::None), &path))
+}
+
+#[test]
+fn parallel_acquisition_deadlocks() {
+    let (steps, text) = deadlocks(Rules {
+        acquisition: AcquisitionPolicy::Parallel,
+        ..Rules::production()
+    });
+    println!("{text}");
+    assert_eq!(steps, 25);
+    // The older job 2 took the worker while the younger job 3 holds c.
+    assert!(
+        text.contains("job 2 (acquiring) holds [worker 2] and waits for [c]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("job 3 (acquiring) holds [c#4, b#5, b#6] and waits for [a worker]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_pool_shared_by_two_types_deadlocks() {
+    let (steps, text) = deadlocks(Rules {
+        pools: PoolSharing::Shared,
+        ..Rules::production()
+    });
+    println!("{text}");
+    assert_eq!(steps, 8);
+    assert!(
+        text.contains("job 1 (acquiring) holds [a#3] and waits for [b]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("job 3 (acquiring) holds [b#1, b#2] and waits for [c]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_group_granted_one_by_one_deadlocks() {
+    let (steps, text) = deadlocks(Rules {
+        grant: GrantMode::OneByOne,
+        ..Rules::production()
+    });
+    println!("{text}");
+    assert_eq!(steps, 9);
+    assert!(
+        text.contains("job 1 (acquiring) holds [a#2, b#3] and waits for [b]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("job 3 (acquiring) holds [b#1] and waits for [b]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_figures_line_has_the_documented_shape() {
+    let report = run::check(model(Rules::production(), Faults::None), 1, Strategy::Bfs);
+    let line = report.last_line();
+    let keys: Vec<&str> = line
+        .split(' ')
+        .map(|kv| kv.split('=').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        keys,
+        ["states", "unique", "secs", "states_per_s", "result"],
+        "{line}"
+    );
+    assert!(line.ends_with("result=ok"), "{line}");
+}
+
+/// The binary's contract: exit 0 and `result=ok` when everything holds,
+/// exit 1 with the counterexample and `result=violated:<property>` when
+/// something fails; the figures line is the last line either way.
+#[test]
+fn the_check_binary_exits_by_its_result() {
+    let bin = env!("CARGO_BIN_EXE_aquifer-model");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin)
+            .args(["check", "--scope", "small", "--faults", "none"])
+            .args(args)
+            .output()
+            .expect("the binary runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.code(), stdout)
+    };
+    let (code, out) = run(&[]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.trim_end()
+            .lines()
+            .last()
+            .is_some_and(|l| l.ends_with("result=ok")),
+        "{out}"
+    );
+    let (code, out) = run(&["--pools", "shared"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("job 3 acquires b#1, b#2 from well 2"), "{out}");
+    let last = out.trim_end().lines().last().unwrap_or_default();
+    assert!(last.ends_with("result=violated:no-deadlock"), "{out}");
+}
