@@ -7,6 +7,7 @@
 //! and no hash-ordered collections: the server drives these functions and
 //! the model checker explores them, and both see the same decisions.
 
+pub mod apply;
 pub mod config;
 pub mod effect;
 pub mod event;
@@ -23,6 +24,7 @@ pub mod step;
 pub mod time;
 pub mod worker;
 
+pub use apply::apply;
 pub use config::{AcquisitionPolicy, GrantMode, Limits, PoolSharing, Rules};
 pub use effect::{Effect, pending_effects};
 pub use event::{Event, LeaseEnd};
@@ -33,6 +35,6 @@ pub use input::Input;
 pub use job::{Failure, JobSpec, Outcome, Phase, Request};
 pub use registry::{Pool, TargetSpec, TypeSpec};
 pub use rejection::Rejection;
-pub use state::{State, apply};
+pub use state::State;
 pub use step::{Transition, next_deadline, step};
 pub use time::Time;

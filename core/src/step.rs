@@ -4,11 +4,12 @@
 //! decisions in the same step see earlier ones. Nothing here touches the
 //! caller's state: a rejection leaves it exactly as it was.
 
+use crate::apply::apply;
 use crate::effect::{self, Effect};
 use crate::event::Event;
 use crate::input::Input;
 use crate::rejection::Rejection;
-use crate::state::{State, apply};
+use crate::state::State;
 use crate::time::Time;
 use crate::{job, lease, registry, resource, worker};
 

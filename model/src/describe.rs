@@ -114,13 +114,7 @@ fn event(after: &State, e: &Event, names: &mut BTreeMap<ResourceId, String>) -> 
             format!("{job} no longer waits for {dependency}")
         }
         Event::GroupQueued { job, group } => {
-            let g = after
-                .jobs
-                .get(job)
-                .and_then(|j| j.groups.get(usize::from(*group)))
-                .map(|g| format!("{}×{}", g.rtype, g.count))
-                .unwrap_or_default();
-            format!("{job} waits for {g}")
+            format!("{job} waits for {}", group_label(after, *job, *group))
         }
         Event::LeaseGranted {
             job,
@@ -139,13 +133,7 @@ fn event(after: &State, e: &Event, names: &mut BTreeMap<ResourceId, String>) -> 
         }
         Event::ResourceReady { resource } => format!("{} is ready", label(names, *resource)),
         Event::GroupReady { job, group } => {
-            let g = after
-                .jobs
-                .get(job)
-                .and_then(|j| j.groups.get(usize::from(*group)))
-                .map(|g| format!("{}×{}", g.rtype, g.count))
-                .unwrap_or_default();
-            format!("{job} holds all of {g}")
+            format!("{job} holds all of {}", group_label(after, *job, *group))
         }
         Event::LeaseEnded { lease, cause } => match cause {
             LeaseEnd::Expired => format!(
@@ -192,6 +180,16 @@ fn event(after: &State, e: &Event, names: &mut BTreeMap<ResourceId, String>) -> 
         Event::WorkerDestroyed { worker } => format!("{worker} is destroyed"),
         Event::JobRetired { job } => format!("{job} leaves the books"),
     })
+}
+
+/// A group as "type×count".
+fn group_label(state: &State, job: aquifer_core::JobId, group: u8) -> String {
+    state
+        .jobs
+        .get(&job)
+        .and_then(|j| j.groups.get(usize::from(group)))
+        .map(|g| format!("{}×{}", g.rtype, g.count))
+        .unwrap_or_default()
 }
 
 /// What each job still in the books holds and waits for.

@@ -2,8 +2,10 @@
 //! transition functions, the scopes it explores, and the readable
 //! rendering of its counterexamples.
 
+pub mod actions;
 pub mod describe;
 pub mod model;
+pub mod properties;
 pub mod run;
 pub mod scope;
 pub mod walk;

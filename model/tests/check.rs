@@ -5,7 +5,7 @@
 //! the figure here and in CI.md.
 
 use aquifer_core::{AcquisitionPolicy, GrantMode, PoolSharing, Rules};
-use aquifer_model::model::NO_DEADLOCK;
+use aquifer_model::properties::NO_DEADLOCK;
 use aquifer_model::run::{self, Strategy};
 use aquifer_model::scope::{Scope, ScopeName};
 use aquifer_model::{AquiferModel, Faults, describe};

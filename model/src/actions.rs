@@ -1,0 +1,255 @@
+//! The environment's choices: which inputs the outside world may send in a
+//! state (progress by cooperating parties, faults within the budget, and
+//! stale reports that must be refused), and the input each action sends.
+
+use crate::model::{Action, AquiferModel, Budget, ModelState};
+use crate::scope::{factory_id, well_id};
+use aquifer_core::job::Phase;
+use aquifer_core::resource::ResourceState;
+use aquifer_core::worker::WorkerState;
+use aquifer_core::{
+    FactoryId, Input, LeaseId, ResourceId, State, TargetId, TypeId, WellId, next_deadline,
+};
+use std::collections::BTreeMap;
+
+impl AquiferModel {
+    /// The input an action sends (`None` for a restart, which is not an
+    /// input but the server rebuilding its state).
+    #[must_use]
+    pub fn input_of(&self, state: &ModelState, action: &Action) -> Option<Input> {
+        Some(match action {
+            Action::Submit(i) => self.scope.submission(*i, &state.retired),
+            Action::RequestLease(well) => Input::RequestLease {
+                well: *well,
+                free: self.free_slots(&state.core, *well),
+            },
+            Action::Ready(r) => Input::ReportReady {
+                well: state.core.resources[r].well,
+                resource: *r,
+            },
+            Action::Renew(l) => Input::RenewLease {
+                well: state.core.leases[l].well,
+                lease: *l,
+            },
+            Action::CreateFailed(r, retryable) => Input::ReportFailed {
+                well: state.core.resources[r].well,
+                resource: *r,
+                retryable: *retryable,
+            },
+            Action::Destroyed(r) => Input::ConfirmDestroyed {
+                well: state.core.resources[r].well,
+                resource: *r,
+            },
+            Action::DestroyFailed(r) => Input::ReportDestroyFailed {
+                well: state.core.resources[r].well,
+                resource: *r,
+            },
+            Action::ReleaseHeld(r) => Input::ReleaseHeld { resource: *r },
+            Action::RequestWorker(f) => Input::RequestWorker {
+                factory: *f,
+                free: self.free_workers(&state.core, *f),
+            },
+            Action::WorkerCreated(w) => Input::ReportWorkerCreated {
+                factory: state.core.workers[w].factory,
+                worker: *w,
+            },
+            Action::WorkerOnline(w) => Input::ReportWorkerOnline { worker: *w },
+            Action::Start(w) => Input::StartJob { worker: *w },
+            Action::Finish(w, ok) => Input::FinishJob {
+                worker: *w,
+                succeeded: *ok,
+            },
+            Action::WorkerLost(w) => Input::ReportWorkerLost {
+                factory: state.core.workers[w].factory,
+                worker: *w,
+            },
+            Action::WorkerDestroyed(w) => Input::ConfirmWorkerDestroyed {
+                factory: state.core.workers[w].factory,
+                worker: *w,
+            },
+            Action::Cancel(j) => Input::CancelJob { job: *j },
+            Action::Tick => Input::Tick,
+            Action::Restart => return None,
+            Action::Stale(input) => input.clone(),
+        })
+    }
+
+    /// What the well reports free: each pool's capacity less what the well
+    /// holds in it (the well's own count, from the things it has made).
+    fn free_slots(&self, core: &State, well: WellId) -> BTreeMap<TypeId, u16> {
+        let index = usize::try_from(well.0 - 1).expect("small ids");
+        let mut free = BTreeMap::new();
+        for (types, capacity) in &self.scope.wells[index] {
+            let used = core
+                .resources
+                .values()
+                .filter(|r| r.well == well && types.contains(&r.rtype.as_str()))
+                .count();
+            let left = capacity.saturating_sub(u16::try_from(used).expect("small"));
+            if left > 0 {
+                for t in types {
+                    free.insert(TypeId::new(*t), left);
+                }
+            }
+        }
+        free
+    }
+
+    fn free_workers(&self, core: &State, factory: FactoryId) -> BTreeMap<TargetId, u16> {
+        let index = usize::try_from(factory.0 - 1).expect("small ids");
+        let mut free = BTreeMap::new();
+        for (target, capacity) in &self.scope.factories[index] {
+            let used = core
+                .workers
+                .values()
+                .filter(|w| w.factory == factory && w.target.as_str() == *target)
+                .count();
+            let left = capacity.saturating_sub(u16::try_from(used).expect("small"));
+            if left > 0 {
+                free.insert(TargetId::new(*target), left);
+            }
+        }
+        free
+    }
+
+    pub(crate) fn progress_actions(&self, state: &ModelState, out: &mut Vec<Action>) {
+        let core = &state.core;
+        if usize::from(state.submitted) < self.scope.jobs.len() {
+            out.push(Action::Submit(usize::from(state.submitted)));
+        }
+        for (&r, res) in &core.resources {
+            match res.state {
+                ResourceState::Creating { lease } => {
+                    out.push(Action::Ready(r));
+                    if core.leases[&lease].resources[0] == r {
+                        out.push(Action::Renew(lease));
+                    }
+                }
+                ResourceState::Releasing { .. } => out.push(Action::Destroyed(r)),
+                ResourceState::Held => out.push(Action::ReleaseHeld(r)),
+                ResourceState::Ready => {}
+            }
+        }
+        for (&w, worker) in &core.workers {
+            match worker.state {
+                WorkerState::Leased { .. } => out.push(Action::WorkerCreated(w)),
+                WorkerState::Created => out.push(Action::WorkerOnline(w)),
+                WorkerState::Online => match core.jobs[&worker.job].phase {
+                    Phase::Running => out.push(Action::Finish(w, true)),
+                    Phase::Blocked | Phase::Acquiring | Phase::Ended(_) => {
+                        out.push(Action::Start(w))
+                    }
+                },
+                WorkerState::Releasing => out.push(Action::WorkerDestroyed(w)),
+            }
+        }
+        for i in 0..self.scope.wells.len() {
+            out.push(Action::RequestLease(well_id(i)));
+        }
+        for i in 0..self.scope.factories.len() {
+            out.push(Action::RequestWorker(factory_id(i)));
+        }
+    }
+
+    pub(crate) fn fault_actions(&self, state: &ModelState, out: &mut Vec<Action>) {
+        let core = &state.core;
+        out.extend(stale_inputs(core).into_iter().map(Action::Stale));
+        if state.budget.faults == 0 {
+            return;
+        }
+        if next_deadline(core).is_some() {
+            out.push(Action::Tick);
+        }
+        out.push(Action::Restart);
+        for (&r, res) in &core.resources {
+            match res.state {
+                ResourceState::Creating { .. } => {
+                    out.push(Action::CreateFailed(r, true));
+                    out.push(Action::CreateFailed(r, false));
+                }
+                ResourceState::Releasing { .. } => {
+                    out.push(Action::DestroyFailed(r));
+                }
+                _ => {}
+            }
+        }
+        for (&w, worker) in &core.workers {
+            if worker.state != WorkerState::Releasing {
+                out.push(Action::WorkerLost(w));
+            }
+            if worker.state == WorkerState::Online && core.jobs[&worker.job].phase == Phase::Running
+            {
+                out.push(Action::Finish(w, false));
+            }
+        }
+        for (&j, job) in &core.jobs {
+            if !job.is_ended() {
+                out.push(Action::Cancel(j));
+            }
+        }
+    }
+
+    pub(crate) fn spend(budget: &mut Budget, action: &Action) {
+        if action.is_fault() && !matches!(action, Action::Stale(_)) {
+            budget.faults -= 1;
+        }
+    }
+}
+
+/// Inputs the core must refuse in this state: duplicate, late or
+/// misdirected reports. One of each kind, where one exists.
+fn stale_inputs(core: &State) -> Vec<Input> {
+    let mut out = Vec::new();
+    if let Some((&resource, r)) = core
+        .resources
+        .iter()
+        .find(|(_, r)| r.state == ResourceState::Ready)
+    {
+        out.push(Input::ReportReady {
+            well: r.well,
+            resource,
+        });
+    }
+    if let Some((&resource, r)) = core
+        .resources
+        .iter()
+        .find(|(_, r)| matches!(r.state, ResourceState::Creating { .. }))
+    {
+        out.push(Input::ReportReady {
+            well: WellId(r.well.0 + 100),
+            resource,
+        });
+    }
+    let gone_resource = (1..core.next_resource.0)
+        .map(ResourceId)
+        .rfind(|r| !core.resources.contains_key(r));
+    if let Some(resource) = gone_resource {
+        out.push(Input::ConfirmDestroyed {
+            well: WellId(1),
+            resource,
+        });
+    }
+    let gone_lease = (1..core.next_lease.0)
+        .map(LeaseId)
+        .rfind(|l| !core.leases.contains_key(l));
+    if let Some(lease) = gone_lease {
+        out.push(Input::RenewLease {
+            well: WellId(1),
+            lease,
+        });
+    }
+    if let Some((&worker, _)) = core
+        .workers
+        .iter()
+        .find(|(_, w)| w.state != WorkerState::Online)
+    {
+        out.push(Input::FinishJob {
+            worker,
+            succeeded: true,
+        });
+    }
+    if let Some((&job, _)) = core.jobs.iter().find(|(_, j)| j.is_ended()) {
+        out.push(Input::CancelJob { job });
+    }
+    out
+}
