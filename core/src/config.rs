@@ -72,8 +72,8 @@ pub struct Limits {
     pub lease_ttl_ms: u64,
     /// How long a factory has to create the worker it leased.
     pub worker_lease_ttl_ms: u64,
-    /// How many times one group may fail to be created (retryably, or by
-    /// lease expiry) before the job fails.
+    /// How many failed or expired leases one group may have: at this many
+    /// the job fails rather than asking again.
     pub group_failures_max: u8,
     /// How many destroy failures in a row put a resource on hold for an
     /// operator.

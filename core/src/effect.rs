@@ -4,7 +4,7 @@
 //! performs the pending ones again. Every effect is idempotent.
 
 use crate::event::Event;
-use crate::ids::{FactoryId, JobId, ResourceId, TargetId, TypeId, WellId, WorkerId};
+use crate::ids::{FactoryId, JobId, LeaseId, ResourceId, TargetId, TypeId, WellId, WorkerId};
 use crate::job::{Phase, WorkerWant};
 use crate::lease;
 use crate::resource::ResourceState;
@@ -32,9 +32,8 @@ pub enum Effect {
     NotifyJob { job: JobId },
 }
 
-/// The effects of a step's events, in order, without repeats. Destruction
-/// is read off the difference between the states before and after (what
-/// newly went into release), the rest off the events.
+/// The effects of a step's events, in order, without repeats. `before`
+/// and `after` are the states around the step.
 pub(crate) fn effects_of(before: &State, after: &State, events: &[Event]) -> Vec<Effect> {
     let mut out = Vec::new();
     let mut seen = BTreeSet::new();
@@ -44,32 +43,22 @@ pub(crate) fn effects_of(before: &State, after: &State, events: &[Event]) -> Vec
         }
     };
     for event in events {
-        if let Some(job) = event.job() {
+        if let Some(job) = job_of(before, after, event) {
             push(Effect::NotifyJob { job });
         }
-        match event {
-            Event::GroupQueued { .. } | Event::LeaseEnded { .. } => {
-                // Whatever is waiting now may be granted: wake the wells of
-                // those types (a lease that ended requeued its group).
-                for c in lease::waiting(after) {
-                    push(Effect::WakeWells { rtype: c.rtype });
-                }
-            }
-            Event::WorkerQueued { job } => {
-                if let Some(j) = after.jobs.get(job) {
-                    push(Effect::WakeFactories {
-                        target: j.target.clone(),
-                    });
-                }
-            }
-            Event::WorkerLeaseExpired { worker } => {
-                if let Some(w) = after.workers.get(worker) {
-                    push(Effect::WakeFactories {
-                        target: w.target.clone(),
-                    });
-                }
-            }
-            _ => {}
+    }
+    // Long-polling wells and factories are woken whenever work may have
+    // appeared or room may have come back, so a freed slot is handed on at
+    // once rather than at the end of a poll. A spurious wake costs one
+    // empty lease request.
+    if events.iter().any(|e| wakes(e).0) {
+        for c in lease::waiting(after) {
+            push(Effect::WakeWells { rtype: c.rtype });
+        }
+    }
+    if events.iter().any(|e| wakes(e).1) {
+        for target in targets_waiting(after) {
+            push(Effect::WakeFactories { target });
         }
     }
     for (&resource, r) in &after.resources {
@@ -99,6 +88,106 @@ pub(crate) fn effects_of(before: &State, after: &State, events: &[Event]) -> Vec
     out
 }
 
+/// Whether an event may let a waiting group (first) or a waiting job's
+/// worker (second) be granted now: new work, a requeue, capacity back, a
+/// queue's head leaving, or the lease hold lifted.
+fn wakes(event: &Event) -> (bool, bool) {
+    match event {
+        Event::GroupQueued { .. } | Event::LeaseEnded { .. } | Event::ResourceDestroyed { .. } => {
+            (true, false)
+        }
+        Event::WorkerQueued { .. }
+        | Event::WorkerLeaseExpired { .. }
+        | Event::WorkerDestroyed { .. } => (false, true),
+        Event::JobEnded { .. } | Event::JobRetired { .. } => (true, true),
+        Event::LeasesHeld { held } => (!held, !held),
+        Event::TypeDefined { .. }
+        | Event::TargetDefined { .. }
+        | Event::WellRegistered { .. }
+        | Event::FactoryRegistered { .. }
+        | Event::JobSubmitted { .. }
+        | Event::DependencySettled { .. }
+        | Event::AcquisitionBegan { .. }
+        | Event::LeaseGranted { .. }
+        | Event::LeaseRenewed { .. }
+        | Event::ResourceReady { .. }
+        | Event::LeaseFulfilled { .. }
+        | Event::GroupReady { .. }
+        | Event::WorkerLeased { .. }
+        | Event::WorkerCreated { .. }
+        | Event::WorkerOnline { .. }
+        | Event::JobStarted { .. }
+        | Event::ResourceReleased { .. }
+        | Event::WorkerReleased { .. }
+        | Event::DestroyFailed { .. }
+        | Event::ResourceHeld { .. }
+        | Event::HeldReleased { .. } => (false, false),
+    }
+}
+
+/// Targets for which a job waits for a worker.
+fn targets_waiting(state: &State) -> BTreeSet<TargetId> {
+    state
+        .jobs
+        .values()
+        .filter(|j| j.phase == Phase::Acquiring && j.worker == WorkerWant::Queued)
+        .map(|j| j.target.clone())
+        .collect()
+}
+
+/// The job an event concerns, looked up through its resource, lease or
+/// worker where the event does not name it. Things that leave the books in
+/// the step are found in the state before it.
+fn job_of(before: &State, after: &State, event: &Event) -> Option<JobId> {
+    let resource = |r: &ResourceId| {
+        (after.resources.get(r))
+            .or_else(|| before.resources.get(r))
+            .map(|r| r.job)
+    };
+    let lease = |l: &LeaseId| {
+        (after.leases.get(l))
+            .or_else(|| before.leases.get(l))
+            .map(|l| l.job)
+    };
+    let worker = |w: &WorkerId| {
+        (after.workers.get(w))
+            .or_else(|| before.workers.get(w))
+            .map(|w| w.job)
+    };
+    match event {
+        Event::ResourceReady { resource: r }
+        | Event::ResourceReleased { resource: r }
+        | Event::DestroyFailed { resource: r }
+        | Event::ResourceHeld { resource: r }
+        | Event::HeldReleased { resource: r }
+        | Event::ResourceDestroyed { resource: r } => resource(r),
+        Event::LeaseRenewed { lease: l, .. }
+        | Event::LeaseFulfilled { lease: l }
+        | Event::LeaseEnded { lease: l, .. } => lease(l),
+        Event::WorkerLeaseExpired { worker: w }
+        | Event::WorkerCreated { worker: w }
+        | Event::WorkerOnline { worker: w }
+        | Event::WorkerReleased { worker: w }
+        | Event::WorkerDestroyed { worker: w } => worker(w),
+        Event::TypeDefined { .. }
+        | Event::TargetDefined { .. }
+        | Event::WellRegistered { .. }
+        | Event::FactoryRegistered { .. }
+        | Event::LeasesHeld { .. }
+        | Event::JobSubmitted { .. }
+        | Event::DependencySettled { .. }
+        | Event::AcquisitionBegan { .. }
+        | Event::GroupQueued { .. }
+        | Event::LeaseGranted { .. }
+        | Event::GroupReady { .. }
+        | Event::WorkerQueued { .. }
+        | Event::WorkerLeased { .. }
+        | Event::JobStarted { .. }
+        | Event::JobEnded { .. }
+        | Event::JobRetired { .. } => event.job(),
+    }
+}
+
 /// Everything this state owes the outside world. The driver performs these
 /// after a restart; they are also what a correct step's effects add up to.
 #[must_use]
@@ -107,12 +196,8 @@ pub fn pending_effects(state: &State) -> Vec<Effect> {
     for c in lease::waiting(state) {
         out.insert(Effect::WakeWells { rtype: c.rtype });
     }
-    for j in state.jobs.values() {
-        if j.phase == Phase::Acquiring && j.worker == WorkerWant::Queued {
-            out.insert(Effect::WakeFactories {
-                target: j.target.clone(),
-            });
-        }
+    for target in targets_waiting(state) {
+        out.insert(Effect::WakeFactories { target });
     }
     for (&resource, r) in &state.resources {
         if let ResourceState::Releasing { .. } = r.state {

@@ -17,10 +17,19 @@ macro_rules! numeric_id {
         pub struct $name(pub u32);
 
         impl $name {
-            /// The id after this one (ids are handed out in order).
+            /// The id after this one (ids are handed out in order). `step`
+            /// refuses to hand out the last one (see `exhausted`), so
+            /// `apply` never overflows.
             #[must_use]
             pub fn next(self) -> Self {
                 Self(self.0.checked_add(1).expect(concat!(stringify!($name), " space exhausted")))
+            }
+
+            /// Whether handing out `n` more ids from this one would run
+            /// out of the id space.
+            #[must_use]
+            pub fn exhausted(self, n: u32) -> bool {
+                self.0.checked_add(n).is_none()
             }
         }
 

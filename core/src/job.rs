@@ -3,10 +3,10 @@
 //! here, and so is the release of everything a job holds when it ends.
 
 use crate::config::AcquisitionPolicy;
-use crate::event::{Event, LeaseEnd};
-use crate::ids::{JobId, Privilege, ResourceId, TargetId, TypeId, WorkerId};
+use crate::end::end_job;
+use crate::event::Event;
+use crate::ids::{JobId, Privilege, TargetId, TypeId, WorkerId};
 use crate::rejection::Rejection;
-use crate::resource::ResourceState;
 use crate::step::Tx;
 use crate::time::Time;
 use crate::worker::WorkerState;
@@ -210,6 +210,12 @@ pub(crate) fn handle_submit(tx: &mut Tx, spec: JobSpec) -> Result<(), Rejection>
     if let Some(dep) = spec.depends_on.iter().find(|d| !known(d)) {
         return Err(Rejection::UnknownJob { job: *dep });
     }
+    if tx.state.next_job.exhausted(1) {
+        return Err(Rejection::LimitExceeded {
+            what: "job ids",
+            max: u64::from(u32::MAX),
+        });
+    }
     if tx.state.jobs.len() >= limits.jobs_max as usize {
         return Err(Rejection::LimitExceeded {
             what: "jobs in the scheduler at once",
@@ -253,7 +259,7 @@ pub(crate) fn handle_submit(tx: &mut Tx, spec: JobSpec) -> Result<(), Rejection>
 /// Starts a job's acquisition: under the ordered policy the first group (or
 /// the worker, when the job needs no resources); under the parallel mutant,
 /// everything at once.
-fn begin_acquisition(tx: &mut Tx, job: JobId) {
+pub(crate) fn begin_acquisition(tx: &mut Tx, job: JobId) {
     tx.emit(Event::AcquisitionBegan { job });
     match tx.state.rules.acquisition {
         AcquisitionPolicy::Ordered => ask_next(tx, job),
@@ -303,15 +309,7 @@ pub(crate) fn handle_cancel(tx: &mut Tx, job: JobId) -> Result<(), Rejection> {
 
 /// The agent on `worker` says the job's tasks have begun.
 pub(crate) fn handle_start(tx: &mut Tx, worker: WorkerId) -> Result<(), Rejection> {
-    let w = crate::worker::known_worker(tx, worker)?;
-    if w.state != WorkerState::Online {
-        return Err(Rejection::WrongState {
-            what: worker.to_string(),
-            state: w.state.name(),
-            wanted: "online",
-        });
-    }
-    let job = w.job;
+    let job = current_worker(tx, worker)?;
     let entry = &tx.state.jobs[&job];
     match entry.phase {
         Phase::Acquiring if entry.all_groups_ready() => {
@@ -331,7 +329,7 @@ pub(crate) fn handle_finish(
     worker: WorkerId,
     succeeded: bool,
 ) -> Result<(), Rejection> {
-    let job = crate::worker::known_worker(tx, worker)?.job;
+    let job = current_worker(tx, worker)?;
     if tx.state.jobs[&job].phase != Phase::Running {
         return Err(Rejection::JobNotRunning { job });
     }
@@ -344,107 +342,40 @@ pub(crate) fn handle_finish(
     Ok(())
 }
 
+/// The job of an agent's worker, if that worker is online and still the
+/// one its job holds: a worker that was replaced (its lease expired and the
+/// job got another) must not start or finish the job. The job is in the
+/// books while its worker is (invariant `worker-has-job`).
+fn current_worker(tx: &Tx, worker: WorkerId) -> Result<JobId, Rejection> {
+    let w = crate::worker::known_worker(tx, worker)?;
+    if w.state != WorkerState::Online {
+        return Err(Rejection::WrongState {
+            what: worker.to_string(),
+            state: w.state.name(),
+            wanted: "online",
+        });
+    }
+    if tx.state.jobs[&w.job].worker != WorkerWant::Bound(worker) {
+        return Err(Rejection::NotYours {
+            what: format!("{} (it has another worker)", w.job),
+        });
+    }
+    Ok(w.job)
+}
+
 /// A job that is in the books and has not ended.
 pub(crate) fn live_job(tx: &Tx, job: JobId) -> Result<&Job, Rejection> {
-    let entry = tx
-        .state
-        .jobs
-        .get(&job)
-        .ok_or(Rejection::UnknownJob { job })?;
+    let Some(entry) = tx.state.jobs.get(&job) else {
+        return Err(if job < tx.state.next_job {
+            Rejection::Gone {
+                what: job.to_string(),
+            }
+        } else {
+            Rejection::UnknownJob { job }
+        });
+    };
     if let Phase::Ended(outcome) = entry.phase {
         return Err(Rejection::JobEnded { job, outcome });
     }
     Ok(entry)
-}
-
-/// Ends a job and releases everything it holds (rule 6): leases still being
-/// created end, ready resources go back to their wells to be destroyed, the
-/// worker goes back to its factory. Dependents are settled, and the job
-/// retires at once if it held nothing.
-pub(crate) fn end_job(tx: &mut Tx, job: JobId, outcome: Outcome) {
-    let mut ending = vec![(job, outcome)];
-    while let Some((job, outcome)) = ending.pop() {
-        if tx.state.jobs.get(&job).is_none_or(Job::is_ended) {
-            continue;
-        }
-        tx.emit(Event::JobEnded { job, outcome });
-        release_all(tx, job);
-        retire_if_done(tx, job);
-        ending.extend(settle_dependents(tx, job, outcome));
-    }
-}
-
-fn release_all(tx: &mut Tx, job: JobId) {
-    let leases: Vec<_> = tx
-        .state
-        .leases
-        .iter()
-        .filter(|(_, l)| l.job == job)
-        .map(|(id, _)| *id)
-        .collect();
-    for lease in leases {
-        tx.emit(Event::LeaseEnded {
-            lease,
-            cause: LeaseEnd::JobEnded,
-        });
-    }
-    let ready: Vec<ResourceId> = tx
-        .state
-        .resources
-        .iter()
-        .filter(|(_, r)| r.job == job && r.state == ResourceState::Ready)
-        .map(|(id, _)| *id)
-        .collect();
-    for resource in ready {
-        tx.emit(Event::ResourceReleased { resource });
-    }
-    if let WorkerWant::Bound(worker) = tx.state.jobs[&job].worker
-        && let Some(w) = tx.state.workers.get(&worker)
-        && w.state != WorkerState::Releasing
-    {
-        tx.emit(Event::WorkerReleased { worker });
-    }
-}
-
-/// Rule 8: once a job ends, the jobs that wait for it either start
-/// acquiring (when nothing else holds them back) or fail with it. Returns
-/// the jobs that must now end.
-fn settle_dependents(tx: &mut Tx, ended: JobId, outcome: Outcome) -> Vec<(JobId, Outcome)> {
-    let dependents: Vec<JobId> = tx
-        .state
-        .jobs
-        .iter()
-        .filter(|(_, j)| j.phase == Phase::Blocked && j.depends_on.contains(&ended))
-        .map(|(id, _)| *id)
-        .collect();
-    let mut failing = Vec::new();
-    for job in dependents {
-        if outcome == Outcome::Succeeded {
-            tx.emit(Event::DependencySettled {
-                job,
-                dependency: ended,
-            });
-            if tx.state.jobs[&job].depends_on.is_empty() {
-                begin_acquisition(tx, job);
-            }
-        } else {
-            failing.push((job, Outcome::Failed(Failure::Dependency)));
-        }
-    }
-    failing
-}
-
-/// A job leaves the books once it has ended and its well and factory have
-/// confirmed that everything it held is gone.
-pub(crate) fn retire_if_done(tx: &mut Tx, job: JobId) {
-    let Some(entry) = tx.state.jobs.get(&job) else {
-        return;
-    };
-    let done = entry.is_ended()
-        && !tx.state.leases.values().any(|l| l.job == job)
-        && !tx.state.resources.values().any(|r| r.job == job)
-        && !tx.state.workers.values().any(|w| w.job == job);
-    if done {
-        tx.emit(Event::JobRetired { job });
-    }
 }

@@ -137,6 +137,12 @@ pub(crate) fn handle_request(
     let Some(c) = chosen else {
         return Ok(());
     };
+    if tx.state.next_lease.exhausted(1) || tx.state.next_resource.exhausted(u32::from(c.needed)) {
+        return Err(Rejection::LimitExceeded {
+            what: "lease or resource ids",
+            max: u64::from(u32::MAX),
+        });
+    }
     let first = tx.state.next_resource.0;
     let resources = (first..first + u32::from(c.needed))
         .map(ResourceId)

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod config;
 pub mod effect;
+pub mod end;
 pub mod event;
 pub mod ids;
 pub mod input;
@@ -21,6 +22,7 @@ pub mod rejection;
 pub mod resource;
 pub mod state;
 pub mod step;
+pub mod tick;
 pub mod time;
 pub mod worker;
 
@@ -36,5 +38,6 @@ pub use job::{Failure, JobSpec, Outcome, Phase, Request};
 pub use registry::{Pool, TargetSpec, TypeSpec};
 pub use rejection::Rejection;
 pub use state::State;
-pub use step::{Transition, next_deadline, step};
+pub use step::{Transition, step};
+pub use tick::next_deadline;
 pub use time::Time;

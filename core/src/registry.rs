@@ -196,3 +196,11 @@ pub(crate) fn handle_register_factory(
     tx.emit(Event::FactoryRegistered { factory, capacity });
     Ok(())
 }
+
+/// Stops (or resumes) the granting of new leases to wells and factories.
+/// Saying what is already so decides nothing.
+pub(crate) fn handle_hold_leases(tx: &mut Tx, held: bool) {
+    if tx.state.lease_hold != held {
+        tx.emit(Event::LeasesHeld { held });
+    }
+}

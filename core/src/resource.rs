@@ -55,16 +55,22 @@ impl ResourceState {
 /// A resource in the books that belongs to `well`. Ids that were handed out
 /// but have left the books are told apart from ids never handed out, so a
 /// late report reads "gone", not "unknown".
-fn owned(tx: &Tx, well: WellId, resource: ResourceId) -> Result<&Resource, Rejection> {
-    let Some(r) = tx.state.resources.get(&resource) else {
-        return Err(if resource < tx.state.next_resource {
+fn in_books(tx: &Tx, resource: ResourceId) -> Result<&Resource, Rejection> {
+    tx.state
+        .resources
+        .get(&resource)
+        .ok_or(if resource < tx.state.next_resource {
             Rejection::Gone {
                 what: format!("resource {resource}"),
             }
         } else {
             Rejection::UnknownResource { resource }
-        });
-    };
+        })
+}
+
+/// A resource in the books that belongs to `well`.
+fn owned(tx: &Tx, well: WellId, resource: ResourceId) -> Result<&Resource, Rejection> {
+    let r = in_books(tx, resource)?;
     if r.well != well {
         return Err(Rejection::NotYours {
             what: format!("resource {resource}"),
@@ -73,8 +79,20 @@ fn owned(tx: &Tx, well: WellId, resource: ResourceId) -> Result<&Resource, Rejec
     Ok(r)
 }
 
+/// What a well reports about a resource it is creating.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Report {
+    Ready,
+    Failed,
+}
+
 /// A resource being created under a lease that has not expired.
-fn creating(tx: &Tx, well: WellId, resource: ResourceId) -> Result<LeaseId, Rejection> {
+fn creating(
+    tx: &Tx,
+    well: WellId,
+    resource: ResourceId,
+    report: Report,
+) -> Result<LeaseId, Rejection> {
     let r = owned(tx, well, resource)?;
     match r.state {
         ResourceState::Creating { lease } => {
@@ -83,14 +101,16 @@ fn creating(tx: &Tx, well: WellId, resource: ResourceId) -> Result<LeaseId, Reje
             }
             Ok(lease)
         }
-        ResourceState::Ready => Err(Rejection::Duplicate {
+        ResourceState::Ready if report == Report::Ready => Err(Rejection::Duplicate {
             what: format!("ready report for resource {resource}"),
         }),
-        ResourceState::Releasing { .. } | ResourceState::Held => Err(Rejection::WrongState {
-            what: format!("resource {resource}"),
-            state: r.state.name(),
-            wanted: "creating",
-        }),
+        ResourceState::Ready | ResourceState::Releasing { .. } | ResourceState::Held => {
+            Err(Rejection::WrongState {
+                what: format!("resource {resource}"),
+                state: r.state.name(),
+                wanted: "creating",
+            })
+        }
     }
 }
 
@@ -99,7 +119,7 @@ pub(crate) fn handle_ready(
     well: WellId,
     resource: ResourceId,
 ) -> Result<(), Rejection> {
-    let lease = creating(tx, well, resource)?;
+    let lease = creating(tx, well, resource, Report::Ready)?;
     tx.emit(Event::ResourceReady { resource });
     let l = &tx.state.leases[&lease];
     let (job, group) = (l.job, l.group);
@@ -130,7 +150,7 @@ pub(crate) fn handle_failed(
     resource: ResourceId,
     retryable: bool,
 ) -> Result<(), Rejection> {
-    let lease = creating(tx, well, resource)?;
+    let lease = creating(tx, well, resource, Report::Failed)?;
     tx.emit(Event::LeaseEnded {
         lease,
         cause: LeaseEnd::Failed {
@@ -149,12 +169,14 @@ pub(crate) fn handle_failed(
 pub(crate) fn after_failed_lease(tx: &mut Tx, job: JobId, group: u8, retryable: bool) {
     let failures = match tx.state.jobs[&job].groups[usize::from(group)].state {
         GroupState::Acquiring { failures } => failures,
+        // A lease exists only for an acquiring group (invariant
+        // `lease-for-acquiring-group`), and this one has just ended.
         GroupState::Idle | GroupState::Ready => {
             unreachable!("a lease ended for {job} group {group}, which was not acquiring")
         }
     };
     if !retryable || failures >= tx.state.limits.group_failures_max {
-        job::end_job(tx, job, Outcome::Failed(Failure::Resource));
+        crate::end::end_job(tx, job, Outcome::Failed(Failure::Resource));
     }
 }
 
@@ -176,7 +198,7 @@ pub(crate) fn handle_destroyed(
     }
     let job = r.job;
     tx.emit(Event::ResourceDestroyed { resource });
-    job::retire_if_done(tx, job);
+    crate::end::retire_if_done(tx, job);
     Ok(())
 }
 
@@ -202,11 +224,7 @@ pub(crate) fn handle_destroy_failed(
 
 /// An operator has dealt with a held resource: its well tries again.
 pub(crate) fn handle_release_held(tx: &mut Tx, resource: ResourceId) -> Result<(), Rejection> {
-    let r = tx
-        .state
-        .resources
-        .get(&resource)
-        .ok_or(Rejection::UnknownResource { resource })?;
+    let r = in_books(tx, resource)?;
     if r.state != ResourceState::Held {
         return Err(Rejection::WrongState {
             what: format!("resource {resource}"),

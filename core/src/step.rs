@@ -11,7 +11,7 @@ use crate::input::Input;
 use crate::rejection::Rejection;
 use crate::state::State;
 use crate::time::Time;
-use crate::{job, lease, registry, resource, worker};
+use crate::{job, lease, registry, resource, tick, worker};
 
 /// What a step decided: the events to persist, in order, then the effects
 /// to perform once they are committed.
@@ -72,9 +72,7 @@ fn dispatch(tx: &mut Tx, input: Input) -> Result<(), Rejection> {
             registry::handle_register_factory(tx, factory, capacity)
         }
         Input::HoldLeases { held } => {
-            if tx.state.lease_hold != held {
-                tx.emit(Event::LeasesHeld { held });
-            }
+            registry::handle_hold_leases(tx, held);
             Ok(())
         }
         Input::ReleaseHeld { resource } => resource::handle_release_held(tx, resource),
@@ -106,48 +104,8 @@ fn dispatch(tx: &mut Tx, input: Input) -> Result<(), Rejection> {
         Input::StartJob { worker } => job::handle_start(tx, worker),
         Input::FinishJob { worker, succeeded } => job::handle_finish(tx, worker, succeeded),
         Input::Tick => {
-            handle_tick(tx);
+            tick::handle_tick(tx);
             Ok(())
         }
     }
-}
-
-/// Whatever is due at `now`. Job timeouts go first: a job that times out
-/// releases its leases as part of ending, rather than having them expire
-/// and be requeued first.
-fn handle_tick(tx: &mut Tx) {
-    let due: Vec<_> = tx
-        .state
-        .jobs
-        .iter()
-        .filter(|(_, j)| !j.is_ended() && j.deadline <= tx.now)
-        .map(|(id, _)| *id)
-        .collect();
-    for job in due {
-        // An earlier timeout in this loop may have ended it as a dependent,
-        // and it may even have retired already.
-        if tx.state.jobs.get(&job).is_some_and(|j| !j.is_ended()) {
-            job::end_job(tx, job, job::Outcome::TimedOut);
-        }
-    }
-    lease::expire_due(tx);
-    worker::expire_due(tx);
-}
-
-/// The next time at which a `Tick` would change something, if any.
-#[must_use]
-pub fn next_deadline(state: &State) -> Option<Time> {
-    let jobs = state
-        .jobs
-        .values()
-        .filter(|j| !j.is_ended())
-        .map(|j| j.deadline);
-    let leases = state.leases.values().map(|l| l.expires_at);
-    let workers = state.workers.values().filter_map(|w| match w.state {
-        crate::worker::WorkerState::Leased { expires_at } => Some(expires_at),
-        crate::worker::WorkerState::Created
-        | crate::worker::WorkerState::Online
-        | crate::worker::WorkerState::Releasing => None,
-    });
-    jobs.chain(leases).chain(workers).min()
 }

@@ -4,7 +4,7 @@
 
 use crate::event::Event;
 use crate::ids::{FactoryId, JobId, TargetId, WorkerId};
-use crate::job::{self, Failure, Outcome, Phase, WorkerWant};
+use crate::job::{Failure, Outcome, Phase, WorkerWant};
 use crate::rejection::Rejection;
 use crate::state::State;
 use crate::step::Tx;
@@ -115,6 +115,12 @@ pub(crate) fn handle_request(
     let Some((&job, _)) = chosen else {
         return Ok(());
     };
+    if tx.state.next_worker.exhausted(1) {
+        return Err(Rejection::LimitExceeded {
+            what: "worker ids",
+            max: u64::from(u32::MAX),
+        });
+    }
     tx.emit(Event::WorkerLeased {
         worker: tx.state.next_worker,
         job,
@@ -184,7 +190,7 @@ pub(crate) fn handle_lost(
         });
     }
     let job = w.job;
-    job::end_job(tx, job, Outcome::Failed(Failure::WorkerLost));
+    crate::end::end_job(tx, job, Outcome::Failed(Failure::WorkerLost));
     Ok(())
 }
 
@@ -203,7 +209,7 @@ pub(crate) fn handle_destroyed(
     }
     let job = w.job;
     tx.emit(Event::WorkerDestroyed { worker });
-    job::retire_if_done(tx, job);
+    crate::end::retire_if_done(tx, job);
     Ok(())
 }
 

@@ -240,3 +240,29 @@ fn under_the_parallel_mutant_everything_is_asked_for_at_once() {
     ok(&mut s, Input::ReportWorkerOnline { worker }, 0);
     assert_eq!(rejects(&s, Input::StartJob { worker }, 0), "job_not_ready");
 }
+
+#[test]
+fn when_the_head_of_a_queue_leaves_the_wells_are_woken_for_the_next() {
+    let mut s = world();
+    submit(&mut s, &[("b", 2)]);
+    submit(&mut s, &[("b", 1)]);
+    let t1 = ok(&mut s, Input::CancelJob { job: J1 }, 0);
+    assert!(t1.effects.contains(&Effect::WakeWells { rtype: t("b") }));
+    assert_eq!(
+        granted(&ok(&mut s, lease_request(W1, &[("b", 1)]), 0)).map(|g| g.1),
+        Some(J2)
+    );
+}
+
+#[test]
+fn lifting_the_lease_hold_wakes_wells_and_factories() {
+    let mut s = world();
+    ok(&mut s, Input::HoldLeases { held: true }, 0);
+    submit(&mut s, &[("a", 1)]);
+    submit(&mut s, &[]);
+    let t1 = ok(&mut s, Input::HoldLeases { held: false }, 0);
+    assert!(t1.effects.contains(&Effect::WakeWells { rtype: t("a") }));
+    assert!(t1.effects.contains(&Effect::WakeFactories {
+        target: target("t")
+    }));
+}

@@ -142,7 +142,7 @@ fn reports_on_resources_that_are_not_yours_unknown_gone_or_done_are_refused() {
             },
             0
         ),
-        "duplicate"
+        "wrong_state"
     );
     ok(&mut s, Input::CancelJob { job: J1 }, 0);
     ok(
@@ -274,10 +274,13 @@ fn destroy_failures_hold_the_resource_until_an_operator_releases_it() {
     assert_eq!(t1.events, vec![Event::HeldReleased { resource: r }]);
     assert_eq!(
         t1.effects,
-        vec![Effect::DestroyResource {
-            well: W1,
-            resource: r
-        }]
+        vec![
+            Effect::NotifyJob { job: J1 },
+            Effect::DestroyResource {
+                well: W1,
+                resource: r
+            }
+        ]
     );
     assert_eq!(
         rejects(
@@ -332,4 +335,112 @@ fn a_held_resource_confirmed_gone_leaves_the_books() {
         0,
     );
     assert!(s.resources.is_empty());
+}
+
+#[test]
+fn failure_reports_that_do_not_fit_are_refused() {
+    let mut s = world();
+    submit(&mut s, &[("b", 2)]);
+    let g = ok(&mut s, lease_request(W1, &[("b", 2)]), 0);
+    let (_, _, rs) = granted(&g).expect("grant");
+    let failed = |well, resource| Input::ReportFailed {
+        well,
+        resource,
+        retryable: true,
+    };
+    assert_eq!(rejects(&s, failed(W2, rs[0]), 0), "not_yours");
+    assert_eq!(
+        rejects(&s, failed(W1, ResourceId(99)), 0),
+        "unknown_resource"
+    );
+    let ttl = Limits::default().lease_ttl_ms;
+    assert_eq!(rejects(&s, failed(W1, rs[0]), ttl), "lease_expired");
+    ok(
+        &mut s,
+        Input::ReportReady {
+            well: W1,
+            resource: rs[0],
+        },
+        0,
+    );
+    // Ready already: a failure for it contradicts what the well said.
+    assert_eq!(rejects(&s, failed(W1, rs[0]), 0), "wrong_state");
+    ok(&mut s, failed(W1, rs[1]), 0);
+    ok(
+        &mut s,
+        Input::ConfirmDestroyed {
+            well: W1,
+            resource: rs[0],
+        },
+        0,
+    );
+    assert_eq!(rejects(&s, failed(W1, rs[0]), 0), "gone");
+    assert_eq!(rejects(&s, failed(W1, rs[1]), 0), "wrong_state");
+}
+
+#[test]
+fn a_retried_group_keeps_its_place_ahead_of_later_jobs() {
+    let mut s = world();
+    submit(&mut s, &[("a", 1)]);
+    submit(&mut s, &[("a", 1)]);
+    let (_, job, rs) = granted(&ok(&mut s, lease_request(W1, &[("a", 1)]), 0)).expect("grant");
+    assert_eq!(job, J1);
+    ok(
+        &mut s,
+        Input::ReportFailed {
+            well: W1,
+            resource: rs[0],
+            retryable: true,
+        },
+        0,
+    );
+    let t1 = ok(
+        &mut s,
+        Input::ConfirmDestroyed {
+            well: W1,
+            resource: rs[0],
+        },
+        0,
+    );
+    // Capacity came back: the wells are woken for what waits.
+    assert!(t1.effects.contains(&Effect::WakeWells { rtype: t("a") }));
+    assert_eq!(
+        granted(&ok(&mut s, lease_request(W1, &[("a", 1)]), 0)).map(|g| g.1),
+        Some(J1)
+    );
+}
+
+#[test]
+fn resource_events_notify_the_job_they_belong_to() {
+    let mut s = world();
+    submit(&mut s, &[("b", 2)]);
+    let g = ok(&mut s, lease_request(W1, &[("b", 2)]), 0);
+    let (_, _, rs) = granted(&g).expect("grant");
+    let t1 = ok(
+        &mut s,
+        Input::ReportReady {
+            well: W1,
+            resource: rs[0],
+        },
+        0,
+    );
+    assert_eq!(t1.effects, vec![Effect::NotifyJob { job: J1 }]);
+}
+
+#[test]
+fn release_of_a_resource_that_left_the_books_is_gone() {
+    let mut s = world();
+    submit(&mut s, &[("a", 1)]);
+    let r = acquire(&mut s, W1, &[("a", 1)], 0)[0];
+    ok(&mut s, Input::CancelJob { job: J1 }, 0);
+    ok(
+        &mut s,
+        Input::ConfirmDestroyed {
+            well: W1,
+            resource: r,
+        },
+        0,
+    );
+    assert_eq!(rejects(&s, Input::ReleaseHeld { resource: r }, 0), "gone");
+    assert_eq!(rejects(&s, Input::CancelJob { job: J1 }, 0), "gone");
 }

@@ -72,7 +72,7 @@ fn a_job_runs_then_finishes_and_everything_goes_back() {
             },
             1
         ),
-        "job_not_running"
+        "wrong_state"
     );
     let last = ok(
         &mut s,
@@ -139,9 +139,7 @@ fn out_of_order_and_duplicate_worker_reports_are_refused() {
             },
             0
         ),
-        "unknown_worker"
-            .replace("unknown_worker", "not_yours")
-            .leak()
+        "not_yours"
     );
     ok(
         &mut s,
@@ -166,6 +164,17 @@ fn out_of_order_and_duplicate_worker_reports_are_refused() {
     assert_eq!(
         rejects(&s, Input::ReportWorkerOnline { worker: w }, 0),
         "duplicate"
+    );
+    assert_eq!(
+        rejects(
+            &s,
+            Input::FinishJob {
+                worker: w,
+                succeeded: true
+            },
+            0
+        ),
+        "job_not_running"
     );
     ok(&mut s, Input::StartJob { worker: w }, 0);
     assert_eq!(rejects(&s, Input::StartJob { worker: w }, 0), "duplicate");
@@ -305,4 +314,165 @@ fn an_expired_worker_lease_requeues_the_job_for_a_worker() {
             .iter()
             .any(|e| matches!(e, Event::WorkerLeased { job: J1, .. }))
     );
+}
+
+#[test]
+fn a_replaced_worker_cannot_start_or_finish_the_job() {
+    let mut s = world();
+    ok(
+        &mut s,
+        Input::RegisterFactory {
+            factory: FactoryId(2),
+            capacity: BTreeMap::from([(target("t"), 2)]),
+        },
+        0,
+    );
+    submit(&mut s, &[]);
+    let request = |n| Input::RequestWorker {
+        factory: FactoryId(2),
+        free: BTreeMap::from([(target("t"), n)]),
+    };
+    ok(&mut s, request(2), 0);
+    let (old, new) = (WorkerId(1), WorkerId(2));
+    let ttl = Limits::default().worker_lease_ttl_ms;
+    ok(&mut s, Input::Tick, ttl);
+    // The old worker is releasing, but its factory has not confirmed it.
+    ok(&mut s, request(1), ttl);
+    ok(
+        &mut s,
+        Input::ReportWorkerCreated {
+            factory: FactoryId(2),
+            worker: new,
+        },
+        ttl,
+    );
+    ok(&mut s, Input::ReportWorkerOnline { worker: new }, ttl);
+    ok(&mut s, Input::StartJob { worker: new }, ttl);
+    assert_eq!(
+        rejects(
+            &s,
+            Input::FinishJob {
+                worker: old,
+                succeeded: true
+            },
+            ttl
+        ),
+        "wrong_state"
+    );
+    assert_eq!(
+        rejects(&s, Input::StartJob { worker: old }, ttl),
+        "wrong_state"
+    );
+    ok(
+        &mut s,
+        Input::FinishJob {
+            worker: new,
+            succeeded: true,
+        },
+        ttl,
+    );
+}
+
+#[test]
+fn worker_reports_for_unknown_or_gone_workers_are_refused() {
+    let mut s = world();
+    let w = WorkerId(1);
+    for input in [
+        Input::ReportWorkerCreated {
+            factory: F1,
+            worker: w,
+        },
+        Input::ReportWorkerLost {
+            factory: F1,
+            worker: w,
+        },
+        Input::ConfirmWorkerDestroyed {
+            factory: F1,
+            worker: w,
+        },
+        Input::FinishJob {
+            worker: w,
+            succeeded: true,
+        },
+    ] {
+        assert_eq!(rejects(&s, input, 0), "unknown_worker");
+    }
+    submit(&mut s, &[]);
+    ok(&mut s, worker_request(1), 0);
+    ok(
+        &mut s,
+        Input::ReportWorkerLost {
+            factory: F1,
+            worker: w,
+        },
+        0,
+    );
+    assert_eq!(
+        rejects(
+            &s,
+            Input::ReportWorkerCreated {
+                factory: F1,
+                worker: w
+            },
+            0
+        ),
+        "wrong_state"
+    );
+    ok(
+        &mut s,
+        Input::ConfirmWorkerDestroyed {
+            factory: F1,
+            worker: w,
+        },
+        0,
+    );
+    for input in [
+        Input::ReportWorkerCreated {
+            factory: F1,
+            worker: w,
+        },
+        Input::ReportWorkerLost {
+            factory: F1,
+            worker: w,
+        },
+        Input::ConfirmWorkerDestroyed {
+            factory: F1,
+            worker: w,
+        },
+        Input::ReportWorkerOnline { worker: w },
+        Input::FinishJob {
+            worker: w,
+            succeeded: true,
+        },
+    ] {
+        assert_eq!(rejects(&s, input, 0), "gone");
+    }
+}
+
+#[test]
+fn a_destroyed_worker_wakes_factories_for_the_jobs_still_waiting() {
+    let mut s = world();
+    submit(&mut s, &[]);
+    submit(&mut s, &[]);
+    let w = run(&mut s, 0);
+    ok(
+        &mut s,
+        Input::FinishJob {
+            worker: w,
+            succeeded: true,
+        },
+        0,
+    );
+    let t1 = ok(
+        &mut s,
+        Input::ConfirmWorkerDestroyed {
+            factory: F1,
+            worker: w,
+        },
+        0,
+    );
+    assert!(t1.effects.contains(&Effect::WakeFactories {
+        target: target("t")
+    }));
+    assert!(t1.effects.contains(&Effect::NotifyJob { job: J1 }));
 }
