@@ -1,0 +1,301 @@
+//! The driver: the one task that owns the core `State`.
+//!
+//! ```text
+//!  callers ──input──▶ bounded queue ──▶ ┌──────────── driver task ────────────┐
+//!                                       │ take a batch (or a Tick when the    │
+//!                                       │   next deadline is due)             │
+//!                                       │ step each input on a working copy   │
+//!                                       │ append the batch's events: one tx   │──▶ store
+//!                                       │ committed? swap the copy in         │
+//!                                       │   : drop it, answer "unavailable"   │
+//!                                       │ perform the effects, answer callers │──▶ effect sink
+//!                                       └─────────────────────────────────────┘
+//! ```
+//!
+//! Nothing is acted on, and no caller hears an answer, before the events
+//! that decided it are committed. On start the state is rebuilt from the
+//! latest snapshot and the events after it, checked, and everything it
+//! still owes (`pending_effects`) is performed again: effects are
+//! idempotent.
+
+use crate::store::{Store, StoreError};
+use aquifer_core::{
+    Effect, Input, Limits, Rejection, Rules, State, Time, Transition, apply, invariants,
+    next_deadline, pending_effects, step,
+};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Where `now` comes from: the system clock in production, a hand-moved
+/// one in tests.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Time;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Time {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Time(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// Milliseconds since the clock was made, on tokio's monotonic clock: for
+/// tests and simulations that want small numbers and no wall-clock jumps.
+pub struct MonotonicClock(tokio::time::Instant);
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        MonotonicClock(tokio::time::Instant::now())
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now(&self) -> Time {
+        Time(u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+}
+
+/// Performs effects once their events are committed. Must be idempotent:
+/// after a restart, pending effects are performed again.
+pub trait EffectSink: Send + Sync + 'static {
+    fn perform(&self, effect: &Effect);
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// How many inputs may wait for the driver; more are refused as busy.
+    pub queue_max: usize,
+    /// How many inputs one transaction may carry.
+    pub batch_max: usize,
+    /// A snapshot is taken after this many events since the last one.
+    pub snapshot_every_events: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            queue_max: 4096,
+            batch_max: 256,
+            snapshot_every_events: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error("the scheduler is busy: {0} inputs are already waiting")]
+    Busy(usize),
+    #[error("the scheduler could not record the decision; nothing changed: {0}")]
+    Unavailable(String),
+}
+
+struct Request {
+    input: Input,
+    reply: oneshot::Sender<Result<Transition, DriverError>>,
+}
+
+/// How callers reach the driver.
+#[derive(Clone)]
+pub struct Handle {
+    queue: mpsc::Sender<Request>,
+    queue_max: usize,
+}
+
+impl Handle {
+    /// Sends an input and waits until its decision is committed (or
+    /// refused).
+    pub async fn send(&self, input: Input) -> Result<Transition, DriverError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .try_send(Request { input, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => DriverError::Busy(self.queue_max),
+                mpsc::error::TrySendError::Closed(_) => {
+                    DriverError::Unavailable("the driver has stopped".into())
+                }
+            })?;
+        answer
+            .await
+            .map_err(|_| DriverError::Unavailable("the driver stopped before answering".into()))?
+    }
+}
+
+pub struct Driver {
+    state: State,
+    /// The sequence number of the last committed event.
+    seq: u64,
+    last_snapshot: u64,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    sink: Arc<dyn EffectSink>,
+    options: Options,
+    queue: mpsc::Receiver<Request>,
+}
+
+/// What start-up found and did, for logs and benchmarks.
+#[derive(Clone, Copy, Debug)]
+pub struct Recovery {
+    pub snapshot_seq: u64,
+    pub replayed_events: usize,
+}
+
+impl Driver {
+    /// Rebuilds the state from the store and returns the driver (to be
+    /// run) and a handle to it.
+    pub async fn recover(
+        store: Store,
+        rules: Rules,
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+        sink: Arc<dyn EffectSink>,
+        options: Options,
+    ) -> Result<(Driver, Handle, Recovery), StoreError> {
+        let (snapshot_seq, mut state) = match store.latest_snapshot().await? {
+            Some((seq, state)) => (seq, state),
+            None => (0, State::new(rules, limits)),
+        };
+        let events = store.events_after(snapshot_seq).await?;
+        let replayed_events = events.len();
+        let mut seq = snapshot_seq;
+        for (s, e) in &events {
+            apply(&mut state, e);
+            seq = *s;
+        }
+        // A state that breaks an invariant was not made by `step`: refuse
+        // to schedule from it.
+        if let Err(v) = invariants::check(&state) {
+            panic!("the recovered state breaks an invariant at event {seq}: {v}");
+        }
+        let (tx, rx) = mpsc::channel(options.queue_max);
+        let driver = Driver {
+            state,
+            seq,
+            last_snapshot: snapshot_seq,
+            store,
+            clock,
+            sink,
+            options,
+            queue: rx,
+        };
+        let handle = Handle {
+            queue: tx,
+            queue_max: options.queue_max,
+        };
+        Ok((
+            driver,
+            handle,
+            Recovery {
+                snapshot_seq,
+                replayed_events,
+            },
+        ))
+    }
+
+    #[must_use]
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    #[must_use]
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Runs until every handle is dropped. Performs what the recovered
+    /// state owes first.
+    pub async fn run(mut self) -> State {
+        for effect in pending_effects(&self.state) {
+            self.sink.perform(&effect);
+        }
+        loop {
+            let batch = match self.next_batch().await {
+                Some(batch) => batch,
+                None => return self.state,
+            };
+            self.decide(batch).await;
+        }
+    }
+
+    /// Waits for inputs, or for the next deadline, whichever is first.
+    async fn next_batch(&mut self) -> Option<Vec<Request>> {
+        let wait = next_deadline(&self.state).map(|at| {
+            let now = self.clock.now();
+            std::time::Duration::from_millis(at.ms().saturating_sub(now.ms()))
+        });
+        let first = match wait {
+            Some(wait) => tokio::select! {
+                r = self.queue.recv() => r?,
+                () = tokio::time::sleep(wait) => return Some(vec![tick()]),
+            },
+            None => self.queue.recv().await?,
+        };
+        let mut batch = vec![first];
+        while batch.len() < self.options.batch_max {
+            match self.queue.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        Some(batch)
+    }
+
+    /// Steps a batch on a working copy, commits its events, and only then
+    /// swaps the copy in, performs effects and answers.
+    async fn decide(&mut self, batch: Vec<Request>) {
+        let now = self.clock.now();
+        let mut work = self.state.clone();
+        let mut events = Vec::new();
+        let mut answers = Vec::with_capacity(batch.len());
+        for Request { input, reply } in batch {
+            let result = step(&work, input, now);
+            if let Ok(t) = &result {
+                for e in &t.events {
+                    apply(&mut work, e);
+                }
+                events.extend(t.events.iter().cloned());
+            }
+            answers.push((reply, result));
+        }
+        if !events.is_empty() {
+            if let Err(e) = self.store.append(self.seq, now, &events).await {
+                tracing::error!(error = %e, "committing a batch failed; nothing changed");
+                for (reply, _) in answers {
+                    let _ = reply.send(Err(DriverError::Unavailable(e.to_string())));
+                }
+                return;
+            }
+            self.seq += events.len() as u64;
+            self.state = work;
+        }
+        for (reply, result) in answers {
+            if let Ok(t) = &result {
+                for effect in &t.effects {
+                    self.sink.perform(effect);
+                }
+            }
+            // A caller that gave up waiting does not undo the decision.
+            let _ = reply.send(result.map_err(DriverError::from));
+        }
+        if self.seq - self.last_snapshot >= self.options.snapshot_every_events {
+            match self.store.save_snapshot(self.seq, &self.state).await {
+                Ok(()) => self.last_snapshot = self.seq,
+                Err(e) => tracing::warn!(error = %e, "snapshot failed; start-up will replay more"),
+            }
+        }
+    }
+}
+
+/// A tick comes from the driver itself; nobody waits for its answer.
+fn tick() -> Request {
+    let (reply, _) = oneshot::channel();
+    Request {
+        input: Input::Tick,
+        reply,
+    }
+}

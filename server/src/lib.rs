@@ -1,0 +1,6 @@
+//! aquifer's server: the driver that runs the core's transition functions
+//! and persists every decision before acting on it, and the store it
+//! persists to.
+
+pub mod driver;
+pub mod store;

@@ -1,0 +1,198 @@
+//! The store: the event log and snapshots, in SQLite (the embedded
+//! default) or PostgreSQL. Every batch of events is appended in one
+//! transaction; nothing is acted on before that transaction commits.
+
+use aquifer_core::{Event, State, Time};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot use the database at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("unsupported database URL {url}: use sqlite:PATH, sqlite::memory: or postgres://...")]
+    Scheme { url: String },
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("event {seq} in the log cannot be read: {source}")]
+    Corrupt {
+        seq: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("the log does not continue from {expected}: found {found}")]
+    Gap { expected: u64, found: u64 },
+}
+
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same code on either pool: the SQL here is written to be valid
+/// for both (sqlx binds `$N` on SQLite too).
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// The URL with its password replaced, for messages and logs.
+#[must_use]
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+fn seq_i64(seq: u64) -> i64 {
+    i64::try_from(seq).expect("sequence numbers stay below 2^63")
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let connect = |source| StoreError::Connect {
+            url: redact(url),
+            source,
+        };
+        let store = if url.starts_with("sqlite:") {
+            let memory = url.contains(":memory:");
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(connect)?
+                .create_if_missing(true)
+                .journal_mode(if memory {
+                    SqliteJournalMode::Memory
+                } else {
+                    SqliteJournalMode::Wal
+                })
+                .busy_timeout(Duration::from_secs(5));
+            // An in-memory database exists once per connection.
+            let max = if memory { 1 } else { 4 };
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max)
+                .connect_with(options)
+                .await
+                .map_err(connect)?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            Store::Sqlite(pool)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .map_err(connect)?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            Store::Postgres(pool)
+        } else {
+            return Err(StoreError::Scheme { url: redact(url) });
+        };
+        Ok(store)
+    }
+
+    /// Appends events `after + 1 ..` in one transaction. The primary key on
+    /// `seq` makes a second writer (or a replayed batch) fail rather than
+    /// interleave.
+    pub async fn append(&self, after: u64, at: Time, events: &[Event]) -> Result<(), StoreError> {
+        let mut rows = Vec::with_capacity(events.len());
+        for e in events {
+            rows.push(serde_json::to_string(e)?);
+        }
+        let at_ms = i64::try_from(at.ms()).unwrap_or(i64::MAX);
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (i, body) in rows.iter().enumerate() {
+                sqlx::query("INSERT INTO events (seq, at_ms, body) VALUES ($1, $2, $3)")
+                    .bind(seq_i64(after + 1 + i as u64))
+                    .bind(at_ms)
+                    .bind(body)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The events after `after`, in order, checked to follow on without a
+    /// gap.
+    pub async fn events_after(&self, after: u64) -> Result<Vec<(u64, Event)>, StoreError> {
+        let rows: Vec<(i64, String)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT seq, body FROM events WHERE seq > $1 ORDER BY seq")
+                .bind(seq_i64(after))
+                .fetch_all(pool)
+                .await?
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for (expected, (seq, body)) in (after + 1..).zip(rows) {
+            let seq = u64::try_from(seq).unwrap_or(0);
+            if seq != expected {
+                return Err(StoreError::Gap {
+                    expected,
+                    found: seq,
+                });
+            }
+            let event = serde_json::from_str(&body)
+                .map_err(|source| StoreError::Corrupt { seq, source })?;
+            out.push((seq, event));
+        }
+        Ok(out)
+    }
+
+    pub async fn save_snapshot(&self, seq: u64, state: &State) -> Result<(), StoreError> {
+        let body = serde_json::to_string(state)?;
+        on_pool!(self, pool => {
+            sqlx::query("INSERT INTO snapshots (seq, body) VALUES ($1, $2) ON CONFLICT (seq) DO NOTHING")
+                .bind(seq_i64(seq))
+                .bind(body)
+                .execute(pool)
+                .await?;
+            // Older snapshots are no longer needed: the log has every event.
+            sqlx::query("DELETE FROM snapshots WHERE seq < $1")
+                .bind(seq_i64(seq))
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// The latest snapshot, if any: its sequence number and state.
+    pub async fn latest_snapshot(&self) -> Result<Option<(u64, State)>, StoreError> {
+        let row: Option<(i64, String)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT seq, body FROM snapshots ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(pool)
+                .await?
+        });
+        match row {
+            None => Ok(None),
+            Some((seq, body)) => {
+                let seq = u64::try_from(seq).unwrap_or(0);
+                let state = serde_json::from_str(&body)
+                    .map_err(|source| StoreError::Corrupt { seq, source })?;
+                Ok(Some((seq, state)))
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The driver over a real database: decisions are committed before they
+//! are acted on, a restart rebuilds exactly the state it had, snapshots
+//! shorten the replay, and a failed commit changes nothing.
+
+mod common;
+use aquifer_core::*;
+use aquifer_server::driver::{Driver, DriverError, Handle, MonotonicClock, Options};
+use aquifer_server::store::Store;
+use common::*;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+struct Running {
+    handle: Handle,
+    task: tokio::task::JoinHandle<State>,
+    effects: Arc<Recorder>,
+}
+
+async fn start(url: &str, options: Options) -> Running {
+    start_with(url, options, Limits::default()).await
+}
+
+async fn start_with(url: &str, options: Options, limits: Limits) -> Running {
+    let store = Store::open(url).await.expect("the store opens");
+    let effects = Arc::new(Recorder::default());
+    let (driver, handle, _) = Driver::recover(
+        store,
+        Rules::production(),
+        limits,
+        Arc::new(MonotonicClock::default()),
+        effects.clone(),
+        options,
+    )
+    .await
+    .expect("recovery");
+    Running {
+        handle,
+        task: tokio::spawn(driver.run()),
+        effects,
+    }
+}
+
+impl Running {
+    async fn stop(self) -> State {
+        drop(self.handle);
+        self.task.await.expect("the driver ends cleanly")
+    }
+
+    async fn ok(&self, input: Input) -> Transition {
+        self.handle.send(input).await.expect("accepted")
+    }
+}
+
+fn register() -> Vec<Input> {
+    vec![
+        Input::DefineType {
+            rtype: TypeId::new("pg"),
+            spec: TypeSpec {
+                max_per_job: 1,
+                privilege: None,
+            },
+        },
+        Input::DefineTarget {
+            target: TargetId::new("t"),
+            spec: TargetSpec { privilege: None },
+        },
+        Input::RegisterWell {
+            well: WellId(1),
+            pools: vec![Pool {
+                types: BTreeSet::from([TypeId::new("pg")]),
+                capacity: 2,
+            }],
+        },
+    ]
+}
+
+fn job() -> Input {
+    Input::SubmitJob(JobSpec {
+        target: TargetId::new("t"),
+        requests: vec![Request {
+            rtype: TypeId::new("pg"),
+            count: 1,
+        }],
+        timeout_ms: 3_600_000,
+        depends_on: BTreeSet::new(),
+        retired_outcomes: BTreeMap::new(),
+        privileges: BTreeSet::new(),
+    })
+}
+
+/// A workload that leaves jobs in every stage: acquiring, holding,
+/// ended with resources to destroy.
+async fn workload(r: &Running) {
+    for input in register() {
+        r.ok(input).await;
+    }
+    for _ in 0..5 {
+        r.ok(job()).await;
+    }
+    let free = BTreeMap::from([(TypeId::new("pg"), 1)]);
+    let lease = r
+        .ok(Input::RequestLease {
+            well: WellId(1),
+            free: free.clone(),
+        })
+        .await;
+    assert!(!lease.is_empty(), "job 1 gets a database");
+    r.ok(Input::ReportReady {
+        well: WellId(1),
+        resource: ResourceId(1),
+    })
+    .await;
+    r.ok(Input::RequestLease {
+        well: WellId(1),
+        free,
+    })
+    .await;
+    r.ok(Input::CancelJob { job: JobId(1) }).await;
+}
+
+async fn restart_rebuilds_the_same_state(url: &str) {
+    let first = start(url, Options::default()).await;
+    workload(&first).await;
+    let effects = first.effects.take();
+    assert!(
+        effects.contains(&Effect::DestroyResource {
+            well: WellId(1),
+            resource: ResourceId(1)
+        }),
+        "{effects:?}"
+    );
+    let before = first.stop().await;
+
+    let second = start(url, Options::default()).await;
+    // What the state still owes is performed again at start-up.
+    let again = Arc::clone(&second.effects);
+    let after = second.stop().await;
+    assert_eq!(before, after);
+    assert_eq!(again.take(), pending_effects(&after));
+    assert!(!pending_effects(&after).is_empty());
+}
+
+#[tokio::test]
+async fn sqlite_restart_rebuilds_the_same_state() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    restart_rebuilds_the_same_state(&sqlite_url(&dir)).await;
+}
+
+#[tokio::test]
+async fn postgres_restart_rebuilds_the_same_state() {
+    if let Some(url) = postgres_url("restart").await {
+        restart_rebuilds_the_same_state(&url).await;
+    }
+}
+
+async fn snapshots_shorten_the_replay(url: &str) {
+    let options = Options {
+        snapshot_every_events: 4,
+        ..Options::default()
+    };
+    let first = start(url, options).await;
+    workload(&first).await;
+    let before = first.stop().await;
+    let store = Store::open(url).await.expect("open");
+    let (snap_seq, snap) = store
+        .latest_snapshot()
+        .await
+        .expect("read")
+        .expect("a snapshot");
+    let rest = store.events_after(snap_seq).await.expect("read");
+    let all = store.events_after(0).await.expect("read");
+    assert!(
+        snap_seq > 0 && rest.len() < all.len(),
+        "{snap_seq} {} {}",
+        rest.len(),
+        all.len()
+    );
+    let mut rebuilt = snap;
+    for (_, e) in &rest {
+        apply(&mut rebuilt, e);
+    }
+    assert_eq!(rebuilt, before);
+    let second = start(url, options).await;
+    assert_eq!(second.stop().await, before);
+}
+
+#[tokio::test]
+async fn sqlite_snapshots_shorten_the_replay() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    snapshots_shorten_the_replay(&sqlite_url(&dir)).await;
+}
+
+#[tokio::test]
+async fn postgres_snapshots_shorten_the_replay() {
+    if let Some(url) = postgres_url("snapshot").await {
+        snapshots_shorten_the_replay(&url).await;
+    }
+}
+
+#[tokio::test]
+async fn a_rejection_is_answered_with_its_code_and_records_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(&dir);
+    let r = start(&url, Options::default()).await;
+    let err = r
+        .handle
+        .send(Input::CancelJob { job: JobId(7) })
+        .await
+        .expect_err("refused");
+    match err {
+        DriverError::Rejected(rejection) => assert_eq!(rejection.code(), "unknown_job"),
+        other => panic!("expected a rejection, got {other}"),
+    }
+    r.stop().await;
+    let store = Store::open(&url).await.expect("open");
+    assert!(store.events_after(0).await.expect("read").is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_commit_changes_nothing_and_says_so() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(&dir);
+    let r = start(&url, Options::default()).await;
+    for input in register() {
+        r.ok(input).await;
+    }
+    // Make the next commit fail: the log already has the sequence number
+    // the driver will use next.
+    let store = Store::open(&url).await.expect("open");
+    let seq = store.events_after(0).await.expect("read").len() as u64;
+    store
+        .append(seq, Time::ZERO, &[Event::LeasesHeld { held: true }])
+        .await
+        .expect("sneak in");
+    let err = r.handle.send(job()).await.expect_err("the commit fails");
+    assert!(matches!(err, DriverError::Unavailable(_)), "{err}");
+    assert!(
+        r.effects
+            .take()
+            .iter()
+            .all(|e| !matches!(e, Effect::NotifyJob { .. }))
+    );
+    let state = r.stop().await;
+    assert!(
+        state.jobs.is_empty(),
+        "the refused batch left no job behind"
+    );
+}
+
+#[tokio::test]
+async fn deadlines_tick_by_themselves() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let limits = Limits {
+        lease_ttl_ms: 50,
+        ..Limits::default()
+    };
+    let r = start_with(&sqlite_url(&dir), Options::default(), limits).await;
+    for input in register() {
+        r.ok(input).await;
+    }
+    r.ok(job()).await;
+    let free = BTreeMap::from([(TypeId::new("pg"), 1)]);
+    r.ok(Input::RequestLease {
+        well: WellId(1),
+        free,
+    })
+    .await;
+    // Nobody reports on the lease: the driver's own timer expires it and
+    // asks the well to destroy whatever it may have made.
+    r.effects
+        .wait_for(&Effect::DestroyResource {
+            well: WellId(1),
+            resource: ResourceId(1),
+        })
+        .await;
+    let state = r.stop().await;
+    assert!(
+        state.leases.is_empty(),
+        "the lease expired: {:?}",
+        state.leases
+    );
+}
