@@ -2,5 +2,6 @@
 //! and persists every decision before acting on it, and the store it
 //! persists to.
 
+pub mod auth;
 pub mod driver;
 pub mod store;

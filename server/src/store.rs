@@ -42,6 +42,8 @@ pub enum Store {
 
 /// Runs the same code on either pool: the SQL here is written to be valid
 /// for both (sqlx binds `$N` on SQLite too).
+#[macro_export]
+#[doc(hidden)]
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
@@ -100,7 +102,7 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(8)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(Duration::from_secs(5))
                 .connect(url)
                 .await
                 .map_err(connect)?;

@@ -1,0 +1,193 @@
+//! API tokens and the principals they stand for.
+//!
+//! A token reads `aq_<id>_<secret>`: 8 random bytes of id, to find the row
+//! without touching the secret, and 32 random bytes (256 bits) of secret.
+//! Only the secret's SHA-256 is stored; a presented secret is hashed and
+//! compared with it in constant time. The plaintext is shown once, when
+//! the token is made.
+
+use crate::store::{Store, StoreError};
+use aquifer_core::Time;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+const ID_BYTES: usize = 8;
+const SECRET_BYTES: usize = 32;
+
+/// Who a token speaks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Principal {
+    Admin,
+    User(u64),
+    Well(u64),
+    Factory(u64),
+    /// The agent on one worker.
+    Worker(u64),
+    /// A running job, through `bmat`.
+    Job(u64),
+}
+
+impl Principal {
+    fn kind(self) -> (&'static str, u64) {
+        match self {
+            Principal::Admin => ("admin", 0),
+            Principal::User(id) => ("user", id),
+            Principal::Well(id) => ("well", id),
+            Principal::Factory(id) => ("factory", id),
+            Principal::Worker(id) => ("worker", id),
+            Principal::Job(id) => ("job", id),
+        }
+    }
+
+    fn from_kind(kind: &str, subject: u64) -> Option<Principal> {
+        Some(match kind {
+            "admin" => Principal::Admin,
+            "user" => Principal::User(subject),
+            "well" => Principal::Well(subject),
+            "factory" => Principal::Factory(subject),
+            "worker" => Principal::Worker(subject),
+            "job" => Principal::Job(subject),
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("no usable token: send `Authorization: Bearer aq_...`")]
+    Missing,
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token is not valid (unknown, revoked, or wrong)")]
+    Invalid,
+    #[error("the system's random source failed: {0}")]
+    Random(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn digest(secret: &[u8]) -> Vec<u8> {
+    Sha256::digest(secret).to_vec()
+}
+
+/// A token's parts, parsed from what a client presented.
+struct Presented {
+    id: String,
+    secret: Vec<u8>,
+}
+
+fn parse(token: &str) -> Result<Presented, AuthError> {
+    let rest = token.strip_prefix("aq_").ok_or(AuthError::Malformed)?;
+    let (id, secret) = rest.split_once('_').ok_or(AuthError::Malformed)?;
+    let secret = unhex(secret).ok_or(AuthError::Malformed)?;
+    if unhex(id).map(|b| b.len()) != Some(ID_BYTES) || secret.len() != SECRET_BYTES {
+        return Err(AuthError::Malformed);
+    }
+    Ok(Presented {
+        id: id.to_string(),
+        secret,
+    })
+}
+
+impl Store {
+    /// Makes a token for `principal` and returns its plaintext, the only
+    /// time it exists outside the client.
+    pub async fn issue_token(&self, principal: Principal, now: Time) -> Result<String, AuthError> {
+        let mut id = [0u8; ID_BYTES];
+        let mut secret = [0u8; SECRET_BYTES];
+        getrandom::fill(&mut id).map_err(|e| AuthError::Random(e.to_string()))?;
+        getrandom::fill(&mut secret).map_err(|e| AuthError::Random(e.to_string()))?;
+        let (kind, subject) = principal.kind();
+        let (id_hex, hash) = (hex(&id), digest(&secret));
+        let subject = i64::try_from(subject).map_err(|_| AuthError::Malformed)?;
+        let created = i64::try_from(now.ms()).unwrap_or(i64::MAX);
+        crate::on_pool!(self, pool => {
+            sqlx::query("INSERT INTO tokens (id, secret_hash, kind, subject, created_ms) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&id_hex)
+                .bind(&hash)
+                .bind(kind)
+                .bind(subject)
+                .bind(created)
+                .execute(pool)
+                .await
+                .map_err(StoreError::from)?;
+        });
+        Ok(format!("aq_{id_hex}_{}", hex(&secret)))
+    }
+
+    /// Who a presented token speaks for.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
+        let presented = parse(token)?;
+        let row: Option<(Vec<u8>, String, i64, i64)> = crate::on_pool!(self, pool => {
+            sqlx::query_as("SELECT secret_hash, kind, subject, revoked FROM tokens WHERE id = $1")
+                .bind(&presented.id)
+                .fetch_optional(pool)
+                .await
+                .map_err(StoreError::from)?
+        });
+        let Some((stored, kind, subject, revoked)) = row else {
+            return Err(AuthError::Invalid);
+        };
+        let matches: bool = digest(&presented.secret).ct_eq(&stored).into();
+        if !matches || revoked != 0 {
+            return Err(AuthError::Invalid);
+        }
+        let subject = u64::try_from(subject).map_err(|_| AuthError::Invalid)?;
+        Principal::from_kind(&kind, subject).ok_or(AuthError::Invalid)
+    }
+
+    /// Revokes every token of `principal` (a finished job's, say).
+    pub async fn revoke_tokens(&self, principal: Principal) -> Result<u64, AuthError> {
+        let (kind, subject) = principal.kind();
+        let subject = i64::try_from(subject).map_err(|_| AuthError::Malformed)?;
+        let done = crate::on_pool!(self, pool => {
+            sqlx::query("UPDATE tokens SET revoked = 1 WHERE kind = $1 AND subject = $2 AND revoked = 0")
+                .bind(kind)
+                .bind(subject)
+                .execute(pool)
+                .await
+                .map_err(StoreError::from)?
+                .rows_affected()
+        });
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_parse_only_in_their_exact_shape() {
+        let good = format!("aq_{}_{}", "ab".repeat(ID_BYTES), "cd".repeat(SECRET_BYTES));
+        assert!(parse(&good).is_ok());
+        for bad in [
+            String::new(),
+            "Bearer x".into(),
+            format!("aq_{}", "ab".repeat(ID_BYTES)),
+            format!(
+                "aq_{}_{}",
+                "ab".repeat(ID_BYTES),
+                "cd".repeat(SECRET_BYTES - 1)
+            ),
+            format!("aq_{}_{}", "zz".repeat(ID_BYTES), "cd".repeat(SECRET_BYTES)),
+            format!("xx_{}_{}", "ab".repeat(ID_BYTES), "cd".repeat(SECRET_BYTES)),
+        ] {
+            assert!(matches!(parse(&bad), Err(AuthError::Malformed)), "{bad:?}");
+        }
+    }
+}
