@@ -18,6 +18,7 @@
 //! still owes (`pending_effects`) is performed again: effects are
 //! idempotent.
 
+use crate::readmodel::{self, Payload};
 use crate::store::{Store, StoreError};
 use aquifer_core::{
     Effect, Input, Limits, Rejection, Rules, State, Time, Transition, apply, invariants,
@@ -97,6 +98,7 @@ pub enum DriverError {
 
 struct Request {
     input: Input,
+    payload: Option<Payload>,
     reply: oneshot::Sender<Result<Transition, DriverError>>,
 }
 
@@ -111,9 +113,24 @@ impl Handle {
     /// Sends an input and waits until its decision is committed (or
     /// refused).
     pub async fn send(&self, input: Input) -> Result<Transition, DriverError> {
+        self.send_with(input, None).await
+    }
+
+    /// Sends an input with what the store must keep beside it (a job's
+    /// owner, name and tasks), written in the same transaction as the
+    /// input's events.
+    pub async fn send_with(
+        &self,
+        input: Input,
+        payload: Option<Payload>,
+    ) -> Result<Transition, DriverError> {
         let (reply, answer) = oneshot::channel();
         self.queue
-            .try_send(Request { input, reply })
+            .try_send(Request {
+                input,
+                payload,
+                reply,
+            })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => DriverError::Busy(self.queue_max),
                 mpsc::error::TrySendError::Closed(_) => {
@@ -251,19 +268,26 @@ impl Driver {
         let now = self.clock.now();
         let mut work = self.state.clone();
         let mut events = Vec::new();
+        let mut writes = Vec::new();
         let mut answers = Vec::with_capacity(batch.len());
-        for Request { input, reply } in batch {
+        for Request {
+            input,
+            payload,
+            reply,
+        } in batch
+        {
             let result = step(&work, input, now);
             if let Ok(t) = &result {
                 for e in &t.events {
                     apply(&mut work, e);
                 }
+                writes.extend(readmodel::project(&t.events, payload.as_ref(), now.ms()));
                 events.extend(t.events.iter().cloned());
             }
             answers.push((reply, result));
         }
         if !events.is_empty() {
-            if let Err(e) = self.store.append(self.seq, now, &events).await {
+            if let Err(e) = self.store.append(self.seq, now, &events, &writes).await {
                 tracing::error!(error = %e, "committing a batch failed; nothing changed");
                 for (reply, _) in answers {
                     let _ = reply.send(Err(DriverError::Unavailable(e.to_string())));
@@ -296,6 +320,7 @@ fn tick() -> Request {
     let (reply, _) = oneshot::channel();
     Request {
         input: Input::Tick,
+        payload: None,
         reply,
     }
 }

@@ -4,4 +4,5 @@
 
 pub mod auth;
 pub mod driver;
+pub mod readmodel;
 pub mod store;

@@ -2,7 +2,8 @@
 //! default) or PostgreSQL. Every batch of events is appended in one
 //! transaction; nothing is acted on before that transaction commits.
 
-use aquifer_core::{Event, State, Time};
+use crate::readmodel::Write;
+use aquifer_core::{Event, JobId, State, Time};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::str::FromStr;
@@ -32,6 +33,15 @@ pub enum StoreError {
     Encode(#[from] serde_json::Error),
     #[error("the log does not continue from {expected}: found {found}")]
     Gap { expected: u64, found: u64 },
+}
+
+/// A row of the jobs read model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRow {
+    pub owner: u64,
+    pub name: String,
+    pub state: String,
+    pub outcome: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -114,15 +124,22 @@ impl Store {
         Ok(store)
     }
 
-    /// Appends events `after + 1 ..` in one transaction. The primary key on
-    /// `seq` makes a second writer (or a replayed batch) fail rather than
-    /// interleave.
-    pub async fn append(&self, after: u64, at: Time, events: &[Event]) -> Result<(), StoreError> {
+    /// Appends events `after + 1 ..` and the read-model writes they imply
+    /// in one transaction. The primary key on `seq` makes a second writer
+    /// (or a replayed batch) fail rather than interleave.
+    pub async fn append(
+        &self,
+        after: u64,
+        at: Time,
+        events: &[Event],
+        writes: &[Write],
+    ) -> Result<(), StoreError> {
         let mut rows = Vec::with_capacity(events.len());
         for e in events {
             rows.push(serde_json::to_string(e)?);
         }
         let at_ms = i64::try_from(at.ms()).unwrap_or(i64::MAX);
+        let last = seq_i64(after + events.len() as u64);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             for (i, body) in rows.iter().enumerate() {
@@ -133,9 +150,53 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            for w in writes {
+                match w {
+                    Write::InsertJob { job, record, submitted_ms } => {
+                        sqlx::query(
+                            "INSERT INTO jobs (id, owner, name, spec, state, submitted_ms, updated_seq) \
+                             VALUES ($1, $2, $3, $4, 'waiting', $5, $6)",
+                        )
+                        .bind(i64::from(job.0))
+                        .bind(i64::try_from(record.owner).unwrap_or(i64::MAX))
+                        .bind(&record.name)
+                        .bind(record.spec.to_string())
+                        .bind(i64::try_from(*submitted_ms).unwrap_or(i64::MAX))
+                        .bind(last)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Write::JobState { job, state, outcome } => {
+                        let outcome = outcome.map(|o| serde_json::to_string(&o)).transpose()?;
+                        sqlx::query("UPDATE jobs SET state = $1, outcome = $2, updated_seq = $3 WHERE id = $4")
+                            .bind(state.as_str())
+                            .bind(outcome)
+                            .bind(last)
+                            .bind(i64::from(job.0))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
             tx.commit().await?;
         });
         Ok(())
+    }
+
+    /// A job as the read model has it: (owner, name, state, outcome).
+    pub async fn job_row(&self, job: JobId) -> Result<Option<JobRow>, StoreError> {
+        let row: Option<(i64, String, String, Option<String>)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT owner, name, state, outcome FROM jobs WHERE id = $1")
+                .bind(i64::from(job.0))
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.map(|(owner, name, state, outcome)| JobRow {
+            owner: u64::try_from(owner).unwrap_or(0),
+            name,
+            state,
+            outcome,
+        }))
     }
 
     /// The events after `after`, in order, checked to follow on without a

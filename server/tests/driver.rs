@@ -229,7 +229,7 @@ async fn a_failed_commit_changes_nothing_and_says_so() {
     let store = Store::open(&url).await.expect("open");
     let seq = store.events_after(0).await.expect("read").len() as u64;
     store
-        .append(seq, Time::ZERO, &[Event::LeasesHeld { held: true }])
+        .append(seq, Time::ZERO, &[Event::LeasesHeld { held: true }], &[])
         .await
         .expect("sneak in");
     let err = r.handle.send(job()).await.expect_err("the commit fails");
@@ -279,4 +279,53 @@ async fn deadlines_tick_by_themselves() {
         "the lease expired: {:?}",
         state.leases
     );
+}
+
+async fn read_models_follow_the_log(url: &str) {
+    use aquifer_server::readmodel::{JobRecord, Payload};
+    let r = start(url, Options::default()).await;
+    for input in register() {
+        r.ok(input).await;
+    }
+    let record = JobRecord {
+        owner: 42,
+        name: "integration".into(),
+        spec: serde_json::json!({"tasks": [{"name": "test", "script": "make test"}]}),
+    };
+    r.handle
+        .send_with(job(), Some(Payload::Job(record)))
+        .await
+        .expect("accepted");
+    // A refused submission stores nothing.
+    let mut bad = job();
+    if let Input::SubmitJob(spec) = &mut bad {
+        spec.target = TargetId::new("nope");
+    }
+    let refused = r.handle.send_with(bad, None).await;
+    assert!(matches!(refused, Err(DriverError::Rejected(_))));
+    let store = Store::open(url).await.expect("open");
+    let row = store.job_row(JobId(1)).await.expect("read").expect("a row");
+    assert_eq!(
+        (row.owner, row.name.as_str(), row.state.as_str()),
+        (42, "integration", "acquiring")
+    );
+    r.ok(Input::CancelJob { job: JobId(1) }).await;
+    let row = store.job_row(JobId(1)).await.expect("read").expect("a row");
+    assert_eq!(row.state, "ended");
+    assert_eq!(row.outcome.as_deref(), Some("\"cancelled\""));
+    assert!(store.job_row(JobId(2)).await.expect("read").is_none());
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn sqlite_read_models_follow_the_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    read_models_follow_the_log(&sqlite_url(&dir)).await;
+}
+
+#[tokio::test]
+async fn postgres_read_models_follow_the_log() {
+    if let Some(url) = postgres_url("readmodel").await {
+        read_models_follow_the_log(&url).await;
+    }
 }
