@@ -4,7 +4,7 @@
 use crate::model::{Action, AquiferModel, ModelState};
 use stateright::{Checker, HasDiscoveries, Model, Path};
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Strategy {
@@ -22,14 +22,21 @@ pub struct Report {
     pub violated: Vec<(&'static str, Path<ModelState, Action>)>,
     /// `sometimes` properties never seen: the model would be vacuous.
     pub missing: Vec<&'static str>,
+    /// Whether every reachable state was explored (false when a time limit
+    /// stopped the check first).
+    pub complete: bool,
 }
 
 impl Report {
     #[must_use]
     pub fn result(&self) -> String {
-        match (self.violated.first(), self.missing.first()) {
-            (Some((name, _)), _) | (None, Some(name)) => format!("violated:{name}"),
-            (None, None) => "ok".into(),
+        match (self.violated.first(), self.complete, self.missing.first()) {
+            (Some((name, _)), _, _) => format!("violated:{name}"),
+            // An unexplored remainder proves nothing, and an example may
+            // lie in it.
+            (None, false, _) => "incomplete".into(),
+            (None, true, Some(name)) => format!("violated:{name}"),
+            (None, true, None) => "ok".into(),
         }
     }
 
@@ -52,13 +59,33 @@ impl Report {
     }
 }
 
-/// Explores the whole model and collects what was found.
+/// Explores the whole model (or as much as `limit` allows) and collects
+/// what was found.
 #[must_use]
-pub fn check(model: AquiferModel, threads: usize, strategy: Strategy) -> Report {
+pub fn check(
+    model: AquiferModel,
+    threads: usize,
+    strategy: Strategy,
+    limit: Option<Duration>,
+) -> Report {
     let properties = model.properties();
     let started = Instant::now();
     let builder = model.checker().threads(threads);
+    // The checker runs on its own threads; wait for it to finish or for the
+    // limit, whichever comes first. (stateright's own `timeout` did not
+    // stop a depth-first run early here.) Threads still exploring when the
+    // limit passes are left to the process's exit.
+    let wait = |c: &dyn Checker<AquiferModel>| {
+        while !c.is_done() {
+            if limit.is_some_and(|l| started.elapsed() >= l) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
+    };
     let checker_report = |c: &dyn Checker<AquiferModel>| {
+        let done = wait(c);
         let discoveries = c.discoveries();
         let mut violated = Vec::new();
         let mut missing = Vec::new();
@@ -69,18 +96,26 @@ pub fn check(model: AquiferModel, threads: usize, strategy: Strategy) -> Report 
                 (_, Some(path)) => violated.push((p.name, path.clone())),
             }
         }
-        (c.state_count(), c.unique_state_count(), violated, missing)
+        (
+            c.state_count(),
+            c.unique_state_count(),
+            violated,
+            missing,
+            done,
+        )
     };
-    let (states, unique, violated, missing) = match strategy {
-        Strategy::Dfs => checker_report(&builder.spawn_dfs().join()),
-        Strategy::Bfs => checker_report(&builder.spawn_bfs().join()),
+    let (states, unique, violated, missing, complete) = match strategy {
+        Strategy::Dfs => checker_report(&builder.spawn_dfs()),
+        Strategy::Bfs => checker_report(&builder.spawn_bfs()),
     };
+    let elapsed = started.elapsed();
     Report {
         states,
         unique,
-        secs: started.elapsed().as_secs_f64(),
+        secs: elapsed.as_secs_f64(),
         violated,
         missing,
+        complete,
     }
 }
 

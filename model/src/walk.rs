@@ -4,7 +4,7 @@
 //! nothing is enabled or a step limit is reached.
 
 use crate::model::{Action, AquiferModel, ModelState};
-use aquifer_core::{Event, Input, State, Time, step};
+use aquifer_core::{Event, Input, Limits, Rules, State, Time, step};
 use serde::Serialize;
 use stateright::Model;
 
@@ -21,6 +21,9 @@ pub struct Trace {
     /// "valid" for a real behaviour, "invalid" for a corrupted one that the
     /// spec must reject.
     pub expect: &'static str,
+    /// The rules and limits the core ran under: no event carries them.
+    pub rules: Rules,
+    pub limits: Limits,
     pub steps: Vec<TraceStep>,
 }
 
@@ -89,6 +92,8 @@ pub fn walk(model: &AquiferModel, seed: u64) -> Trace {
     Trace {
         name: format!("walk-{seed}"),
         expect: "valid",
+        rules: model.rules,
+        limits: model.limits,
         steps,
     }
 }
@@ -109,5 +114,6 @@ pub fn corrupt(trace: &Trace) -> Option<Trace> {
         name: format!("{}-granted-twice", trace.name),
         expect: "invalid",
         steps,
+        ..trace.clone()
     })
 }

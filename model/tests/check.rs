@@ -16,14 +16,24 @@ fn model(rules: Rules, faults: Faults) -> AquiferModel {
 
 #[test]
 fn small_scope_without_faults_holds_every_property() {
-    let report = run::check(model(Rules::production(), Faults::None), 1, Strategy::Dfs);
+    let report = run::check(
+        model(Rules::production(), Faults::None),
+        1,
+        Strategy::Dfs,
+        None,
+    );
     assert_eq!(report.result(), "ok", "{}", report.last_line());
     assert_eq!(report.unique, 909);
 }
 
 #[test]
 fn small_scope_with_every_fault_holds_every_property() {
-    let report = run::check(model(Rules::production(), Faults::All), 2, Strategy::Dfs);
+    let report = run::check(
+        model(Rules::production(), Faults::All),
+        2,
+        Strategy::Dfs,
+        None,
+    );
     assert_eq!(report.result(), "ok", "{}", report.last_line());
     assert_eq!(report.unique, 287_217);
     println!("{}", report.last_line());
@@ -32,7 +42,7 @@ fn small_scope_with_every_fault_holds_every_property() {
 /// Runs a mutant, expects a deadlock, and returns its shortest
 /// counterexample rendered as steps, with the number of steps.
 fn deadlocks(rules: Rules) -> (usize, String) {
-    let report = run::check(model(rules, Faults::None), 1, Strategy::Dfs);
+    let report = run::check(model(rules, Faults::None), 1, Strategy::Dfs, None);
     assert!(
         report.violated.iter().any(|(name, _)| *name == NO_DEADLOCK),
         "the mutant {rules:?} did not deadlock: {}",
@@ -100,7 +110,12 @@ fn a_group_granted_one_by_one_deadlocks() {
 
 #[test]
 fn the_figures_line_has_the_documented_shape() {
-    let report = run::check(model(Rules::production(), Faults::None), 1, Strategy::Bfs);
+    let report = run::check(
+        model(Rules::production(), Faults::None),
+        1,
+        Strategy::Bfs,
+        None,
+    );
     let line = report.last_line();
     let keys: Vec<&str> = line
         .split(' ')
@@ -143,4 +158,20 @@ fn the_check_binary_exits_by_its_result() {
     assert!(out.contains("job 3 acquires b#1, b#2 from well 2"), "{out}");
     let last = out.trim_end().lines().last().unwrap_or_default();
     assert!(last.ends_with("result=violated:no-deadlock"), "{out}");
+    // A time limit that stops the check first proves nothing: exit 2.
+    let out = std::process::Command::new(bin)
+        .args([
+            "check",
+            "--scope",
+            "standard",
+            "--faults",
+            "all",
+            "--timeout-secs",
+            "0",
+        ])
+        .output()
+        .expect("the binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(stdout.trim_end().ends_with("result=incomplete"), "{stdout}");
 }
