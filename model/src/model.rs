@@ -165,7 +165,7 @@ pub fn model_limits() -> Limits {
         lease_ttl_ms: 10,
         worker_lease_ttl_ms: 20,
         group_failures_max: 2,
-        destroy_failures_max: 1,
+        destroy_failures_max: 2,
         ..Limits::default()
     }
 }
