@@ -2,6 +2,7 @@
 //! and persists every decision before acting on it, and the store it
 //! persists to.
 
+pub mod api;
 pub mod auth;
 pub mod driver;
 pub mod readmodel;

@@ -1,0 +1,249 @@
+//! The job API: submit, show, cancel.
+
+use super::error::ApiError;
+use super::{Api, Caller};
+use crate::auth::Principal;
+use crate::readmodel::{JobRecord, Payload};
+use aquifer_core::{Event, Input, JobId, JobSpec, Request, TargetId, TypeId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use warp::http::StatusCode;
+
+/// Limits on what one submission may carry.
+pub const TASKS_MAX: usize = 64;
+pub const SCRIPT_BYTES_MAX: usize = 256 * 1024;
+pub const ENV_BYTES_MAX: usize = 64 * 1024;
+pub const RESOURCES_MAX: usize = 32;
+
+/// A job as a user writes it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile {
+    pub name: String,
+    pub target: String,
+    #[serde(default)]
+    pub resources: Vec<ResourceRequest>,
+    pub tasks: Vec<Task>,
+    pub timeout_s: u64,
+    #[serde(default)]
+    pub depends_on: Vec<u32>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceRequest {
+    /// How the job's scripts refer to it (`bmat resource get NAME`).
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    #[serde(default = "one")]
+    pub count: u16,
+}
+
+fn one() -> u16 {
+    1
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Task {
+    pub name: String,
+    pub script: String,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Checks what the core does not see (names, tasks, sizes) and builds the
+/// core's part of the submission.
+fn validate(file: &JobFile) -> Result<Vec<Request>, ApiError> {
+    let bad = ApiError::bad_request;
+    if !valid_name(&file.name) {
+        return Err(bad(
+            "bad_name",
+            format!(
+                "bad job name {:?}: use 1 to 63 letters, digits, '-', '_' or '.'",
+                file.name
+            ),
+        ));
+    }
+    if file.tasks.is_empty() || file.tasks.len() > TASKS_MAX {
+        return Err(bad(
+            "limit_exceeded",
+            format!("a job has 1 to {TASKS_MAX} tasks"),
+        ));
+    }
+    if file.resources.len() > RESOURCES_MAX {
+        return Err(bad(
+            "limit_exceeded",
+            format!("a job asks for at most {RESOURCES_MAX} resources"),
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for r in &file.resources {
+        if !valid_name(&r.name) {
+            return Err(bad("bad_name", format!("bad resource name {:?}", r.name)));
+        }
+        if !names.insert(r.name.as_str()) {
+            return Err(bad(
+                "duplicate_name",
+                format!("two resources are named {:?}", r.name),
+            ));
+        }
+    }
+    let mut task_names = BTreeSet::new();
+    for t in &file.tasks {
+        if !valid_name(&t.name) || !task_names.insert(t.name.as_str()) {
+            return Err(bad(
+                "bad_name",
+                format!("task names must be valid and distinct: {:?}", t.name),
+            ));
+        }
+        if t.script.len() > SCRIPT_BYTES_MAX {
+            return Err(bad(
+                "limit_exceeded",
+                format!(
+                    "task {:?}: scripts are at most {SCRIPT_BYTES_MAX} bytes",
+                    t.name
+                ),
+            ));
+        }
+        let env: usize = t.env.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if env > ENV_BYTES_MAX {
+            return Err(bad(
+                "limit_exceeded",
+                format!("task {:?}: env is at most {ENV_BYTES_MAX} bytes", t.name),
+            ));
+        }
+    }
+    Ok(file
+        .resources
+        .iter()
+        .map(|r| Request {
+            rtype: TypeId::new(r.rtype.clone()),
+            count: r.count,
+        })
+        .collect())
+}
+
+#[derive(Serialize)]
+pub struct Submitted {
+    pub id: u32,
+}
+
+pub async fn submit(
+    api: &Api,
+    caller: Caller,
+    body: bytes::Bytes,
+) -> Result<(StatusCode, Submitted), ApiError> {
+    let owner = match caller.principal {
+        Principal::User(id) => id,
+        Principal::Admin => 0,
+        _ => return Err(ApiError::forbidden("only users and admins submit jobs")),
+    };
+    let file: JobFile = super::parse_json(&body)?;
+    let requests = validate(&file)?;
+    let timeout_ms = file
+        .timeout_s
+        .checked_mul(1000)
+        .ok_or_else(|| ApiError::bad_request("limit_exceeded", "timeout_s is too large"))?;
+    let spec = JobSpec {
+        target: TargetId::new(file.target.clone()),
+        requests,
+        timeout_ms,
+        depends_on: file.depends_on.iter().map(|&j| JobId(j)).collect(),
+        // TODO-correctness: look up the outcomes of retired dependencies in
+        // the jobs read model, and the owner's privileges in the users table.
+        retired_outcomes: BTreeMap::new(),
+        privileges: caller.privileges,
+    };
+    let record = JobRecord {
+        owner,
+        name: file.name.clone(),
+        spec: serde_json::to_value(&file)
+            .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?,
+    };
+    let t = api
+        .handle
+        .send_with(Input::SubmitJob(spec), Some(Payload::Job(record)))
+        .await?;
+    let id = t
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::JobSubmitted { job, .. } => Some(job.0),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the submission decided nothing",
+            )
+        })?;
+    Ok((StatusCode::CREATED, Submitted { id }))
+}
+
+#[derive(Serialize)]
+pub struct JobView {
+    pub id: u32,
+    pub name: String,
+    pub owner: u64,
+    pub state: String,
+    pub outcome: Option<serde_json::Value>,
+}
+
+/// A job the caller may see: their own, or any for an admin. Another
+/// user's job is "not found", not "forbidden", so ids leak nothing.
+async fn visible(api: &Api, caller: &Caller, id: u32) -> Result<JobView, ApiError> {
+    let row = api
+        .store
+        .job_row(JobId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+    let mine = match caller.principal {
+        Principal::Admin => true,
+        Principal::User(user) => row.owner == user,
+        _ => false,
+    };
+    if !mine {
+        return Err(ApiError::not_found(format!("job {id}")));
+    }
+    Ok(JobView {
+        id,
+        name: row.name,
+        owner: row.owner,
+        state: row.state,
+        outcome: row.outcome.and_then(|o| serde_json::from_str(&o).ok()),
+    })
+}
+
+pub async fn show(api: &Api, caller: Caller, id: u32) -> Result<(StatusCode, JobView), ApiError> {
+    Ok((StatusCode::OK, visible(api, &caller, id).await?))
+}
+
+pub async fn cancel(api: &Api, caller: Caller, id: u32) -> Result<(StatusCode, JobView), ApiError> {
+    let job = visible(api, &caller, id).await?;
+    // The core forgets a job once it retires; the read model remembers
+    // that it ended.
+    if job.state == "ended" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "job_ended",
+            format!(
+                "job {id} has already ended ({})",
+                job.outcome.unwrap_or_default()
+            ),
+        ));
+    }
+    api.handle.send(Input::CancelJob { job: JobId(id) }).await?;
+    Ok((StatusCode::OK, visible(api, &caller, id).await?))
+}

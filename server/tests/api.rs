@@ -1,0 +1,316 @@
+//! The job API over real HTTP on loopback: every refusal is a 4xx with a
+//! JSON body and a stable code, nothing refused is stored, and users see
+//! only their own jobs.
+
+mod common;
+use aquifer_core::*;
+use aquifer_server::api::{self, Api};
+use aquifer_server::auth::Principal;
+use aquifer_server::driver::{Driver, MonotonicClock, Options};
+use aquifer_server::store::Store;
+use common::*;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+const BOOT: &str = "bootstrap-token-for-tests-only";
+
+struct Server {
+    base: String,
+    store: Store,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+async fn server() -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&sqlite_url(&dir)).await.expect("open");
+    let (driver, handle, _) = Driver::recover(
+        store.clone(),
+        Rules::production(),
+        Limits::default(),
+        Arc::new(MonotonicClock::default()),
+        Arc::new(Recorder::default()),
+        Options::default(),
+    )
+    .await
+    .expect("recover");
+    tokio::spawn(driver.run());
+    for input in [
+        Input::DefineType {
+            rtype: TypeId::new("pg"),
+            spec: TypeSpec {
+                max_per_job: 2,
+                privilege: None,
+            },
+        },
+        Input::DefineTarget {
+            target: TargetId::new("t"),
+            spec: TargetSpec { privilege: None },
+        },
+        Input::RegisterWell {
+            well: WellId(1),
+            pools: vec![Pool {
+                types: BTreeSet::from([TypeId::new("pg")]),
+                capacity: 2,
+            }],
+        },
+    ] {
+        handle.send(input).await.expect("registered");
+    }
+    let api = Arc::new(Api {
+        handle,
+        store: store.clone(),
+        bootstrap_token: Some(BOOT.into()),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(api::serve(api, listener, std::future::pending()));
+    Server {
+        base,
+        store,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    }
+}
+
+fn job() -> Value {
+    json!({
+        "name": "integration",
+        "target": "t",
+        "resources": [{"name": "db", "type": "pg"}],
+        "tasks": [{"name": "test", "script": "bmat resource get db url"}],
+        "timeout_s": 600
+    })
+}
+
+impl Server {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("the server answers");
+        let status = res.status().as_u16();
+        let body = res.json::<Value>().await.expect("every answer is JSON");
+        (status, body)
+    }
+
+    async fn submit(&self, token: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, "/0/jobs", Some(token), Some(body))
+            .await
+    }
+}
+
+fn code(body: &Value) -> &str {
+    body["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn submit_show_and_cancel() {
+    let s = server().await;
+    let (status, body) = s.submit(BOOT, job()).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["id"], 1);
+    let (status, body) = s
+        .call(reqwest::Method::GET, "/0/jobs/1", Some(BOOT), None)
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("acquiring")),
+        "{body}"
+    );
+    let (status, body) = s
+        .call(reqwest::Method::POST, "/0/jobs/1/cancel", Some(BOOT), None)
+        .await;
+    assert_eq!(
+        (status, body["state"].as_str()),
+        (200, Some("ended")),
+        "{body}"
+    );
+    assert_eq!(body["outcome"], "cancelled");
+    let (status, body) = s
+        .call(reqwest::Method::POST, "/0/jobs/1/cancel", Some(BOOT), None)
+        .await;
+    assert_eq!((status, code(&body)), (409, "job_ended"), "{body}");
+}
+
+#[tokio::test]
+async fn bad_submissions_are_refused_with_a_code_and_store_nothing() {
+    let s = server().await;
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut j = job();
+        f(&mut j);
+        j
+    };
+    let cases: Vec<(Value, u16, &str)> = vec![
+        (
+            with(&|j| j["target"] = json!("nope")),
+            400,
+            "unknown_target",
+        ),
+        (
+            with(&|j| j["resources"][0]["type"] = json!("nope")),
+            400,
+            "unknown_type",
+        ),
+        (
+            with(&|j| j["resources"][0]["count"] = json!(3)),
+            400,
+            "bad_count",
+        ),
+        (
+            with(&|j| {
+                j["resources"] = json!([{"name": "db", "type": "pg"}, {"name": "db", "type": "pg"}])
+            }),
+            400,
+            "duplicate_name",
+        ),
+        (with(&|j| j["name"] = json!("has space")), 400, "bad_name"),
+        (with(&|j| j["surprise"] = json!(1)), 400, "bad_json"),
+        (with(&|j| j["tasks"] = json!([])), 400, "limit_exceeded"),
+        (
+            with(&|j| j["tasks"][0]["script"] = json!("x".repeat(300 * 1024))),
+            400,
+            "limit_exceeded",
+        ),
+        (with(&|j| j["timeout_s"] = json!(0)), 400, "limit_exceeded"),
+        (with(&|j| j["depends_on"] = json!([99])), 404, "unknown_job"),
+    ];
+    for (body, status, expected) in cases {
+        let (got, answer) = s.submit(BOOT, body.clone()).await;
+        assert_eq!(
+            (got, code(&answer)),
+            (status, expected),
+            "{body} -> {answer}"
+        );
+        assert!(answer["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    assert!(
+        s.store.job_row(JobId(1)).await.expect("read").is_none(),
+        "nothing was stored"
+    );
+    assert!(
+        s.store
+            .events_after(0)
+            .await
+            .expect("read")
+            .iter()
+            .all(|(_, e)| !matches!(e, Event::JobSubmitted { .. }))
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_get_json_errors_not_500s() {
+    let s = server().await;
+    let url = format!("{}/0/jobs", s.base);
+    let send = |req: reqwest::RequestBuilder| async move {
+        let res = req.send().await.expect("answers");
+        (
+            res.status().as_u16(),
+            res.json::<Value>().await.expect("JSON"),
+        )
+    };
+    let (status, body) = send(
+        s.http
+            .post(&url)
+            .bearer_auth(BOOT)
+            .header("content-type", "application/json")
+            .body("{nope"),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, "bad_json"));
+    let (status, body) = send(
+        s.http
+            .post(&url)
+            .bearer_auth(BOOT)
+            .header("content-type", "text/plain")
+            .body("{}"),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (415, "content_type"));
+    let big = "x".repeat(2 * 1024 * 1024);
+    let (status, body) = send(
+        s.http
+            .post(&url)
+            .bearer_auth(BOOT)
+            .header("content-type", "application/json")
+            .body(big),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (413, "too_large"));
+    let (status, body) = s
+        .call(reqwest::Method::GET, "/0/nothing", Some(BOOT), None)
+        .await;
+    assert_eq!((status, code(&body)), (404, "no_route"));
+    let (status, body) = s
+        .call(reqwest::Method::DELETE, "/0/jobs/1", Some(BOOT), None)
+        .await;
+    assert_eq!((status, code(&body)), (405, "method_not_allowed"));
+    let (status, body) = s
+        .call(reqwest::Method::GET, "/0/jobs/1", Some(BOOT), None)
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+}
+
+#[tokio::test]
+async fn tokens_decide_who_may_do_what() {
+    let s = server().await;
+    let (status, body) = s
+        .call(reqwest::Method::POST, "/0/jobs", None, Some(job()))
+        .await;
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
+    let (status, body) = s.submit("aq_not_a_token", job()).await;
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
+    let alice = s
+        .store
+        .issue_token(Principal::User(1), Time::ZERO)
+        .await
+        .expect("token");
+    let bob = s
+        .store
+        .issue_token(Principal::User(2), Time::ZERO)
+        .await
+        .expect("token");
+    let well = s
+        .store
+        .issue_token(Principal::Well(1), Time::ZERO)
+        .await
+        .expect("token");
+    let (status, _) = s.submit(&alice, job()).await;
+    assert_eq!(status, 201);
+    let (status, body) = s.submit(&well, job()).await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "forbidden"),
+        "a well's token does not submit jobs"
+    );
+    let (status, body) = s
+        .call(reqwest::Method::GET, "/0/jobs/1", Some(&alice), None)
+        .await;
+    assert_eq!((status, body["owner"].as_u64()), (200, Some(1)));
+    // Another user's job does not exist, as far as bob can tell.
+    let (status, body) = s
+        .call(reqwest::Method::GET, "/0/jobs/1", Some(&bob), None)
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (status, body) = s
+        .call(reqwest::Method::POST, "/0/jobs/1/cancel", Some(&bob), None)
+        .await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let (status, _) = s
+        .call(reqwest::Method::GET, "/0/jobs/1", Some(BOOT), None)
+        .await;
+    assert_eq!(status, 200, "the admin sees every job");
+}
