@@ -7,3 +7,4 @@ pub mod auth;
 pub mod driver;
 pub mod readmodel;
 pub mod store;
+pub mod users;

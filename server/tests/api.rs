@@ -24,7 +24,12 @@ struct Server {
 
 async fn server() -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open(&sqlite_url(&dir)).await.expect("open");
+    let url = sqlite_url(&dir);
+    server_on(&url, dir).await
+}
+
+async fn server_on(url: &str, dir: tempfile::TempDir) -> Server {
+    let store = Store::open(url).await.expect("open");
     let (driver, handle, _) = Driver::recover(
         store.clone(),
         Rules::production(),
@@ -313,4 +318,85 @@ async fn tokens_decide_who_may_do_what() {
         .call(reqwest::Method::GET, "/0/jobs/1", Some(BOOT), None)
         .await;
     assert_eq!(status, 200, "the admin sees every job");
+}
+
+#[tokio::test]
+async fn admins_define_types_targets_and_users_whose_privileges_count() {
+    admin_flow(server().await).await;
+}
+
+#[tokio::test]
+async fn admins_define_types_targets_and_users_on_postgres() {
+    if let Some(url) = postgres_url("api_admin").await {
+        let dir = tempfile::tempdir().expect("temp dir");
+        admin_flow(server_on(&url, dir).await).await;
+    }
+}
+
+async fn admin_flow(s: Server) {
+    let post = |path: &'static str, token: String, body: Value| {
+        let s = &s;
+        async move {
+            s.call(reqwest::Method::POST, path, Some(&token), Some(body))
+                .await
+        }
+    };
+    let boot = BOOT.to_string();
+    let (status, _) = post(
+        "/0/admin/types",
+        boot.clone(),
+        json!({"name": "lab-probe", "max_per_job": 1, "privilege": "lab"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, body) = post(
+        "/0/admin/types",
+        boot.clone(),
+        json!({"name": "lab-probe", "max_per_job": 1}),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (409, "already_exists"));
+    let (status, body) = post(
+        "/0/admin/types",
+        boot.clone(),
+        json!({"name": "Bad Name", "max_per_job": 1}),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, "bad_name"));
+    let (status, _) = post("/0/admin/targets", boot.clone(), json!({"name": "lab"})).await;
+    assert_eq!(status, 201);
+    let (status, alice) = post(
+        "/0/admin/users",
+        boot.clone(),
+        json!({"name": "alice", "privileges": ["lab"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{alice}");
+    let (status, bob) = post("/0/admin/users", boot.clone(), json!({"name": "bob"})).await;
+    assert_eq!(status, 201, "{bob}");
+    let (status, body) = post("/0/admin/users", boot.clone(), json!({"name": "bob"})).await;
+    assert_eq!((status, code(&body)), (409, "already_exists"));
+    let alice = alice["token"].as_str().expect("a token").to_string();
+    let bob = bob["token"].as_str().expect("a token").to_string();
+    let (status, body) = post(
+        "/0/admin/types",
+        bob.clone(),
+        json!({"name": "x", "max_per_job": 1}),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "forbidden"),
+        "users are not admins"
+    );
+
+    let lab_job = json!({
+        "name": "probe", "target": "lab",
+        "resources": [{"name": "probe", "type": "lab-probe"}],
+        "tasks": [{"name": "t", "script": "true"}], "timeout_s": 60
+    });
+    let (status, body) = s.submit(&bob, lab_job.clone()).await;
+    assert_eq!((status, code(&body)), (403, "privilege_missing"), "{body}");
+    let (status, body) = s.submit(&alice, lab_job).await;
+    assert_eq!(status, 201, "{body}");
 }

@@ -53,7 +53,7 @@ pub struct Task {
     pub env: BTreeMap<String, String>,
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -161,7 +161,7 @@ pub async fn submit(
         timeout_ms,
         depends_on: file.depends_on.iter().map(|&j| JobId(j)).collect(),
         // TODO-correctness: look up the outcomes of retired dependencies in
-        // the jobs read model, and the owner's privileges in the users table.
+        // the jobs read model.
         retired_outcomes: BTreeMap::new(),
         privileges: caller.privileges,
     };

@@ -4,6 +4,7 @@
 //! to a status and a body, or an `ApiError`; warp only routes. Errors of
 //! every kind become one JSON shape in `error.rs`.
 
+pub mod admin;
 mod error;
 pub mod jobs;
 
@@ -58,13 +59,26 @@ impl Api {
             });
         }
         let principal = self.store.authenticate(token).await?;
-        // TODO-correctness: read the user's privileges from the users table
-        // once users are managed through the admin API.
+        let privileges = match principal {
+            Principal::User(user) => self.store.user_privileges(user).await?.unwrap_or_default(),
+            Principal::Admin
+            | Principal::Well(_)
+            | Principal::Factory(_)
+            | Principal::Worker(_)
+            | Principal::Job(_) => BTreeSet::new(),
+        };
         Ok(Caller {
             principal,
-            privileges: BTreeSet::new(),
+            privileges,
         })
     }
+}
+
+/// Wall-clock time for records (token and user creation). Scheduling time
+/// is the driver's, not this.
+fn now() -> aquifer_core::Time {
+    use crate::driver::Clock as _;
+    crate::driver::SystemClock.now()
 }
 
 /// Parses a JSON body, saying what is wrong with it in words.
@@ -149,10 +163,52 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Response,), Error = Infal
                 })(authorization)
             }
         });
+    let admin = |path: &'static str| {
+        warp::path("0")
+            .and(warp::path("admin"))
+            .and(warp::path(path))
+            .and(warp::path::end())
+            .and(warp::post())
+            .and(auth)
+            .and(json_body())
+    };
+    let types = admin("types").then({
+        let api = api.clone();
+        move |authorization: Option<String>, body: bytes::Bytes| {
+            authed(api.clone(), move |api: Arc<Api>, caller| {
+                let body = body.clone();
+                async move { admin::create_type(&api, caller, &body).await }
+            })(authorization)
+        }
+    });
+    let targets = admin("targets").then({
+        let api = api.clone();
+        move |authorization: Option<String>, body: bytes::Bytes| {
+            authed(api.clone(), move |api: Arc<Api>, caller| {
+                let body = body.clone();
+                async move { admin::create_target(&api, caller, &body).await }
+            })(authorization)
+        }
+    });
+    let users = admin("users").then({
+        let api = api.clone();
+        move |authorization: Option<String>, body: bytes::Bytes| {
+            authed(api.clone(), move |api: Arc<Api>, caller| {
+                let body = body.clone();
+                async move { admin::create_user(&api, caller, &body, now()).await }
+            })(authorization)
+        }
+    });
     submit
         .or(show)
         .unify()
         .or(cancel)
+        .unify()
+        .or(types)
+        .unify()
+        .or(targets)
+        .unify()
+        .or(users)
         .unify()
         .recover(|r: warp::Rejection| async move { Ok::<_, Infallible>(rejected(&r)) })
         .unify()
