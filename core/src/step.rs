@@ -48,8 +48,12 @@ impl Tx {
 /// `now` must not go backwards between steps; the server feeds its clock,
 /// the model its simulated time.
 pub fn step(state: &State, input: Input, now: Time) -> Result<Transition, Rejection> {
-    // TODO-perf: the working copy costs O(size of the state) per step; the
-    // state is kept small (ended jobs retire) so this stays cheap.
+    // TODO-perf: the working copy costs O(size of the state) per step.
+    // Measured (server/examples/submit_bench, release, SQLite): 3,784
+    // submissions/s with 1,000 live jobs but 775/s with 10,000. A step in
+    // place on the driver's batch copy would make it O(batch) instead; it
+    // needs effects computed from events alone (`LeaseEnded` would carry
+    // its resources) rather than from the state before.
     let mut tx = Tx {
         state: state.clone(),
         now,
