@@ -40,7 +40,7 @@ async fn main() {
         jobs_max: u32::try_from(jobs + 10).unwrap_or(u32::MAX),
         ..Limits::default()
     };
-    let (driver, handle, _) = Driver::recover(
+    let (handle, _, _) = Driver::spawn(
         store.clone(),
         Rules::production(),
         limits,
@@ -50,7 +50,6 @@ async fn main() {
     )
     .await
     .expect("recovery");
-    tokio::spawn(driver.run());
     for input in [
         Input::DefineType {
             rtype: TypeId::new("pg"),
@@ -72,7 +71,9 @@ async fn main() {
         store,
         bootstrap_token: Some(TOKEN.into()),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let base = format!("http://{}/0/jobs", listener.local_addr().expect("addr"));
     tokio::spawn(api::serve(api, listener, std::future::pending()));
 
@@ -93,7 +94,13 @@ async fn main() {
                 let mut latencies = Vec::with_capacity(n);
                 for _ in 0..n {
                     let t0 = Instant::now();
-                    let res = http.post(&base).bearer_auth(TOKEN).json(&body).send().await.expect("answer");
+                    let res = http
+                        .post(&base)
+                        .bearer_auth(TOKEN)
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("answer");
                     assert_eq!(res.status().as_u16(), 201, "{:?}", res.text().await);
                     latencies.push(t0.elapsed());
                 }
@@ -108,7 +115,11 @@ async fn main() {
     let secs = started.elapsed().as_secs_f64();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    let kind = if url.starts_with("sqlite") { "sqlite" } else { "postgres" };
+    let kind = if url.starts_with("sqlite") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
     println!(
         "{kind}: {jobs} submissions from {clients} clients in {secs:.2} s: {:.0} jobs/s, p50 {:.2} ms, p99 {:.2} ms",
         jobs as f64 / secs,

@@ -214,6 +214,21 @@ impl Driver {
         ))
     }
 
+    /// Recovers and runs the driver on the current tokio runtime. The task
+    /// ends, returning the final state, once every handle is dropped.
+    pub async fn spawn(
+        store: Store,
+        rules: Rules,
+        limits: Limits,
+        clock: Arc<dyn Clock>,
+        sink: Arc<dyn EffectSink>,
+        options: Options,
+    ) -> Result<(Handle, tokio::task::JoinHandle<State>, Recovery), StoreError> {
+        let (driver, handle, recovery) =
+            Driver::recover(store, rules, limits, clock, sink, options).await?;
+        Ok((handle, tokio::spawn(driver.run()), recovery))
+    }
+
     #[must_use]
     pub fn state(&self) -> &State {
         &self.state

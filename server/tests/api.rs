@@ -30,7 +30,7 @@ async fn server() -> Server {
 
 async fn server_on(url: &str, dir: tempfile::TempDir) -> Server {
     let store = Store::open(url).await.expect("open");
-    let (driver, handle, _) = Driver::recover(
+    let (handle, _, _) = Driver::spawn(
         store.clone(),
         Rules::production(),
         Limits::default(),
@@ -40,7 +40,6 @@ async fn server_on(url: &str, dir: tempfile::TempDir) -> Server {
     )
     .await
     .expect("recover");
-    tokio::spawn(driver.run());
     for input in [
         Input::DefineType {
             rtype: TypeId::new("pg"),

@@ -23,7 +23,7 @@ async fn start(url: &str, options: Options) -> Running {
 async fn start_with(url: &str, options: Options, limits: Limits) -> Running {
     let store = Store::open(url).await.expect("the store opens");
     let effects = Arc::new(Recorder::default());
-    let (driver, handle, _) = Driver::recover(
+    let (handle, task, _) = Driver::spawn(
         store,
         Rules::production(),
         limits,
@@ -35,7 +35,7 @@ async fn start_with(url: &str, options: Options, limits: Limits) -> Running {
     .expect("recovery");
     Running {
         handle,
-        task: tokio::spawn(driver.run()),
+        task,
         effects,
     }
 }
