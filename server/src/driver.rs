@@ -21,7 +21,7 @@
 use crate::readmodel::{self, Payload};
 use crate::store::{Store, StoreError};
 use aquifer_core::{
-    Effect, Input, Limits, Rejection, Rules, State, Time, Transition, apply, invariants,
+    Effect, Event, Input, Limits, Rejection, Rules, State, Time, Transition, apply, invariants,
     next_deadline, pending_effects, step,
 };
 use std::sync::Arc;
@@ -153,6 +153,10 @@ pub struct Driver {
     sink: Arc<dyn EffectSink>,
     options: Options,
     queue: mpsc::Receiver<Request>,
+    /// Commits that failed in a row, for back-off.
+    failures: u32,
+    /// Set when the driver can no longer trust its state; `run` returns.
+    stopped: bool,
 }
 
 /// What start-up found and did, for logs and benchmarks.
@@ -174,7 +178,16 @@ impl Driver {
         options: Options,
     ) -> Result<(Driver, Handle, Recovery), StoreError> {
         let (snapshot_seq, mut state) = match store.latest_snapshot().await? {
-            Some((seq, state)) => (seq, state),
+            // The configuration in force now wins over the one the snapshot
+            // was taken under, as it does when the log is replayed from 0.
+            Some((seq, state)) => (
+                seq,
+                State {
+                    rules,
+                    limits,
+                    ..state
+                },
+            ),
             None => (0, State::new(rules, limits)),
         };
         let events = store.events_after(snapshot_seq).await?;
@@ -199,6 +212,8 @@ impl Driver {
             sink,
             options,
             queue: rx,
+            failures: 0,
+            stopped: false,
         };
         let handle = Handle {
             queue: tx,
@@ -245,13 +260,14 @@ impl Driver {
         for effect in pending_effects(&self.state) {
             self.sink.perform(&effect);
         }
-        loop {
+        while !self.stopped {
             let batch = match self.next_batch().await {
                 Some(batch) => batch,
                 None => return self.state,
             };
             self.decide(batch).await;
         }
+        self.state
     }
 
     /// Waits for inputs, or for the next deadline, whichever is first.
@@ -303,12 +319,25 @@ impl Driver {
         }
         if !events.is_empty() {
             if let Err(e) = self.store.append(self.seq, now, &events, &writes).await {
-                tracing::error!(error = %e, "committing a batch failed; nothing changed");
-                for (reply, _) in answers {
-                    let _ = reply.send(Err(DriverError::Unavailable(e.to_string())));
+                match self.after_failed_append(&events, &e).await {
+                    Committed::Yes => {}
+                    verdict => {
+                        for (reply, _) in answers {
+                            let _ = reply.send(Err(DriverError::Unavailable(
+                                "the decision could not be recorded; nothing changed".into(),
+                            )));
+                        }
+                        if verdict == Committed::No {
+                            // Do not hammer a database that just failed.
+                            self.failures = self.failures.saturating_add(1);
+                            let backoff_ms = (50u64 << self.failures.min(7)).min(5_000);
+                            tokio::time::sleep(std::time::Duration::from_millis(backoff_ms)).await;
+                        }
+                        return;
+                    }
                 }
-                return;
             }
+            self.failures = 0;
             self.seq += events.len() as u64;
             self.state = work;
         }
@@ -327,6 +356,40 @@ impl Driver {
                 Err(e) => tracing::warn!(error = %e, "snapshot failed; start-up will replay more"),
             }
         }
+    }
+}
+
+/// Whether a batch whose append reported an error is in the log after all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Committed {
+    Yes,
+    No,
+    /// The log could not be read, or holds events this driver did not
+    /// write: the driver's state can no longer be trusted, so it stops and
+    /// a restart recovers from the log.
+    Unknown,
+}
+
+impl Driver {
+    /// A commit can fail after the database made it durable (the reply was
+    /// lost), so the log, not the error, says what happened.
+    async fn after_failed_append(&mut self, events: &[Event], error: &StoreError) -> Committed {
+        let verdict = match self.store.events_after(self.seq).await {
+            Ok(logged) if logged.is_empty() => Committed::No,
+            Ok(logged) if logged.iter().map(|(_, e)| e).eq(events.iter()) => Committed::Yes,
+            Ok(_) | Err(_) => Committed::Unknown,
+        };
+        match verdict {
+            Committed::Yes => {
+                tracing::warn!(%error, "the commit reported an error but is in the log")
+            }
+            Committed::No => tracing::error!(%error, "committing a batch failed; nothing changed"),
+            Committed::Unknown => {
+                tracing::error!(%error, "the log cannot be read or another writer appended to it; the driver stops");
+                self.stopped = true;
+            }
+        }
+        verdict
     }
 }
 

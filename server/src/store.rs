@@ -102,8 +102,20 @@ impl Store {
                 .busy_timeout(Duration::from_secs(5));
             // An in-memory database exists once per connection.
             let max = if memory { 1 } else { 4 };
+            // An in-memory database lives only as long as its connection:
+            // never let the pool retire it.
+            let (idle, lifetime) = if memory {
+                (None, None)
+            } else {
+                (
+                    Some(Duration::from_secs(600)),
+                    Some(Duration::from_secs(1800)),
+                )
+            };
             let pool = SqlitePoolOptions::new()
                 .max_connections(max)
+                .idle_timeout(idle)
+                .max_lifetime(lifetime)
                 .connect_with(options)
                 .await
                 .map_err(connect)?;

@@ -217,7 +217,7 @@ async fn a_rejection_is_answered_with_its_code_and_records_nothing() {
 }
 
 #[tokio::test]
-async fn a_failed_commit_changes_nothing_and_says_so() {
+async fn a_failed_commit_changes_nothing_and_a_foreign_writer_stops_the_driver() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = sqlite_url(&dir);
     let r = start(&url, Options::default()).await;
@@ -240,11 +240,22 @@ async fn a_failed_commit_changes_nothing_and_says_so() {
             .iter()
             .all(|e| !matches!(e, Effect::NotifyJob { .. }))
     );
+    // Another writer appended to the log: the driver cannot trust its
+    // state, stops, and answers nothing more; a restart recovers.
+    let after = r.handle.send(job()).await.expect_err("stopped");
+    assert!(matches!(after, DriverError::Unavailable(_)), "{after}");
     let state = r.stop().await;
     assert!(
         state.jobs.is_empty(),
         "the refused batch left no job behind"
     );
+    let again = start(&url, Options::default()).await;
+    let recovered = again.stop().await;
+    assert!(
+        recovered.lease_hold,
+        "the other writer's event is in the recovered state"
+    );
+    assert!(recovered.jobs.is_empty());
 }
 
 #[tokio::test]
@@ -328,4 +339,23 @@ async fn postgres_read_models_follow_the_log() {
     if let Some(url) = postgres_url("readmodel").await {
         read_models_follow_the_log(&url).await;
     }
+}
+
+#[tokio::test]
+async fn current_limits_win_over_a_snapshot() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(&dir);
+    let options = Options {
+        snapshot_every_events: 1,
+        ..Options::default()
+    };
+    let first = start(&url, options).await;
+    workload(&first).await;
+    first.stop().await;
+    let limits = Limits {
+        lease_ttl_ms: 1_234,
+        ..Limits::default()
+    };
+    let second = start_with(&url, options, limits).await;
+    assert_eq!(second.stop().await.limits, limits);
 }
