@@ -71,7 +71,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
+    // One spelling per token: lower-case hex digits only.
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     (0..s.len())
@@ -103,16 +104,45 @@ fn parse(token: &str) -> Result<Presented, AuthError> {
     })
 }
 
+/// A new token: what the database keeps (id, hash) and what the client
+/// gets (the plaintext).
+pub(crate) struct NewToken {
+    pub id: String,
+    pub hash: Vec<u8>,
+    pub plaintext: String,
+}
+
+pub(crate) fn new_token() -> Result<NewToken, AuthError> {
+    let mut id = [0u8; ID_BYTES];
+    let mut secret = [0u8; SECRET_BYTES];
+    getrandom::fill(&mut id).map_err(|e| AuthError::Random(e.to_string()))?;
+    getrandom::fill(&mut secret).map_err(|e| AuthError::Random(e.to_string()))?;
+    Ok(NewToken {
+        id: hex(&id),
+        hash: digest(&secret),
+        plaintext: format!("aq_{}_{}", hex(&id), hex(&secret)),
+    })
+}
+
+/// Whether `presented` is `expected`, in time that does not depend on
+/// where they differ or on their lengths (both are hashed first).
+#[must_use]
+pub fn same_secret(presented: &str, expected: &str) -> bool {
+    digest(presented.as_bytes())
+        .ct_eq(&digest(expected.as_bytes()))
+        .into()
+}
+
 impl Store {
     /// Makes a token for `principal` and returns its plaintext, the only
     /// time it exists outside the client.
     pub async fn issue_token(&self, principal: Principal, now: Time) -> Result<String, AuthError> {
-        let mut id = [0u8; ID_BYTES];
-        let mut secret = [0u8; SECRET_BYTES];
-        getrandom::fill(&mut id).map_err(|e| AuthError::Random(e.to_string()))?;
-        getrandom::fill(&mut secret).map_err(|e| AuthError::Random(e.to_string()))?;
+        let NewToken {
+            id: id_hex,
+            hash,
+            plaintext,
+        } = new_token()?;
         let (kind, subject) = principal.kind();
-        let (id_hex, hash) = (hex(&id), digest(&secret));
         let subject = i64::try_from(subject).map_err(|_| AuthError::Malformed)?;
         let created = i64::try_from(now.ms()).unwrap_or(i64::MAX);
         crate::on_pool!(self, pool => {
@@ -126,7 +156,7 @@ impl Store {
                 .await
                 .map_err(StoreError::from)?;
         });
-        Ok(format!("aq_{id_hex}_{}", hex(&secret)))
+        Ok(plaintext)
     }
 
     /// Who a presented token speaks for.
@@ -186,6 +216,9 @@ mod tests {
             ),
             format!("aq_{}_{}", "zz".repeat(ID_BYTES), "cd".repeat(SECRET_BYTES)),
             format!("xx_{}_{}", "ab".repeat(ID_BYTES), "cd".repeat(SECRET_BYTES)),
+            // One spelling per token: no upper case, no signs.
+            format!("aq_{}_{}", "ab".repeat(ID_BYTES), "CD".repeat(SECRET_BYTES)),
+            format!("aq_{}_{}", "+a".repeat(ID_BYTES), "cd".repeat(SECRET_BYTES)),
         ] {
             assert!(matches!(parse(&bad), Err(AuthError::Malformed)), "{bad:?}");
         }

@@ -1,32 +1,55 @@
 //! Users and their privileges.
 
+use crate::auth::{AuthError, new_token};
 use crate::on_pool;
 use crate::store::{Store, StoreError};
 use aquifer_core::{Privilege, Time};
 use std::collections::BTreeSet;
 
 impl Store {
-    /// Adds a user; `None` if the name is taken.
+    /// Adds a user and a first token for them, in one transaction; `None`
+    /// if the name is taken. Returns the id and the token's plaintext.
     pub async fn create_user(
         &self,
         name: &str,
         privileges: &BTreeSet<Privilege>,
         now: Time,
-    ) -> Result<Option<u64>, StoreError> {
-        let privileges = serde_json::to_string(privileges)?;
+    ) -> Result<Option<(u64, String)>, AuthError> {
+        let privileges = serde_json::to_string(privileges).map_err(StoreError::from)?;
         let created = i64::try_from(now.ms()).unwrap_or(i64::MAX);
-        let id: Option<(i64,)> = on_pool!(self, pool => {
-            sqlx::query_as(
+        let token = new_token()?;
+        let made = on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(StoreError::from)?;
+            let id: Option<(i64,)> = sqlx::query_as(
                 "INSERT INTO users (name, privileges, created_ms) VALUES ($1, $2, $3) \
                  ON CONFLICT (name) DO NOTHING RETURNING id",
             )
             .bind(name)
             .bind(privileges)
             .bind(created)
-            .fetch_optional(pool)
-            .await?
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(StoreError::from)?;
+            match id {
+                None => None,
+                Some((id,)) => {
+                    sqlx::query(
+                        "INSERT INTO tokens (id, secret_hash, kind, subject, created_ms) \
+                         VALUES ($1, $2, 'user', $3, $4)",
+                    )
+                    .bind(&token.id)
+                    .bind(&token.hash)
+                    .bind(id)
+                    .bind(created)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from)?;
+                    tx.commit().await.map_err(StoreError::from)?;
+                    Some((u64::try_from(id).unwrap_or(0), token.plaintext))
+                }
+            }
         });
-        Ok(id.map(|(id,)| u64::try_from(id).unwrap_or(0)))
+        Ok(made)
     }
 
     /// A user's privileges; `None` if there is no such user.

@@ -235,6 +235,15 @@ async fn malformed_requests_get_json_errors_not_500s() {
     )
     .await;
     assert_eq!((status, code(&body)), (400, "bad_json"));
+    let charset = send(
+        s.http
+            .post(&url)
+            .bearer_auth(BOOT)
+            .header("content-type", "application/json; charset=utf-8")
+            .body(job().to_string()),
+    )
+    .await;
+    assert_eq!(charset.0, 201, "a charset parameter is fine: {}", charset.1);
     let (status, body) = send(
         s.http
             .post(&url)
@@ -263,7 +272,7 @@ async fn malformed_requests_get_json_errors_not_500s() {
         .await;
     assert_eq!((status, code(&body)), (405, "method_not_allowed"));
     let (status, body) = s
-        .call(reqwest::Method::GET, "/0/jobs/1", Some(BOOT), None)
+        .call(reqwest::Method::GET, "/0/jobs/99", Some(BOOT), None)
         .await;
     assert_eq!((status, code(&body)), (404, "not_found"));
 }
@@ -277,16 +286,26 @@ async fn tokens_decide_who_may_do_what() {
     assert_eq!((status, code(&body)), (401, "unauthorized"));
     let (status, body) = s.submit("aq_not_a_token", job()).await;
     assert_eq!((status, code(&body)), (401, "unauthorized"));
-    let alice = s
+    let user = |name: &'static str| {
+        let store = s.store.clone();
+        async move {
+            let (_, token) = store
+                .create_user(name, &BTreeSet::new(), Time::ZERO)
+                .await
+                .expect("created")
+                .expect("a new name");
+            token
+        }
+    };
+    let (alice, bob) = (user("alice").await, user("bob").await);
+    // A token whose user does not exist speaks for nobody.
+    let ghost = s
         .store
-        .issue_token(Principal::User(1), Time::ZERO)
+        .issue_token(Principal::User(99), Time::ZERO)
         .await
         .expect("token");
-    let bob = s
-        .store
-        .issue_token(Principal::User(2), Time::ZERO)
-        .await
-        .expect("token");
+    let (status, body) = s.submit(&ghost, job()).await;
+    assert_eq!((status, code(&body)), (401, "unauthorized"));
     let well = s
         .store
         .issue_token(Principal::Well(1), Time::ZERO)

@@ -103,7 +103,7 @@ pub async fn create_user(
         ));
     }
     let privileges = u.privileges.into_iter().map(Privilege::new).collect();
-    let id = api
+    let (id, token) = api
         .store
         .create_user(&u.name, &privileges, now)
         .await?
@@ -114,7 +114,6 @@ pub async fn create_user(
                 format!("a user is already named {:?}", u.name),
             )
         })?;
-    let token = api.store.issue_token(Principal::User(id), now).await?;
     Ok((
         StatusCode::CREATED,
         NewUserToken {

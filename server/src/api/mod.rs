@@ -19,7 +19,6 @@ use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 use warp::Filter;
 use warp::Reply as _;
 use warp::http::StatusCode;
@@ -51,7 +50,7 @@ impl Api {
             .ok_or(AuthError::Missing)?
             .trim();
         if let Some(boot) = &self.bootstrap_token
-            && bool::from(boot.as_bytes().ct_eq(token.as_bytes()))
+            && crate::auth::same_secret(token, boot)
         {
             return Ok(Caller {
                 principal: Principal::Admin,
@@ -60,7 +59,12 @@ impl Api {
         }
         let principal = self.store.authenticate(token).await?;
         let privileges = match principal {
-            Principal::User(user) => self.store.user_privileges(user).await?.unwrap_or_default(),
+            // A token of a user who no longer exists speaks for nobody.
+            Principal::User(user) => self
+                .store
+                .user_privileges(user)
+                .await?
+                .ok_or(AuthError::Invalid)?,
             Principal::Admin
             | Principal::Well(_)
             | Principal::Factory(_)
@@ -119,10 +123,26 @@ where
 }
 
 fn json_body() -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection> + Clone {
-    warp::header::exact_ignore_case("content-type", "application/json")
+    warp::header::optional::<String>("content-type")
+        .and_then(|ct: Option<String>| async move {
+            // `application/json`, with or without parameters (charset).
+            let essence = ct.as_deref().and_then(|c| c.split(';').next());
+            if essence.is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json")) {
+                Ok(())
+            } else {
+                Err(warp::reject::custom(NotJson))
+            }
+        })
+        .untuple_one()
         .and(warp::body::content_length_limit(BODY_BYTES_MAX))
         .and(warp::body::bytes())
 }
+
+/// A body that is not declared as JSON.
+#[derive(Debug)]
+struct NotJson;
+
+impl warp::reject::Reject for NotJson {}
 
 /// Every route of the API.
 pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
@@ -231,14 +251,14 @@ fn rejected(r: &warp::Rejection) -> Response {
             "too_large",
             format!("bodies are at most {BODY_BYTES_MAX} bytes"),
         )
-    } else if r.find::<warp::reject::InvalidHeader>().is_some()
-        || r.find::<warp::reject::MissingHeader>().is_some()
-    {
+    } else if r.find::<NotJson>().is_some() {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "content_type",
             "send the body as Content-Type: application/json",
         )
+    } else if r.find::<warp::reject::InvalidHeader>().is_some() {
+        ApiError::bad_request("bad_header", "a request header could not be read")
     } else if r.find::<warp::reject::LengthRequired>().is_some() {
         ApiError::new(
             StatusCode::LENGTH_REQUIRED,
@@ -246,7 +266,8 @@ fn rejected(r: &warp::Rejection) -> Response {
             "send a Content-Length",
         )
     } else {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", format!("{r:?}"))
+        tracing::debug!(rejection = ?r, "refused by routing");
+        ApiError::bad_request("bad_request", "the request could not be read")
     };
     e.into_response()
 }
