@@ -190,7 +190,11 @@ async fn bad_submissions_are_refused_with_a_code_and_store_nothing() {
             "limit_exceeded",
         ),
         (with(&|j| j["timeout_s"] = json!(0)), 400, "limit_exceeded"),
-        (with(&|j| j["depends_on"] = json!([99])), 404, "unknown_job"),
+        (
+            with(&|j| j["depends_on"] = json!([99])),
+            400,
+            "unknown_dependency",
+        ),
     ];
     for (body, status, expected) in cases {
         let (got, answer) = s.submit(BOOT, body.clone()).await;
@@ -417,4 +421,39 @@ async fn admin_flow(s: Server) {
     assert_eq!((status, code(&body)), (403, "privilege_missing"), "{body}");
     let (status, body) = s.submit(&alice, lab_job).await;
     assert_eq!(status, 201, "{body}");
+}
+
+#[tokio::test]
+async fn a_job_may_depend_on_a_retired_job_of_its_owner_only() {
+    let s = server().await;
+    let (_, first) = s.submit(BOOT, job()).await;
+    let id = first["id"].as_u64().expect("an id");
+    // Cancelled while it holds nothing: it ends and leaves the core at once.
+    let (status, _) = s
+        .call(
+            reqwest::Method::POST,
+            &format!("/0/jobs/{id}/cancel"),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut dependent = job();
+    dependent["depends_on"] = json!([id]);
+    let (status, body) = s.submit(BOOT, dependent.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    // It depended on a cancelled job, so it fails at once, with a reason.
+    let path = format!("/0/jobs/{}", body["id"]);
+    let (_, shown) = s.call(reqwest::Method::GET, &path, Some(BOOT), None).await;
+    assert_eq!(shown["state"], "ended", "{shown}");
+    assert_eq!(shown["outcome"], json!({"failed": "dependency"}), "{shown}");
+    // Another user cannot even learn that the job exists.
+    let (_, carol) = s
+        .store
+        .create_user("carol", &BTreeSet::new(), Time::ZERO)
+        .await
+        .expect("created")
+        .expect("new");
+    let (status, body) = s.submit(&carol, dependent).await;
+    assert_eq!((status, code(&body)), (400, "unknown_dependency"), "{body}");
 }

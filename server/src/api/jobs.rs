@@ -4,7 +4,7 @@ use super::error::ApiError;
 use super::{Api, Caller};
 use crate::auth::Principal;
 use crate::readmodel::{JobRecord, Payload};
-use aquifer_core::{Event, Input, JobId, JobSpec, Request, TargetId, TypeId};
+use aquifer_core::{Event, Input, JobId, JobSpec, Outcome, Request, TargetId, TypeId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use warp::http::StatusCode;
@@ -160,10 +160,8 @@ pub async fn submit(
         requests,
         timeout_ms,
         depends_on: file.depends_on.iter().map(|&j| JobId(j)).collect(),
-        // TODO-correctness: look up the outcomes of retired dependencies in
-        // the jobs read model.
-        retired_outcomes: BTreeMap::new(),
-        privileges: caller.privileges,
+        retired_outcomes: dependency_outcomes(api, &caller, &file.depends_on).await?,
+        privileges: caller.privileges.clone(),
     };
     let record = JobRecord {
         owner,
@@ -190,6 +188,30 @@ pub async fn submit(
             )
         })?;
     Ok((StatusCode::CREATED, Submitted { id }))
+}
+
+/// The outcomes of the dependencies that have ended, from the read model:
+/// the core forgets a job once it retires, and needs the outcome of a
+/// retired dependency from here. A job the caller may not see is refused
+/// as unknown, so ids leak nothing.
+async fn dependency_outcomes(
+    api: &Api,
+    caller: &Caller,
+    depends_on: &[u32],
+) -> Result<BTreeMap<JobId, Outcome>, ApiError> {
+    let mut ended = BTreeMap::new();
+    for &dep in depends_on {
+        let job = visible(api, caller, dep).await.map_err(|_| {
+            ApiError::bad_request(
+                "unknown_dependency",
+                format!("depends_on names job {dep}, but there is no such job of yours"),
+            )
+        })?;
+        if let Some(outcome) = job.outcome.and_then(|o| serde_json::from_value(o).ok()) {
+            ended.insert(JobId(dep), outcome);
+        }
+    }
+    Ok(ended)
 }
 
 #[derive(Serialize)]
