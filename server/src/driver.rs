@@ -177,7 +177,17 @@ impl Driver {
         sink: Arc<dyn EffectSink>,
         options: Options,
     ) -> Result<(Driver, Handle, Recovery), StoreError> {
-        let (snapshot_seq, mut state) = match store.latest_snapshot().await? {
+        let snapshot = match store.latest_snapshot().await {
+            Ok(snapshot) => snapshot,
+            // A snapshot this build cannot read (an older shape of the
+            // state, say) is only an optimisation: the log has every event.
+            Err(StoreError::Corrupt { seq, source }) => {
+                tracing::warn!(seq, error = %source, "ignoring an unreadable snapshot; replaying the whole log");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let (snapshot_seq, mut state) = match snapshot {
             // The configuration in force now wins over the one the snapshot
             // was taken under, as it does when the log is replayed from 0.
             Some((seq, state)) => (

@@ -359,3 +359,26 @@ async fn current_limits_win_over_a_snapshot() {
     let second = start_with(&url, options, limits).await;
     assert_eq!(second.stop().await.limits, limits);
 }
+
+#[tokio::test]
+async fn an_unreadable_snapshot_falls_back_to_the_whole_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(&dir);
+    let first = start(&url, Options::default()).await;
+    workload(&first).await;
+    let before = first.stop().await;
+    let store = Store::open(&url).await.expect("open");
+    let Store::Sqlite(pool) = &store else {
+        unreachable!("a SQLite URL")
+    };
+    sqlx::query("INSERT INTO snapshots (seq, body) VALUES (3, '{\"not\": \"a state\"}')")
+        .execute(pool)
+        .await
+        .expect("a bad snapshot");
+    assert!(
+        store.latest_snapshot().await.is_err(),
+        "the snapshot really is unreadable"
+    );
+    let second = start(&url, Options::default()).await;
+    assert_eq!(second.stop().await, before);
+}
