@@ -34,8 +34,9 @@ pub fn check(state: &State) -> Result<(), Violation> {
     check_leases(state)?;
     check_resources(state)?;
     check_pools(state)?;
+    let counts = counts(state);
     for (&id, job) in &state.jobs {
-        check_job(state, id, job)?;
+        check_job(state, &counts, id, job)?;
     }
     check_workers(state)
 }
@@ -160,27 +161,30 @@ fn check_pools(state: &State) -> Result<(), Violation> {
     Ok(())
 }
 
-/// How many instances of a group the books count as the job's.
-fn live(state: &State, job: JobId, group: usize) -> (usize, usize) {
-    let mine = state
-        .resources
-        .values()
-        .filter(|r| r.job == job && usize::from(r.group) == group);
-    let (mut live, mut ready) = (0, 0);
-    for r in mine {
+/// How many instances each group has in the books: (live, ready), counted
+/// in one pass so that checking stays linear in the size of the state.
+type Counts = BTreeMap<(JobId, u8), (usize, usize)>;
+
+fn counts(state: &State) -> Counts {
+    let mut out = Counts::new();
+    for r in state.resources.values() {
+        let entry = out.entry((r.job, r.group)).or_insert((0, 0));
         if r.state.is_live() {
-            live += 1;
+            entry.0 += 1;
         }
         if r.state == ResourceState::Ready {
-            ready += 1;
+            entry.1 += 1;
         }
     }
-    (live, ready)
+    out
 }
 
-fn check_job(state: &State, id: JobId, job: &Job) -> Result<(), Violation> {
+fn check_job(state: &State, counts: &Counts, id: JobId, job: &Job) -> Result<(), Violation> {
     for (g, group) in job.groups.iter().enumerate() {
-        let (live, ready) = live(state, id, g);
+        let (live, ready) = counts
+            .get(&(id, crate::job::group_index(g)))
+            .copied()
+            .unwrap_or((0, 0));
         let count = usize::from(group.count);
         ensure(live <= count, "group-within-count", || {
             format!("{id} group {g} has {live} live instances of {count}")
@@ -197,10 +201,9 @@ fn check_job(state: &State, id: JobId, job: &Job) -> Result<(), Violation> {
         }
     }
     if job.is_ended() {
-        let holds = state
-            .resources
-            .values()
-            .any(|r| r.job == id && r.state.is_live());
+        let holds = counts
+            .range((id, 0)..=(id, u8::MAX))
+            .any(|(_, &(live, _))| live > 0);
         ensure(!holds, "ended-job-holds-nothing", || {
             format!("{id} has ended but still holds resources")
         })?;
