@@ -9,7 +9,7 @@
 //! batches, so the live state stays small, as it does in production.
 
 use aquifer_core::*;
-use aquifer_server::driver::{Driver, EffectSink, Handle, MonotonicClock, Options};
+use aquifer_server::driver::{Driver, EffectSink, Handle, MonotonicClock, Options, Setup};
 use aquifer_server::store::Store;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -24,14 +24,11 @@ impl EffectSink for Discard {
 async fn open(url: &str, options: Options) -> (Driver, Handle, std::time::Duration, usize) {
     let store = Store::open(url).await.expect("the store opens");
     let started = Instant::now();
-    let (driver, handle, recovery) = Driver::recover(
-        store,
-        Rules::production(),
-        Limits::default(),
-        Arc::new(MonotonicClock::default()),
-        Arc::new(Discard),
+    let (driver, handle, recovery) = Driver::recover(Setup {
+        clock: Arc::new(MonotonicClock::default()),
         options,
-    )
+        ..Setup::new(store, Arc::new(Discard))
+    })
     .await
     .expect("recovery");
     (driver, handle, started.elapsed(), recovery.replayed_events)

@@ -10,7 +10,7 @@
 
 use aquifer_core::*;
 use aquifer_server::api::{self, Api};
-use aquifer_server::driver::{Driver, EffectSink, MonotonicClock, Options};
+use aquifer_server::driver::{Driver, EffectSink, MonotonicClock, Setup};
 use aquifer_server::store::Store;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,14 +40,11 @@ async fn main() {
         jobs_max: u32::try_from(jobs + 10).unwrap_or(u32::MAX),
         ..Limits::default()
     };
-    let (handle, _, _) = Driver::spawn(
-        store.clone(),
-        Rules::production(),
+    let (handle, _, _) = Driver::spawn(Setup {
         limits,
-        Arc::new(MonotonicClock::default()),
-        Arc::new(Discard),
-        Options::default(),
-    )
+        clock: Arc::new(MonotonicClock::default()),
+        ..Setup::new(store.clone(), Arc::new(Discard))
+    })
     .await
     .expect("recovery");
     for input in [

@@ -159,6 +159,32 @@ pub struct Driver {
     stopped: bool,
 }
 
+/// What a driver runs with. `Setup::new` gives the production rules,
+/// default limits and options, and the system clock; change what differs
+/// with struct update syntax.
+pub struct Setup {
+    pub store: Store,
+    pub rules: Rules,
+    pub limits: Limits,
+    pub clock: Arc<dyn Clock>,
+    pub sink: Arc<dyn EffectSink>,
+    pub options: Options,
+}
+
+impl Setup {
+    #[must_use]
+    pub fn new(store: Store, sink: Arc<dyn EffectSink>) -> Setup {
+        Setup {
+            store,
+            rules: Rules::production(),
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+            sink,
+            options: Options::default(),
+        }
+    }
+}
+
 /// What start-up found and did, for logs and benchmarks.
 #[derive(Clone, Copy, Debug)]
 pub struct Recovery {
@@ -169,14 +195,15 @@ pub struct Recovery {
 impl Driver {
     /// Rebuilds the state from the store and returns the driver (to be
     /// run) and a handle to it.
-    pub async fn recover(
-        store: Store,
-        rules: Rules,
-        limits: Limits,
-        clock: Arc<dyn Clock>,
-        sink: Arc<dyn EffectSink>,
-        options: Options,
-    ) -> Result<(Driver, Handle, Recovery), StoreError> {
+    pub async fn recover(setup: Setup) -> Result<(Driver, Handle, Recovery), StoreError> {
+        let Setup {
+            store,
+            rules,
+            limits,
+            clock,
+            sink,
+            options,
+        } = setup;
         let snapshot = match store.latest_snapshot().await {
             Ok(snapshot) => snapshot,
             // A snapshot this build cannot read (an older shape of the
@@ -242,15 +269,9 @@ impl Driver {
     /// Recovers and runs the driver on the current tokio runtime. The task
     /// ends, returning the final state, once every handle is dropped.
     pub async fn spawn(
-        store: Store,
-        rules: Rules,
-        limits: Limits,
-        clock: Arc<dyn Clock>,
-        sink: Arc<dyn EffectSink>,
-        options: Options,
+        setup: Setup,
     ) -> Result<(Handle, tokio::task::JoinHandle<State>, Recovery), StoreError> {
-        let (driver, handle, recovery) =
-            Driver::recover(store, rules, limits, clock, sink, options).await?;
+        let (driver, handle, recovery) = Driver::recover(setup).await?;
         Ok((handle, tokio::spawn(driver.run()), recovery))
     }
 

@@ -6,7 +6,7 @@ mod common;
 use aquifer_core::*;
 use aquifer_server::api::{self, Api};
 use aquifer_server::auth::Principal;
-use aquifer_server::driver::{Driver, MonotonicClock, Options};
+use aquifer_server::driver::{Driver, MonotonicClock, Setup};
 use aquifer_server::store::Store;
 use common::*;
 use serde_json::{Value, json};
@@ -30,14 +30,10 @@ async fn server() -> Server {
 
 async fn server_on(url: &str, dir: tempfile::TempDir) -> Server {
     let store = Store::open(url).await.expect("open");
-    let (handle, _, _) = Driver::spawn(
-        store.clone(),
-        Rules::production(),
-        Limits::default(),
-        Arc::new(MonotonicClock::default()),
-        Arc::new(Recorder::default()),
-        Options::default(),
-    )
+    let (handle, _, _) = Driver::spawn(Setup {
+        clock: Arc::new(MonotonicClock::default()),
+        ..Setup::new(store.clone(), Arc::new(Recorder::default()))
+    })
     .await
     .expect("recover");
     for input in [

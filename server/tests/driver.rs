@@ -4,7 +4,7 @@
 
 mod common;
 use aquifer_core::*;
-use aquifer_server::driver::{Driver, DriverError, Handle, MonotonicClock, Options};
+use aquifer_server::driver::{Driver, DriverError, Handle, MonotonicClock, Options, Setup};
 use aquifer_server::store::Store;
 use common::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,14 +23,12 @@ async fn start(url: &str, options: Options) -> Running {
 async fn start_with(url: &str, options: Options, limits: Limits) -> Running {
     let store = Store::open(url).await.expect("the store opens");
     let effects = Arc::new(Recorder::default());
-    let (handle, task, _) = Driver::spawn(
-        store,
-        Rules::production(),
+    let (handle, task, _) = Driver::spawn(Setup {
         limits,
-        Arc::new(MonotonicClock::default()),
-        effects.clone(),
+        clock: Arc::new(MonotonicClock::default()),
         options,
-    )
+        ..Setup::new(store, effects.clone())
+    })
     .await
     .expect("recovery");
     Running {
