@@ -64,8 +64,9 @@ impl Rules {
 }
 
 /// Limits and spans. Every queue and retry in the core is bounded by one of
-/// these.
+/// these. Missing fields take their defaults when read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// How long a well has to report on a lease before it expires; each
     /// renewal extends it by as much from the time of renewal.

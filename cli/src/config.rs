@@ -1,0 +1,77 @@
+//! The server's configuration: a TOML file, overridden by `AQUIFER_*`
+//! environment variables, overridden by flags.
+
+use anyhow::{Context, Result, bail};
+use aquifer_core::Limits;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The shortest bootstrap token accepted: it guards every admin action.
+pub const BOOTSTRAP_TOKEN_LEN_MIN: usize = 32;
+
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// A TOML file with any of: listen, database, bootstrap_token, [limits].
+    #[arg(long, env = "AQUIFER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where the API listens (default 127.0.0.1:8440; port 0 picks one).
+    #[arg(long, env = "AQUIFER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// sqlite:PATH, sqlite::memory: or postgres://... (default sqlite:aquifer.db).
+    #[arg(long, env = "AQUIFER_DATABASE")]
+    pub database: Option<String>,
+    /// The operator's admin token (at least 32 characters). Prefer the
+    /// environment or the file to a flag, which other users can see.
+    #[arg(long, env = "AQUIFER_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    pub bootstrap_token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<SocketAddr>,
+    database: Option<String>,
+    bootstrap_token: Option<String>,
+    limits: Option<Limits>,
+}
+
+/// The configuration in force.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database: String,
+    pub bootstrap_token: Option<String>,
+    pub limits: Limits,
+}
+
+impl ServerArgs {
+    pub fn resolve(self) -> Result<Config> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str::<File>(&text).with_context(|| format!("in {}", path.display()))?
+            }
+            None => File::default(),
+        };
+        let config = Config {
+            listen: self
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8440))),
+            database: self
+                .database
+                .or(file.database)
+                .unwrap_or_else(|| "sqlite:aquifer.db".into()),
+            bootstrap_token: self.bootstrap_token.or(file.bootstrap_token),
+            limits: file.limits.unwrap_or_default(),
+        };
+        if let Some(token) = &config.bootstrap_token
+            && token.len() < BOOTSTRAP_TOKEN_LEN_MIN
+        {
+            bail!("the bootstrap token must have at least {BOOTSTRAP_TOKEN_LEN_MIN} characters");
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,91 @@
+//! `aquifer server`: opens the database, recovers the driver, serves the
+//! API, and stops on Ctrl-C or SIGTERM, or with an error if the driver
+//! ends by itself (it stops when it can no longer trust its state; a
+//! restart recovers from the log).
+
+use crate::config::ServerArgs;
+use anyhow::{Context, Result};
+use aquifer_core::Effect;
+use aquifer_server::api::{self, Api};
+use aquifer_server::driver::{Driver, EffectSink, Setup};
+use aquifer_server::store::{Store, redact};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Performs effects. Until wells and factories long-poll, there is no one
+/// to wake, so effects are logged.
+// TODO-liveness: wake long-polling wells and factories (longpoll::Registry)
+// once their endpoints exist.
+struct LogEffects;
+
+impl EffectSink for LogEffects {
+    fn perform(&self, effect: &Effect) {
+        tracing::debug!(?effect, "effect");
+    }
+}
+
+pub async fn run(args: ServerArgs) -> Result<ExitCode> {
+    let config = args.resolve()?;
+    let store = Store::open(&config.database).await?;
+    let (handle, mut driver, recovery) = Driver::spawn(Setup {
+        limits: config.limits,
+        ..Setup::new(store.clone(), Arc::new(LogEffects))
+    })
+    .await
+    .context("recovering the scheduler's state")?;
+    tracing::info!(
+        database = %redact(&config.database),
+        snapshot_seq = recovery.snapshot_seq,
+        replayed_events = recovery.replayed_events,
+        "recovered"
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    // Scripts and tests read this line to find the server.
+    println!("aquifer server listening on http://{addr}");
+    let api = Arc::new(Api {
+        handle,
+        store,
+        bootstrap_token: config.bootstrap_token,
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(api::serve(api, listener, async {
+        let _ = stopped.await;
+    }));
+    let outcome = tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(ExitCode::SUCCESS)
+        }
+        ended = &mut driver => {
+            tracing::error!("the driver stopped by itself; restart to recover from the log");
+            let _ = ended;
+            Ok(ExitCode::from(3))
+        }
+    };
+    let _ = stop.send(());
+    let _ = serving.await;
+    outcome
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
