@@ -54,7 +54,7 @@ impl Principal {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("no usable token: send `Authorization: Bearer aq_...`")]
+    #[error("no usable token: send `Authorization: Bearer <token>`")]
     Missing,
     #[error("the token is malformed")]
     Malformed,
