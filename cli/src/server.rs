@@ -45,11 +45,7 @@ pub async fn run(args: ServerArgs) -> Result<ExitCode> {
     let addr = listener.local_addr()?;
     // Scripts and tests read this line to find the server.
     println!("aquifer server listening on http://{addr}");
-    let api = Arc::new(Api {
-        handle,
-        store,
-        bootstrap_token: config.bootstrap_token,
-    });
+    let api = Arc::new(Api::new(handle, store, config.bootstrap_token));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(api::serve(api, listener, async {
         let _ = stopped.await;

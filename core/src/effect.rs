@@ -4,7 +4,7 @@
 //! performs the pending ones again. Every effect is idempotent.
 
 use crate::event::Event;
-use crate::ids::{FactoryId, JobId, LeaseId, ResourceId, TargetId, TypeId, WellId, WorkerId};
+use crate::ids::{FactoryId, JobId, ResourceId, TargetId, TypeId, WellId, WorkerId};
 use crate::job::{Phase, WorkerWant};
 use crate::lease;
 use crate::resource::ResourceState;
@@ -135,57 +135,10 @@ fn targets_waiting(state: &State) -> BTreeSet<TargetId> {
         .collect()
 }
 
-/// The job an event concerns, looked up through its resource, lease or
-/// worker where the event does not name it. Things that leave the books in
-/// the step are found in the state before it.
+/// The job an event concerns. Things that leave the books in the step are
+/// found in the state before it.
 fn job_of(before: &State, after: &State, event: &Event) -> Option<JobId> {
-    let resource = |r: &ResourceId| {
-        (after.resources.get(r))
-            .or_else(|| before.resources.get(r))
-            .map(|r| r.job)
-    };
-    let lease = |l: &LeaseId| {
-        (after.leases.get(l))
-            .or_else(|| before.leases.get(l))
-            .map(|l| l.job)
-    };
-    let worker = |w: &WorkerId| {
-        (after.workers.get(w))
-            .or_else(|| before.workers.get(w))
-            .map(|w| w.job)
-    };
-    match event {
-        Event::ResourceReady { resource: r }
-        | Event::ResourceReleased { resource: r }
-        | Event::DestroyFailed { resource: r }
-        | Event::ResourceHeld { resource: r }
-        | Event::HeldReleased { resource: r }
-        | Event::ResourceDestroyed { resource: r } => resource(r),
-        Event::LeaseRenewed { lease: l, .. }
-        | Event::LeaseFulfilled { lease: l }
-        | Event::LeaseEnded { lease: l, .. } => lease(l),
-        Event::WorkerLeaseExpired { worker: w }
-        | Event::WorkerCreated { worker: w }
-        | Event::WorkerOnline { worker: w }
-        | Event::WorkerReleased { worker: w }
-        | Event::WorkerDestroyed { worker: w } => worker(w),
-        Event::TypeDefined { .. }
-        | Event::TargetDefined { .. }
-        | Event::WellRegistered { .. }
-        | Event::FactoryRegistered { .. }
-        | Event::LeasesHeld { .. }
-        | Event::JobSubmitted { .. }
-        | Event::DependencySettled { .. }
-        | Event::AcquisitionBegan { .. }
-        | Event::GroupQueued { .. }
-        | Event::LeaseGranted { .. }
-        | Event::GroupReady { .. }
-        | Event::WorkerQueued { .. }
-        | Event::WorkerLeased { .. }
-        | Event::JobStarted { .. }
-        | Event::JobEnded { .. }
-        | Event::JobRetired { .. } => event.job(),
-    }
+    crate::explain::subject(after, event).or_else(|| crate::explain::subject(before, event))
 }
 
 /// Everything this state owes the outside world. The driver performs these

@@ -12,6 +12,7 @@ pub mod config;
 pub mod effect;
 pub mod end;
 pub mod event;
+pub mod explain;
 pub mod ids;
 pub mod input;
 pub mod invariants;

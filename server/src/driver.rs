@@ -25,7 +25,7 @@ use aquifer_core::{
     next_deadline, pending_effects, step,
 };
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Where `now` comes from: the system clock in production, a hand-moved
 /// one in tests.
@@ -102,11 +102,21 @@ struct Request {
     reply: oneshot::Sender<Result<Transition, DriverError>>,
 }
 
+/// A read of the committed state, run by the driver between batches.
+type Read = Box<dyn FnOnce(&State) + Send>;
+
+/// What callers put on the driver's queue.
+enum Msg {
+    Decide(Request),
+    Read(Read),
+}
+
 /// How callers reach the driver.
 #[derive(Clone)]
 pub struct Handle {
-    queue: mpsc::Sender<Request>,
+    queue: mpsc::Sender<Msg>,
     queue_max: usize,
+    committed: watch::Receiver<u64>,
 }
 
 impl Handle {
@@ -125,21 +135,46 @@ impl Handle {
         payload: Option<Payload>,
     ) -> Result<Transition, DriverError> {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .try_send(Request {
-                input,
-                payload,
-                reply,
-            })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => DriverError::Busy(self.queue_max),
-                mpsc::error::TrySendError::Closed(_) => {
-                    DriverError::Unavailable("the driver has stopped".into())
-                }
-            })?;
+        self.enqueue(Msg::Decide(Request {
+            input,
+            payload,
+            reply,
+        }))?;
         answer
             .await
             .map_err(|_| DriverError::Unavailable("the driver stopped before answering".into()))?
+    }
+
+    /// Runs `f` on the committed state (never on a batch being decided)
+    /// and returns what it computed. Keep `f` short: the driver waits.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, DriverError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&State) -> T + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Msg::Read(Box::new(move |state| {
+            let _ = reply.send(f(state));
+        })))?;
+        answer
+            .await
+            .map_err(|_| DriverError::Unavailable("the driver stopped before answering".into()))
+    }
+
+    /// The sequence number of the last committed event, changing after
+    /// every commit: watchers wait on it rather than poll.
+    #[must_use]
+    pub fn committed(&self) -> watch::Receiver<u64> {
+        self.committed.clone()
+    }
+
+    fn enqueue(&self, msg: Msg) -> Result<(), DriverError> {
+        self.queue.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => DriverError::Busy(self.queue_max),
+            mpsc::error::TrySendError::Closed(_) => {
+                DriverError::Unavailable("the driver has stopped".into())
+            }
+        })
     }
 }
 
@@ -152,7 +187,8 @@ pub struct Driver {
     clock: Arc<dyn Clock>,
     sink: Arc<dyn EffectSink>,
     options: Options,
-    queue: mpsc::Receiver<Request>,
+    queue: mpsc::Receiver<Msg>,
+    committed: watch::Sender<u64>,
     /// Commits that failed in a row, for back-off.
     failures: u32,
     /// Set when the driver can no longer trust its state; `run` returns.
@@ -240,6 +276,7 @@ impl Driver {
             panic!("the recovered state breaks an invariant at event {seq}: {v}");
         }
         let (tx, rx) = mpsc::channel(options.queue_max);
+        let (committed, committed_rx) = watch::channel(seq);
         let driver = Driver {
             state,
             seq,
@@ -249,12 +286,14 @@ impl Driver {
             sink,
             options,
             queue: rx,
+            committed,
             failures: 0,
             stopped: false,
         };
         let handle = Handle {
             queue: tx,
             queue_max: options.queue_max,
+            committed: committed_rx,
         };
         Ok((
             driver,
@@ -302,23 +341,30 @@ impl Driver {
     }
 
     /// Waits for inputs, or for the next deadline, whichever is first.
+    /// Reads are answered on the way, from the committed state.
     async fn next_batch(&mut self) -> Option<Vec<Request>> {
-        let wait = next_deadline(&self.state).map(|at| {
-            let now = self.clock.now();
-            std::time::Duration::from_millis(at.ms().saturating_sub(now.ms()))
-        });
-        let first = match wait {
-            Some(wait) => tokio::select! {
-                r = self.queue.recv() => r?,
-                () = tokio::time::sleep(wait) => return Some(vec![tick()]),
-            },
-            None => self.queue.recv().await?,
-        };
-        let mut batch = vec![first];
-        while batch.len() < self.options.batch_max {
-            match self.queue.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
+        let mut batch = Vec::new();
+        while batch.is_empty() {
+            let wait = next_deadline(&self.state).map(|at| {
+                let now = self.clock.now();
+                std::time::Duration::from_millis(at.ms().saturating_sub(now.ms()))
+            });
+            let first = match wait {
+                Some(wait) => tokio::select! {
+                    r = self.queue.recv() => r?,
+                    () = tokio::time::sleep(wait) => return Some(vec![tick()]),
+                },
+                None => self.queue.recv().await?,
+            };
+            let mut next = Some(first);
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Decide(r) => batch.push(r),
+                    Msg::Read(f) => f(&self.state),
+                }
+                if batch.len() < self.options.batch_max {
+                    next = self.queue.try_recv().ok();
+                }
             }
         }
         Some(batch)
@@ -341,9 +387,9 @@ impl Driver {
             let result = step(&work, input, now);
             if let Ok(t) = &result {
                 for e in &t.events {
+                    readmodel::project(&work, e, payload.as_ref(), now.ms(), &mut writes);
                     apply(&mut work, e);
                 }
-                writes.extend(readmodel::project(&t.events, payload.as_ref(), now.ms()));
                 events.extend(t.events.iter().cloned());
             }
             answers.push((reply, result));
@@ -371,6 +417,7 @@ impl Driver {
             self.failures = 0;
             self.seq += events.len() as u64;
             self.state = work;
+            self.committed.send_replace(self.seq);
         }
         for (reply, result) in answers {
             if let Ok(t) = &result {

@@ -4,7 +4,7 @@
 //! the same transaction as the events, so they never disagree with the
 //! log.
 
-use aquifer_core::{Event, JobId, Outcome};
+use aquifer_core::{Event, JobId, Outcome, State};
 use serde::{Deserialize, Serialize};
 
 /// What the store keeps beside an input: the parts of a request that the
@@ -57,41 +57,59 @@ pub enum Write {
         state: JobState,
         outcome: Option<Outcome>,
     },
+    /// One entry of a job's watch stream, numbered per job from 1.
+    JobEvent {
+        job: JobId,
+        at_ms: u64,
+        body: serde_json::Value,
+    },
 }
 
-/// The read-model writes that `events` imply, with the payload that came
-/// with the input that caused them.
-#[must_use]
-pub fn project(events: &[Event], payload: Option<&Payload>, now_ms: u64) -> Vec<Write> {
-    let mut out = Vec::new();
-    for e in events {
-        match e {
-            Event::JobSubmitted { job, .. } => {
-                if let Some(Payload::Job(record)) = payload {
-                    out.push(Write::InsertJob {
-                        job: *job,
-                        record: record.clone(),
-                        submitted_ms: now_ms,
-                    });
-                }
-            }
-            Event::AcquisitionBegan { job } => out.push(Write::JobState {
-                job: *job,
-                state: JobState::Acquiring,
-                outcome: None,
-            }),
-            Event::JobStarted { job } => out.push(Write::JobState {
-                job: *job,
-                state: JobState::Running,
-                outcome: None,
-            }),
-            Event::JobEnded { job, outcome } => out.push(Write::JobState {
-                job: *job,
-                state: JobState::Ended,
-                outcome: Some(*outcome),
-            }),
-            _ => {}
-        }
+/// The read-model writes that `event` implies, given the state just
+/// before it and the payload that came with the input that caused it.
+/// Every event about a job but lease renewals (routine while a well
+/// creates) goes to the job's watch stream.
+pub fn project(
+    before: &State,
+    event: &Event,
+    payload: Option<&Payload>,
+    now_ms: u64,
+    out: &mut Vec<Write>,
+) {
+    if !matches!(event, Event::LeaseRenewed { .. })
+        && let Some(job) = aquifer_core::explain::subject(before, event)
+    {
+        out.push(Write::JobEvent {
+            job,
+            at_ms: now_ms,
+            body: serde_json::to_value(event).unwrap_or_default(),
+        });
     }
-    out
+    match event {
+        Event::JobSubmitted { job, .. } => {
+            if let Some(Payload::Job(record)) = payload {
+                out.push(Write::InsertJob {
+                    job: *job,
+                    record: record.clone(),
+                    submitted_ms: now_ms,
+                });
+            }
+        }
+        Event::AcquisitionBegan { job } => out.push(Write::JobState {
+            job: *job,
+            state: JobState::Acquiring,
+            outcome: None,
+        }),
+        Event::JobStarted { job } => out.push(Write::JobState {
+            job: *job,
+            state: JobState::Running,
+            outcome: None,
+        }),
+        Event::JobEnded { job, outcome } => out.push(Write::JobState {
+            job: *job,
+            state: JobState::Ended,
+            outcome: Some(*outcome),
+        }),
+        _ => {}
+    }
 }

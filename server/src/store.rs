@@ -44,6 +44,29 @@ pub struct JobRow {
     pub outcome: Option<String>,
 }
 
+/// A job as listings show it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ListedJob {
+    pub id: u32,
+    pub owner: u64,
+    pub owner_name: String,
+    pub name: String,
+    pub state: String,
+    pub outcome: Option<serde_json::Value>,
+    pub submitted_ms: u64,
+}
+
+/// (id, owner, owner's name, name, state, outcome, submitted_ms).
+type ListedRow = (i64, i64, Option<String>, String, String, Option<String>, i64);
+
+/// One entry of a job's watch stream.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct JobEventRow {
+    pub n: u64,
+    pub at_ms: u64,
+    pub event: serde_json::Value,
+}
+
 #[derive(Clone, Debug)]
 pub enum Store {
     Sqlite(SqlitePool),
@@ -188,6 +211,17 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                     }
+                    Write::JobEvent { job, at_ms, body } => {
+                        sqlx::query(
+                            "INSERT INTO job_events (job, n, at_ms, body) \
+                             SELECT $1, COALESCE(MAX(n), 0) + 1, $2, $3 FROM job_events WHERE job = $1",
+                        )
+                        .bind(i64::from(job.0))
+                        .bind(i64::try_from(*at_ms).unwrap_or(i64::MAX))
+                        .bind(body.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                 }
             }
             tx.commit().await?;
@@ -209,6 +243,78 @@ impl Store {
             state,
             outcome,
         }))
+    }
+
+    /// Jobs for a listing, newest first: those after `before` (an id, for
+    /// paging), of `owner` and in `state` when given, at most `limit`.
+    pub async fn list_jobs(
+        &self,
+        owner: Option<u64>,
+        state: Option<&str>,
+        before: Option<u32>,
+        limit: u32,
+    ) -> Result<Vec<ListedJob>, StoreError> {
+        let owner = owner.map(|o| i64::try_from(o).unwrap_or(i64::MAX));
+        let before = before.map(i64::from);
+        let rows: Vec<ListedRow> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT j.id, j.owner, u.name, j.name, j.state, j.outcome, j.submitted_ms \
+                 FROM jobs j LEFT JOIN users u ON u.id = j.owner \
+                 WHERE ($1 IS NULL OR j.owner = $1) AND ($2 IS NULL OR j.state = $2) \
+                   AND ($3 IS NULL OR j.id < $3) \
+                 ORDER BY j.id DESC LIMIT $4",
+            )
+            .bind(owner)
+            .bind(state)
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(
+                |(id, owner, owner_name, name, state, outcome, submitted_ms)| ListedJob {
+                    id: u32::try_from(id).unwrap_or(0),
+                    owner: u64::try_from(owner).unwrap_or(0),
+                    owner_name: owner_name.unwrap_or_else(|| "admin".into()),
+                    name,
+                    state,
+                    outcome: outcome.and_then(|o| serde_json::from_str(&o).ok()),
+                    submitted_ms: u64::try_from(submitted_ms).unwrap_or(0),
+                },
+            )
+            .collect())
+    }
+
+    /// A job's watch stream after entry `after`, at most `limit` entries.
+    pub async fn job_events(
+        &self,
+        job: JobId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<JobEventRow>, StoreError> {
+        let rows: Vec<(i64, i64, String)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT n, at_ms, body FROM job_events WHERE job = $1 AND n > $2 ORDER BY n LIMIT $3",
+            )
+            .bind(i64::from(job.0))
+            .bind(seq_i64(after))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for (n, at_ms, body) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            out.push(JobEventRow {
+                n,
+                at_ms: u64::try_from(at_ms).unwrap_or(0),
+                event: serde_json::from_str(&body)
+                    .map_err(|source| StoreError::Corrupt { seq: n, source })?,
+            });
+        }
+        Ok(out)
     }
 
     /// The events after `after`, in order, checked to follow on without a

@@ -3,119 +3,14 @@
 //! only their own jobs.
 
 mod common;
+mod harness;
+
 use aquifer_core::*;
-use aquifer_server::api::{self, Api};
 use aquifer_server::auth::Principal;
-use aquifer_server::driver::{Driver, MonotonicClock, Setup};
-use aquifer_server::store::Store;
 use common::*;
+use harness::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::sync::Arc;
-
-const BOOT: &str = "bootstrap-token-for-tests-only";
-
-struct Server {
-    base: String,
-    store: Store,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-async fn server() -> Server {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = sqlite_url(&dir);
-    server_on(&url, dir).await
-}
-
-async fn server_on(url: &str, dir: tempfile::TempDir) -> Server {
-    let store = Store::open(url).await.expect("open");
-    let (handle, _, _) = Driver::spawn(Setup {
-        clock: Arc::new(MonotonicClock::default()),
-        ..Setup::new(store.clone(), Arc::new(Recorder::default()))
-    })
-    .await
-    .expect("recover");
-    for input in [
-        Input::DefineType {
-            rtype: TypeId::new("pg"),
-            spec: TypeSpec {
-                max_per_job: 2,
-                privilege: None,
-            },
-        },
-        Input::DefineTarget {
-            target: TargetId::new("t"),
-            spec: TargetSpec { privilege: None },
-        },
-        Input::RegisterWell {
-            well: WellId(1),
-            pools: vec![Pool {
-                types: BTreeSet::from([TypeId::new("pg")]),
-                capacity: 2,
-            }],
-        },
-    ] {
-        handle.send(input).await.expect("registered");
-    }
-    let api = Arc::new(Api {
-        handle,
-        store: store.clone(),
-        bootstrap_token: Some(BOOT.into()),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(api::serve(api, listener, std::future::pending()));
-    Server {
-        base,
-        store,
-        http: reqwest::Client::new(),
-        _dir: dir,
-    }
-}
-
-fn job() -> Value {
-    json!({
-        "name": "integration",
-        "target": "t",
-        "resources": [{"name": "db", "type": "pg"}],
-        "tasks": [{"name": "test", "script": "bmat resource get db url"}],
-        "timeout_s": 600
-    })
-}
-
-impl Server {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("the server answers");
-        let status = res.status().as_u16();
-        let body = res.json::<Value>().await.expect("every answer is JSON");
-        (status, body)
-    }
-
-    async fn submit(&self, token: &str, body: Value) -> (u16, Value) {
-        self.call(reqwest::Method::POST, "/0/jobs", Some(token), Some(body))
-            .await
-    }
-}
-
-fn code(body: &Value) -> &str {
-    body["code"].as_str().unwrap_or("")
-}
 
 #[tokio::test]
 async fn submit_show_and_cancel() {

@@ -1,4 +1,4 @@
-//! The job API: submit, show, cancel.
+//! The job API: submit, list, show, cancel, watch and explain.
 
 use super::error::ApiError;
 use super::{Api, Caller};
@@ -232,9 +232,11 @@ async fn visible(api: &Api, caller: &Caller, id: u32) -> Result<JobView, ApiErro
         .await?
         .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
     let mine = match caller.principal {
+        Principal::User(user) => row.owner == user || caller.may(super::privilege::JOBS),
         Principal::Admin => true,
-        Principal::User(user) => row.owner == user,
-        _ => false,
+        Principal::Well(_) | Principal::Factory(_) | Principal::Worker(_) | Principal::Job(_) => {
+            false
+        }
     };
     if !mine {
         return Err(ApiError::not_found(format!("job {id}")));
@@ -268,4 +270,189 @@ pub async fn cancel(api: &Api, caller: Caller, id: u32) -> Result<(StatusCode, J
     }
     api.handle.send(Input::CancelJob { job: JobId(id) }).await?;
     Ok((StatusCode::OK, visible(api, &caller, id).await?))
+}
+
+/// The largest page of a listing or a watch.
+pub const PAGE_MAX: u32 = 1000;
+/// The longest a watch waits for something new.
+pub const WAIT_MS_MAX: u64 = 60_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// `waiting`, `acquiring`, `running` or `ended`.
+    pub state: Option<String>,
+    /// A user's name or id; another user's jobs need `admin.jobs`.
+    pub owner: Option<String>,
+    /// Only jobs older than this id (the next page).
+    pub before: Option<u32>,
+    pub limit: Option<u32>,
+}
+
+pub async fn list(
+    api: &Api,
+    caller: &Caller,
+    q: ListQuery,
+) -> Result<(StatusCode, Vec<crate::store::ListedJob>), ApiError> {
+    if let Some(state) = &q.state
+        && !["waiting", "acquiring", "running", "ended"].contains(&state.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("state {state:?} is none of waiting, acquiring, running, ended"),
+        ));
+    }
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > PAGE_MAX {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("limit is 1 to {PAGE_MAX}"),
+        ));
+    }
+    let owner = match &q.owner {
+        None => None,
+        Some(o) => Some(owner_id(api, o).await?),
+    };
+    // Without `admin.jobs`, a user sees their own jobs whatever they ask.
+    let owner = match caller.principal {
+        Principal::User(me) if !caller.may(super::privilege::JOBS) => {
+            if owner.is_some_and(|o| o != me) {
+                return Ok((StatusCode::OK, Vec::new()));
+            }
+            Some(me)
+        }
+        Principal::User(_) | Principal::Admin => owner,
+        Principal::Well(_) | Principal::Factory(_) | Principal::Worker(_) | Principal::Job(_) => {
+            return Err(ApiError::forbidden("only users and admins list jobs"));
+        }
+    };
+    let jobs = (api.store)
+        .list_jobs(owner, q.state.as_deref(), q.before, limit)
+        .await?;
+    Ok((StatusCode::OK, jobs))
+}
+
+/// A user named by id or name; the bootstrap admin's jobs are owner 0.
+async fn owner_id(api: &Api, owner: &str) -> Result<u64, ApiError> {
+    if let Ok(id) = owner.parse::<u64>() {
+        return Ok(id);
+    }
+    if owner == "admin" {
+        return Ok(0);
+    }
+    (api.store.list_users().await?)
+        .into_iter()
+        .find(|(_, name, _)| name == owner)
+        .map(|(id, _, _)| id)
+        .ok_or_else(|| ApiError::bad_request("bad_query", format!("no user is named {owner:?}")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchQuery {
+    /// The last entry already seen; 0 for the whole stream.
+    #[serde(default)]
+    pub after: u64,
+    /// How long to wait for a new entry when there is none yet.
+    #[serde(default)]
+    pub wait_ms: u64,
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub struct Watched {
+    pub events: Vec<crate::store::JobEventRow>,
+    /// Pass as `after` to continue.
+    pub next: u64,
+    /// The job has ended; nothing but its clean-up follows.
+    pub ended: bool,
+}
+
+/// A job's stream after `after`: at once if there is something, else
+/// after waiting (up to `wait_ms`) for the driver to commit something new.
+pub async fn watch(
+    api: &Api,
+    caller: &Caller,
+    id: u32,
+    q: WatchQuery,
+) -> Result<(StatusCode, Watched), ApiError> {
+    let limit = q.limit.unwrap_or(PAGE_MAX).clamp(1, PAGE_MAX);
+    let wait = std::time::Duration::from_millis(q.wait_ms.min(WAIT_MS_MAX));
+    let deadline = tokio::time::Instant::now() + wait;
+    // Subscribed before the first read, so a commit between the read and
+    // the wait is not missed.
+    let mut committed = api.handle.committed();
+    loop {
+        committed.borrow_and_update();
+        let job = visible(api, caller, id).await?;
+        let events = api.store.job_events(JobId(id), q.after, limit).await?;
+        let ended = job.state == "ended";
+        if !events.is_empty() || ended || tokio::time::Instant::now() >= deadline {
+            let next = events.last().map_or(q.after, |e| e.n);
+            return Ok((
+                StatusCode::OK,
+                Watched {
+                    events,
+                    next,
+                    ended,
+                },
+            ));
+        }
+        let Some(_parked) = api.park() else {
+            return Ok((
+                StatusCode::OK,
+                Watched {
+                    events,
+                    next: q.after,
+                    ended,
+                },
+            ));
+        };
+        match tokio::time::timeout_at(deadline, committed.changed()).await {
+            Ok(Ok(())) => {}
+            // The driver stopped or the wait is over: answer what there is.
+            Ok(Err(_)) | Err(_) => {
+                return Ok((
+                    StatusCode::OK,
+                    Watched {
+                        events: Vec::new(),
+                        next: q.after,
+                        ended,
+                    },
+                ));
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Explained {
+    pub id: u32,
+    pub name: String,
+    pub state: String,
+    pub outcome: Option<serde_json::Value>,
+    /// The core's view, while it still has the job (until it retires).
+    pub explanation: Option<aquifer_core::explain::Explanation>,
+}
+
+pub async fn explain(
+    api: &Api,
+    caller: &Caller,
+    id: u32,
+) -> Result<(StatusCode, Explained), ApiError> {
+    let job = visible(api, caller, id).await?;
+    let explanation = api
+        .handle
+        .read(move |s| aquifer_core::explain::explain(s, JobId(id)))
+        .await?;
+    Ok((
+        StatusCode::OK,
+        Explained {
+            id,
+            name: job.name,
+            state: job.state,
+            outcome: job.outcome,
+            explanation,
+        },
+    ))
 }

@@ -7,6 +7,7 @@
 pub mod admin;
 mod error;
 pub mod jobs;
+pub mod route;
 
 pub use error::ApiError;
 
@@ -14,6 +15,7 @@ use crate::auth::{AuthError, Principal};
 use crate::driver::Handle;
 use crate::store::Store;
 use aquifer_core::Privilege;
+use route::Route;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -21,7 +23,7 @@ use std::future::Future;
 use std::sync::Arc;
 use warp::Filter;
 use warp::Reply as _;
-use warp::http::StatusCode;
+use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 
 /// The largest request body accepted.
@@ -33,6 +35,54 @@ pub struct Api {
     /// The operator's token from the configuration, if any: it acts as
     /// admin and is compared in constant time.
     pub bootstrap_token: Option<String>,
+    /// How many watches are parked waiting for news; at most
+    /// `WATCHES_PARKED_MAX`.
+    parked: tokio::sync::watch::Sender<usize>,
+}
+
+/// The most watches that may wait for news at once; more are answered at
+/// once with what there is, so a crowd of watchers cannot hold every
+/// connection.
+pub const WATCHES_PARKED_MAX: usize = 1024;
+
+impl Api {
+    #[must_use]
+    pub fn new(handle: Handle, store: Store, bootstrap_token: Option<String>) -> Api {
+        Api {
+            handle,
+            store,
+            bootstrap_token,
+            parked: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// The number of parked watches, for metrics and for tests that must
+    /// know a watch is waiting before they make news.
+    #[must_use]
+    pub fn parked(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.parked.subscribe()
+    }
+
+    /// Parks one watch if there is room; the guard unparks it.
+    fn park(&self) -> Option<Parked<'_>> {
+        let mut admitted = false;
+        self.parked.send_if_modified(|n| {
+            admitted = *n < WATCHES_PARKED_MAX;
+            if admitted {
+                *n += 1;
+            }
+            admitted
+        });
+        admitted.then_some(Parked(&self.parked))
+    }
+}
+
+struct Parked<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 /// Who is calling, as far as the endpoint needs to know.
@@ -40,6 +90,73 @@ pub struct Api {
 pub struct Caller {
     pub principal: Principal,
     pub privileges: BTreeSet<Privilege>,
+}
+
+/// Privileges that open parts of the admin API to a user; `admin.*`
+/// opens all of it. The bootstrap token is admin outright.
+pub mod privilege {
+    pub const ALL: &str = "admin.*";
+    /// Users, their privileges and tokens.
+    pub const USERS: &str = "admin.users";
+    /// Types, targets, wells and factories.
+    pub const REGISTRY: &str = "admin.registry";
+    /// The lease hold and held resources.
+    pub const HOLDS: &str = "admin.holds";
+    /// Reading (and cancelling) every user's jobs.
+    pub const JOBS: &str = "admin.jobs";
+}
+
+/// Who the caller is, as `GET /0/whoami` shows it.
+#[derive(Serialize)]
+pub struct Whoami {
+    pub kind: &'static str,
+    pub id: Option<u64>,
+    pub privileges: BTreeSet<Privilege>,
+}
+
+impl Caller {
+    /// Whether the caller holds `privilege` (or is admin).
+    #[must_use]
+    pub fn may(&self, privilege: &str) -> bool {
+        match self.principal {
+            Principal::Admin => true,
+            Principal::User(_) => self
+                .privileges
+                .iter()
+                .any(|p| p.as_str() == privilege || p.as_str() == privilege::ALL),
+            Principal::Well(_)
+            | Principal::Factory(_)
+            | Principal::Worker(_)
+            | Principal::Job(_) => false,
+        }
+    }
+
+    /// Refuses unless the caller holds `privilege`.
+    pub fn require(&self, privilege: &str) -> Result<(), ApiError> {
+        if self.may(privilege) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this needs an admin token or the privilege {privilege:?}"
+            )))
+        }
+    }
+
+    fn describe(&self) -> Whoami {
+        let (kind, id) = match self.principal {
+            Principal::Admin => ("admin", None),
+            Principal::User(id) => ("user", Some(id)),
+            Principal::Well(id) => ("well", Some(id)),
+            Principal::Factory(id) => ("factory", Some(id)),
+            Principal::Worker(id) => ("worker", Some(id)),
+            Principal::Job(id) => ("job", Some(id)),
+        };
+        Whoami {
+            kind,
+            id,
+            privileges: self.privileges.clone(),
+        }
+    }
 }
 
 impl Api {
@@ -101,170 +218,171 @@ fn reply<T: Serialize>(result: Result<(StatusCode, T), ApiError>) -> Response {
     }
 }
 
-/// Routes a request with the caller resolved to an endpoint function.
-fn authed<F, Fut, T>(
-    api: Arc<Api>,
-    f: F,
-) -> impl Fn(Option<String>) -> std::pin::Pin<Box<dyn Future<Output = Response> + Send>> + Clone
-where
-    F: Fn(Arc<Api>, Caller) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<(StatusCode, T), ApiError>> + Send + 'static,
-    T: Serialize,
-{
-    move |authorization| {
-        let (api, f) = (api.clone(), f.clone());
-        Box::pin(async move {
-            match api.caller(authorization).await {
-                Ok(caller) => reply(f(api, caller).await),
-                Err(e) => e.into_response(),
-            }
-        })
-    }
+/// A request as routing sees it, before the caller is known.
+struct Incoming {
+    method: Method,
+    path: String,
+    query: String,
+    authorization: Option<String>,
+    content_type: Option<String>,
+    content_length: Option<u64>,
 }
 
-fn json_body() -> impl Filter<Extract = (bytes::Bytes,), Error = warp::Rejection> + Clone {
-    warp::header::optional::<String>("content-type")
-        .and_then(|ct: Option<String>| async move {
-            // `application/json`, with or without parameters (charset).
-            let essence = ct.as_deref().and_then(|c| c.split(';').next());
-            if essence.is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json")) {
-                Ok(())
-            } else {
-                Err(warp::reject::custom(NotJson))
-            }
-        })
-        .untuple_one()
-        .and(warp::body::content_length_limit(BODY_BYTES_MAX))
-        .and(warp::body::bytes())
-}
-
-/// A body that is not declared as JSON.
-#[derive(Debug)]
-struct NotJson;
-
-impl warp::reject::Reject for NotJson {}
-
-/// Every route of the API.
+/// Every route of the API: one filter that hands the request to
+/// `dispatch`, which resolves the route (pure, in `route.rs`), then the
+/// caller, then reads the body if the route takes one.
 pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {
-    let auth = warp::header::optional::<String>("authorization");
-    let submit = warp::path!("0" / "jobs")
-        .and(warp::post())
-        .and(auth)
-        .and(json_body())
-        .then({
-            let api = api.clone();
-            move |authorization: Option<String>, body: bytes::Bytes| {
-                let run = authed(api.clone(), move |api: Arc<Api>, caller| {
-                    let body = body.clone();
-                    async move { jobs::submit(&api, caller, body).await }
-                });
-                run(authorization)
-            }
-        });
-    let show = warp::path!("0" / "jobs" / u32)
-        .and(warp::get())
-        .and(auth)
-        .then({
-            let api = api.clone();
-            move |id: u32, authorization: Option<String>| {
-                authed(api.clone(), move |api: Arc<Api>, caller| async move {
-                    jobs::show(&api, caller, id).await
-                })(authorization)
-            }
-        });
-    let cancel = warp::path!("0" / "jobs" / u32 / "cancel")
-        .and(warp::post())
-        .and(auth)
-        .then({
-            let api = api.clone();
-            move |id: u32, authorization: Option<String>| {
-                authed(api.clone(), move |api: Arc<Api>, caller| async move {
-                    jobs::cancel(&api, caller, id).await
-                })(authorization)
-            }
-        });
-    let admin = |path: &'static str| {
-        warp::path("0")
-            .and(warp::path("admin"))
-            .and(warp::path(path))
-            .and(warp::path::end())
-            .and(warp::post())
-            .and(auth)
-            .and(json_body())
-    };
-    let types = admin("types").then({
-        let api = api.clone();
-        move |authorization: Option<String>, body: bytes::Bytes| {
-            authed(api.clone(), move |api: Arc<Api>, caller| {
-                let body = body.clone();
-                async move { admin::create_type(&api, caller, &body).await }
-            })(authorization)
-        }
-    });
-    let targets = admin("targets").then({
-        let api = api.clone();
-        move |authorization: Option<String>, body: bytes::Bytes| {
-            authed(api.clone(), move |api: Arc<Api>, caller| {
-                let body = body.clone();
-                async move { admin::create_target(&api, caller, &body).await }
-            })(authorization)
-        }
-    });
-    let users = admin("users").then({
-        let api = api.clone();
-        move |authorization: Option<String>, body: bytes::Bytes| {
-            authed(api.clone(), move |api: Arc<Api>, caller| {
-                let body = body.clone();
-                async move { admin::create_user(&api, caller, &body, now()).await }
-            })(authorization)
-        }
-    });
-    submit
-        .or(show)
-        .unify()
-        .or(cancel)
-        .unify()
-        .or(types)
-        .unify()
-        .or(targets)
-        .unify()
-        .or(users)
-        .unify()
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::body::stream())
+        .then(
+            move |method,
+                  path: warp::path::FullPath,
+                  query,
+                  authorization,
+                  content_type,
+                  content_length,
+                  body| {
+                let incoming = Incoming {
+                    method,
+                    path: path.as_str().to_string(),
+                    query,
+                    authorization,
+                    content_type,
+                    content_length,
+                };
+                let api = api.clone();
+                async move {
+                    match dispatch(&api, incoming, body).await {
+                        Ok(response) => response,
+                        Err(e) => e.into_response(),
+                    }
+                }
+            },
+        )
         .recover(|r: warp::Rejection| async move { Ok::<_, Infallible>(rejected(&r)) })
         .unify()
 }
 
-/// warp's own refusals (no route, wrong method, wrong content type, body
-/// too large) in the API's error shape.
-fn rejected(r: &warp::Rejection) -> Response {
-    let e = if r.is_not_found() {
-        ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint")
-    } else if r.find::<warp::reject::MethodNotAllowed>().is_some() {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "this endpoint does not take that method",
-        )
-    } else if r.find::<warp::reject::PayloadTooLarge>().is_some() {
+/// Reads a declared-JSON body of at most `BODY_BYTES_MAX` bytes.
+async fn read_body<S, B>(incoming: &Incoming, body: S) -> Result<bytes::Bytes, ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt as _;
+    // `application/json`, with or without parameters (charset).
+    let essence = incoming
+        .content_type
+        .as_deref()
+        .and_then(|c| c.split(';').next());
+    if !essence.is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json")) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content_type",
+            "send the body as Content-Type: application/json",
+        ));
+    }
+    let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
             format!("bodies are at most {BODY_BYTES_MAX} bytes"),
         )
-    } else if r.find::<NotJson>().is_some() {
-        ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "content_type",
-            "send the body as Content-Type: application/json",
-        )
-    } else if r.find::<warp::reject::InvalidHeader>().is_some() {
+    };
+    match incoming.content_length {
+        None => {
+            return Err(ApiError::new(
+                StatusCode::LENGTH_REQUIRED,
+                "length_required",
+                "send a Content-Length",
+            ));
+        }
+        Some(n) if n > BODY_BYTES_MAX => return Err(too_large()),
+        Some(_) => {}
+    }
+    let mut out = bytes::BytesMut::new();
+    let mut body = body;
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
+        if out.len() + chunk.remaining() > usize::try_from(BODY_BYTES_MAX).unwrap_or(usize::MAX) {
+            return Err(too_large());
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Ok(out.freeze())
+}
+
+async fn dispatch<S, B>(api: &Api, incoming: Incoming, body: S) -> Result<Response, ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: bytes::Buf,
+{
+    let route = route::resolve(&incoming.method, &incoming.path)?;
+    let caller = api.caller(incoming.authorization.clone()).await?;
+    let body = if route.takes_body() {
+        read_body(&incoming, body).await?
+    } else {
+        bytes::Bytes::new()
+    };
+    let q = incoming.query.as_str();
+    Ok(match route {
+        Route::Whoami => reply(Ok((StatusCode::OK, caller.describe()))),
+        Route::ListJobs => reply(jobs::list(api, &caller, parse_query(q)?).await),
+        Route::SubmitJob => reply(jobs::submit(api, caller, body).await),
+        Route::ShowJob(id) => reply(jobs::show(api, caller, id).await),
+        Route::CancelJob(id) => reply(jobs::cancel(api, caller, id).await),
+        Route::WatchJob(id) => reply(jobs::watch(api, &caller, id, parse_query(q)?).await),
+        Route::ExplainJob(id) => reply(jobs::explain(api, &caller, id).await),
+        Route::ListTypes => reply(admin::list_types(api, &caller).await),
+        Route::DefineType => reply(admin::create_type(api, caller, &body).await),
+        Route::ListTargets => reply(admin::list_targets(api, &caller).await),
+        Route::DefineTarget => reply(admin::create_target(api, caller, &body).await),
+        Route::ListUsers => reply(admin::list_users(api, &caller).await),
+        Route::CreateUser => reply(admin::create_user(api, caller, &body, now()).await),
+        Route::SetPrivileges(user) => reply(admin::set_privileges(api, &caller, user, &body).await),
+        Route::IssueUserToken(user) => {
+            reply(admin::issue_token(api, &caller, Principal::User(user)).await)
+        }
+        Route::RevokeUserTokens(user) => reply(admin::revoke_user_tokens(api, &caller, user).await),
+        Route::ListWells => reply(admin::list_wells(api, &caller).await),
+        Route::CreateWell => reply(admin::create_well(api, &caller, &body).await),
+        Route::IssueWellToken(well) => {
+            reply(admin::issue_token(api, &caller, Principal::Well(well)).await)
+        }
+        Route::ListFactories => reply(admin::list_factories(api, &caller).await),
+        Route::CreateFactory => reply(admin::create_factory(api, &caller, &body).await),
+        Route::IssueFactoryToken(factory) => {
+            reply(admin::issue_token(api, &caller, Principal::Factory(factory)).await)
+        }
+        Route::HoldLeases => reply(admin::hold_leases(api, &caller, &body).await),
+        Route::ListResources => reply(admin::list_resources(api, &caller).await),
+        Route::ReleaseHeld(resource) => reply(admin::release_held(api, &caller, resource).await),
+    })
+}
+
+/// Parses a query string into `T`, saying what is wrong in words.
+fn parse_query<T: serde::de::DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(query).map_err(|e| {
+        ApiError::bad_request("bad_query", format!("the query string is not valid: {e}"))
+    })
+}
+
+/// warp's own refusals (a header it cannot read, say) in the API's error
+/// shape.
+fn rejected(r: &warp::Rejection) -> Response {
+    let e = if r.find::<warp::reject::InvalidHeader>().is_some() {
         ApiError::bad_request("bad_header", "a request header could not be read")
-    } else if r.find::<warp::reject::LengthRequired>().is_some() {
-        ApiError::new(
-            StatusCode::LENGTH_REQUIRED,
-            "length_required",
-            "send a Content-Length",
-        )
     } else {
         tracing::debug!(rejection = ?r, "refused by routing");
         ApiError::bad_request("bad_request", "the request could not be read")

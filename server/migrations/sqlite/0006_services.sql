@@ -1,0 +1,14 @@
+-- The names of wells and factories, and the ids the core knows them by.
+-- A row is written before the core registers the id, so an id is never
+-- handed out twice; a row whose registration did not happen is reused
+-- when its name is registered again.
+CREATE TABLE wells (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT    NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE factories (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    name       TEXT    NOT NULL UNIQUE,
+    created_ms INTEGER NOT NULL
+);

@@ -1,0 +1,177 @@
+//! Routing: a method and a path become a `Route`, or a refusal. Pure, so
+//! the whole API surface reads in one match and is tested without sockets.
+
+use super::ApiError;
+use warp::http::{Method, StatusCode};
+
+/// Every endpoint of the API, with the ids its path carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    Whoami,
+    ListJobs,
+    SubmitJob,
+    ShowJob(u32),
+    CancelJob(u32),
+    WatchJob(u32),
+    ExplainJob(u32),
+    ListTypes,
+    DefineType,
+    ListTargets,
+    DefineTarget,
+    ListUsers,
+    CreateUser,
+    SetPrivileges(u64),
+    IssueUserToken(u64),
+    RevokeUserTokens(u64),
+    ListWells,
+    CreateWell,
+    IssueWellToken(u64),
+    ListFactories,
+    CreateFactory,
+    IssueFactoryToken(u64),
+    HoldLeases,
+    ListResources,
+    ReleaseHeld(u64),
+}
+
+impl Route {
+    /// Whether the route reads a JSON body.
+    #[must_use]
+    pub fn takes_body(self) -> bool {
+        matches!(
+            self,
+            Route::SubmitJob
+                | Route::DefineType
+                | Route::DefineTarget
+                | Route::CreateUser
+                | Route::SetPrivileges(_)
+                | Route::CreateWell
+                | Route::CreateFactory
+                | Route::HoldLeases
+        )
+    }
+}
+
+fn no_route() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint")
+}
+
+fn id<T: std::str::FromStr>(segment: &str) -> Result<T, ApiError> {
+    segment.parse().map_err(|_| no_route())
+}
+
+/// Resolves `path` (without the `/0/` prefix's leading slash) for `method`.
+pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let Some((&"0", rest)) = segments.split_first() else {
+        return Err(no_route());
+    };
+    let get = *method == Method::GET;
+    let post = *method == Method::POST;
+    let delete = *method == Method::DELETE;
+    // Each arm names the methods its path takes; a known path with another
+    // method is 405, an unknown path 404.
+    let (route, allowed) = match rest {
+        ["whoami"] => (get.then_some(Route::Whoami), "GET"),
+        ["jobs"] => (
+            if get {
+                Some(Route::ListJobs)
+            } else if post {
+                Some(Route::SubmitJob)
+            } else {
+                None
+            },
+            "GET, POST",
+        ),
+        ["jobs", job] => (get.then_some(Route::ShowJob(id(job)?)), "GET"),
+        ["jobs", job, "cancel"] => (post.then_some(Route::CancelJob(id(job)?)), "POST"),
+        ["jobs", job, "events"] => (get.then_some(Route::WatchJob(id(job)?)), "GET"),
+        ["jobs", job, "explain"] => (get.then_some(Route::ExplainJob(id(job)?)), "GET"),
+        ["admin", "types"] => (
+            pick(get, post, Route::ListTypes, Route::DefineType),
+            "GET, POST",
+        ),
+        ["admin", "targets"] => (
+            pick(get, post, Route::ListTargets, Route::DefineTarget),
+            "GET, POST",
+        ),
+        ["admin", "users"] => (
+            pick(get, post, Route::ListUsers, Route::CreateUser),
+            "GET, POST",
+        ),
+        ["admin", "users", user, "privileges"] => {
+            (post.then_some(Route::SetPrivileges(id(user)?)), "POST")
+        }
+        ["admin", "users", user, "tokens"] => (
+            if post {
+                Some(Route::IssueUserToken(id(user)?))
+            } else if delete {
+                Some(Route::RevokeUserTokens(id(user)?))
+            } else {
+                None
+            },
+            "POST, DELETE",
+        ),
+        ["admin", "wells"] => (
+            pick(get, post, Route::ListWells, Route::CreateWell),
+            "GET, POST",
+        ),
+        ["admin", "wells", well, "tokens"] => {
+            (post.then_some(Route::IssueWellToken(id(well)?)), "POST")
+        }
+        ["admin", "factories"] => (
+            pick(get, post, Route::ListFactories, Route::CreateFactory),
+            "GET, POST",
+        ),
+        ["admin", "factories", factory, "tokens"] => (
+            post.then_some(Route::IssueFactoryToken(id(factory)?)),
+            "POST",
+        ),
+        ["admin", "hold"] => (post.then_some(Route::HoldLeases), "POST"),
+        ["admin", "resources"] => (get.then_some(Route::ListResources), "GET"),
+        ["admin", "resources", resource, "release"] => {
+            (post.then_some(Route::ReleaseHeld(id(resource)?)), "POST")
+        }
+        _ => return Err(no_route()),
+    };
+    route.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this endpoint takes {allowed}"),
+        )
+    })
+}
+
+fn pick(get: bool, post: bool, on_get: Route, on_post: Route) -> Option<Route> {
+    if get {
+        Some(on_get)
+    } else if post {
+        Some(on_post)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_resolve_to_routes_and_refusals_say_which() {
+        let ok = |m: Method, p: &str| resolve(&m, p).expect(p);
+        assert_eq!(ok(Method::GET, "/0/jobs"), Route::ListJobs);
+        assert_eq!(ok(Method::POST, "/0/jobs/"), Route::SubmitJob);
+        assert_eq!(ok(Method::GET, "/0/jobs/7/events"), Route::WatchJob(7));
+        assert_eq!(
+            ok(Method::DELETE, "/0/admin/users/3/tokens"),
+            Route::RevokeUserTokens(3)
+        );
+        let code = |m: Method, p: &str| resolve(&m, p).expect_err(p).code;
+        assert_eq!(code(Method::GET, "/0/jobs/x"), "no_route");
+        assert_eq!(code(Method::GET, "/0/jobs/99999999999"), "no_route");
+        assert_eq!(code(Method::GET, "/1/jobs"), "no_route");
+        assert_eq!(code(Method::DELETE, "/0/jobs"), "method_not_allowed");
+        assert_eq!(code(Method::GET, "/0/jobs/1/cancel"), "method_not_allowed");
+    }
+}

@@ -1,0 +1,343 @@
+//! Listing, watching and explaining jobs over HTTP, and a restart in the
+//! middle of a workload on both databases.
+
+mod common;
+mod harness;
+
+use aquifer_core::*;
+use common::*;
+use harness::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+async fn user(s: &Server, name: &str, privileges: &[&str]) -> String {
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/0/admin/users",
+            Some(BOOT),
+            Some(json!({"name": name, "privileges": privileges})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    body["token"].as_str().expect("a token").to_string()
+}
+
+async fn submitted(s: &Server, token: &str) -> u64 {
+    let (status, body) = s.submit(token, job()).await;
+    assert_eq!(status, 201, "{body}");
+    body["id"].as_u64().expect("an id")
+}
+
+fn ids(body: &Value) -> Vec<u64> {
+    (body.as_array().expect("a list").iter())
+        .map(|j| j["id"].as_u64().expect("an id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn lists_filter_by_state_and_owner_and_users_see_only_their_own() {
+    let s = server().await;
+    let alice = user(&s, "alice", &[]).await;
+    let bob = user(&s, "bob", &[]).await;
+    let auditor = user(&s, "auditor", &["admin.jobs"]).await;
+    let a1 = submitted(&s, &alice).await;
+    let b1 = submitted(&s, &bob).await;
+    let a2 = submitted(&s, &alice).await;
+    let (status, _) = s
+        .call(
+            Method::POST,
+            &format!("/0/jobs/{a1}/cancel"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let list = |token: String, query: &'static str| {
+        let s = &s;
+        async move {
+            let (status, body) = s
+                .call(Method::GET, &format!("/0/jobs{query}"), Some(&token), None)
+                .await;
+            assert_eq!(status, 200, "{query}: {body}");
+            ids(&body)
+        }
+    };
+    assert_eq!(list(alice.clone(), "").await, vec![a2, a1], "newest first");
+    assert_eq!(list(alice.clone(), "?state=ended").await, vec![a1]);
+    assert_eq!(list(alice.clone(), "?owner=bob").await, Vec::<u64>::new());
+    assert_eq!(list(bob.clone(), "").await, vec![b1]);
+    assert_eq!(list(auditor.clone(), "").await, vec![a2, b1, a1]);
+    assert_eq!(list(auditor.clone(), "?owner=bob").await, vec![b1]);
+    assert_eq!(list(BOOT.into(), "?state=acquiring").await, vec![a2, b1]);
+    assert_eq!(list(BOOT.into(), "?limit=1&before=3").await, vec![b1]);
+    // The auditor may read bob's job, and alice may not.
+    let (status, _) = s
+        .call(Method::GET, &format!("/0/jobs/{b1}"), Some(&auditor), None)
+        .await;
+    assert_eq!(status, 200);
+    for bad in ["?state=lost", "?limit=0", "?owner=nobody", "?colour=red"] {
+        let (status, body) = s
+            .call(Method::GET, &format!("/0/jobs{bad}"), Some(&alice), None)
+            .await;
+        assert_eq!((status, code(&body)), (400, "bad_query"), "{bad}: {body}");
+    }
+}
+
+fn kinds(body: &Value) -> Vec<String> {
+    (body["events"].as_array().expect("events").iter())
+        .map(|e| e["event"]["event"].as_str().expect("a kind").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_watch_streams_a_jobs_events_resumes_and_wakes_on_news() {
+    let s = server().await;
+    let id = submitted(&s, BOOT).await;
+    let path = |q: &str| format!("/0/jobs/{id}/events{q}");
+    let (status, first) = s.call(Method::GET, &path(""), Some(BOOT), None).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        kinds(&first),
+        ["job_submitted", "acquisition_began", "group_queued"]
+    );
+    assert_eq!(first["next"], 3);
+    assert_eq!(first["ended"], false);
+
+    // A long poll from where we are waits until something happens.
+    let waiting = {
+        let (http, base) = (s.http.clone(), s.base.clone());
+        let url = format!("{base}{}", path("?after=3&wait_ms=30000"));
+        tokio::spawn(async move {
+            let res = http
+                .get(url)
+                .bearer_auth(BOOT)
+                .send()
+                .await
+                .expect("answer");
+            res.json::<Value>().await.expect("json")
+        })
+    };
+    // Once the watch is parked, a lease granted to the well is news for
+    // the job, and wakes it.
+    let mut parked = s.api.parked();
+    parked.wait_for(|&n| n == 1).await.expect("the watch parks");
+    let grant = s
+        .handle
+        .send(Input::RequestLease {
+            well: WellId(1),
+            free: BTreeMap::from([(TypeId::new("pg"), 2)]),
+        })
+        .await
+        .expect("granted");
+    assert!(matches!(grant.events[0], Event::LeaseGranted { .. }));
+    let woken = waiting.await.expect("the watch returns");
+    assert_eq!(kinds(&woken), ["lease_granted"], "{woken}");
+    assert_eq!(woken["next"], 4);
+
+    let (_, cancelled) = s
+        .call(
+            Method::POST,
+            &format!("/0/jobs/{id}/cancel"),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    assert_eq!(cancelled["state"], "ended");
+    let (_, rest) = s
+        .call(Method::GET, &path("?after=4"), Some(BOOT), None)
+        .await;
+    assert_eq!(rest["ended"], true);
+    let rest = kinds(&rest);
+    assert!(rest.contains(&"job_ended".to_string()), "{rest:?}");
+    assert!(rest.contains(&"lease_ended".to_string()), "{rest:?}");
+    // An empty page of an ended job does not wait.
+    let (_, empty) = s
+        .call(
+            Method::GET,
+            &path("?after=99&wait_ms=60000"),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    assert_eq!((kinds(&empty).len(), &empty["ended"]), (0, &json!(true)));
+    // Nobody else's.
+    let other = user(&s, "eve", &[]).await;
+    let (status, body) = s.call(Method::GET, &path(""), Some(&other), None).await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+}
+
+#[tokio::test]
+async fn explain_says_where_a_job_waits_and_behind_whom() {
+    let s = server().await;
+    // Two jobs of 2 × pg fill the well; the third waits behind nobody in
+    // the queue but for capacity held by the first two.
+    let mut big = job();
+    big["resources"] = json!([{"name": "db", "type": "pg", "count": 2}]);
+    let first = s.submit(BOOT, big.clone()).await.1["id"]
+        .as_u64()
+        .expect("id");
+    let second = s.submit(BOOT, big).await.1["id"].as_u64().expect("id");
+    s.handle
+        .send(Input::RequestLease {
+            well: WellId(1),
+            free: BTreeMap::from([(TypeId::new("pg"), 2)]),
+        })
+        .await
+        .expect("granted");
+    let (status, body) = s
+        .call(
+            Method::GET,
+            &format!("/0/jobs/{second}/explain"),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let e = &body["explanation"];
+    assert_eq!(e["phase"], "acquiring");
+    let group = &e["groups"][0];
+    assert_eq!(group["rtype"], "pg");
+    assert_eq!(group["state"], "queued");
+    assert_eq!(group["position"], 1);
+    assert_eq!(group["holders"][first.to_string()], 2, "{body}");
+    assert_eq!(group["wells"][0]["room"], 0);
+    let why = e["waiting_for"].as_str().expect("a sentence");
+    assert!(why.contains("held by job 1"), "{why}");
+    // Once it has ended and retired, the store still says how it ended.
+    let (_, _) = s
+        .call(
+            Method::POST,
+            &format!("/0/jobs/{second}/cancel"),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    let (_, body) = s
+        .call(
+            Method::GET,
+            &format!("/0/jobs/{second}/explain"),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    assert_eq!(body["state"], "ended");
+    assert_eq!(body["outcome"], "cancelled");
+    assert!(body["explanation"].is_null(), "{body}");
+}
+
+/// Everything a caller can read about the jobs: listings, each job and its
+/// whole watch stream.
+async fn observed(s: &Server) -> Vec<Value> {
+    let (_, list) = s.call(Method::GET, "/0/jobs", Some(BOOT), None).await;
+    let mut out = vec![list.clone()];
+    for id in ids(&list) {
+        let (_, shown) = s
+            .call(Method::GET, &format!("/0/jobs/{id}"), Some(BOOT), None)
+            .await;
+        let (_, events) = s
+            .call(
+                Method::GET,
+                &format!("/0/jobs/{id}/events"),
+                Some(BOOT),
+                None,
+            )
+            .await;
+        out.extend([shown, events]);
+    }
+    out
+}
+
+async fn restart_mid_workload(s: Server) {
+    let alice = user(&s, "alice", &[]).await;
+    let jobs = [
+        submitted(&s, &alice).await,
+        submitted(&s, &alice).await,
+        submitted(&s, &alice).await,
+    ];
+    // The well creates the first job's database and reports it ready, and
+    // is in the middle of creating the second's.
+    let lease = |s: &Server| {
+        let handle = s.handle.clone();
+        async move {
+            let t = handle
+                .send(Input::RequestLease {
+                    well: WellId(1),
+                    free: BTreeMap::from([(TypeId::new("pg"), 1)]),
+                })
+                .await
+                .expect("granted");
+            match &t.events[0] {
+                Event::LeaseGranted { resources, .. } => resources[0],
+                other => panic!("expected a grant, got {other:?}"),
+            }
+        }
+    };
+    let ready = lease(&s).await;
+    s.handle
+        .send(Input::ReportReady {
+            well: WellId(1),
+            resource: ready,
+        })
+        .await
+        .expect("ready");
+    let creating = lease(&s).await;
+    let (status, _) = s
+        .call(
+            Method::POST,
+            &format!("/0/jobs/{}/cancel", jobs[2]),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let before = observed(&s).await;
+
+    let (state, s) = s.restart().await;
+    let recovered = s.handle.read(|s| s.clone()).await.expect("a state");
+    assert_eq!(recovered, state, "the same state after the restart");
+    assert_eq!(observed(&s).await, before, "the API shows the same jobs");
+    // What the recovered state owes is owed again (the cancelled job's
+    // nothing; the well's creation goes on under its lease).
+    assert_eq!(s.effects.take(), pending_effects(&recovered));
+    // Decisions are not taken twice: the ready report is a duplicate, the
+    // lease in progress still counts, and ids go on where they were.
+    let again = s
+        .handle
+        .send(Input::ReportReady {
+            well: WellId(1),
+            resource: ready,
+        })
+        .await;
+    assert!(again.is_err(), "{again:?}");
+    s.handle
+        .send(Input::ReportReady {
+            well: WellId(1),
+            resource: creating,
+        })
+        .await
+        .expect("the lease survived the restart");
+    let next = submitted(&s, &alice).await;
+    assert_eq!(next, jobs[2] + 1);
+    // Alice's token still works, and nothing was lost.
+    let (_, list) = s.call(Method::GET, "/0/jobs", Some(&alice), None).await;
+    assert_eq!(ids(&list), vec![next, jobs[2], jobs[1], jobs[0]]);
+    let (state, _s) = s.restart().await;
+    let held: BTreeSet<ResourceId> = state.resources.keys().copied().collect();
+    assert_eq!(held, BTreeSet::from([ready, creating]));
+}
+
+#[tokio::test]
+async fn sqlite_restart_mid_workload_loses_and_repeats_nothing() {
+    restart_mid_workload(server().await).await;
+}
+
+#[tokio::test]
+async fn postgres_restart_mid_workload_loses_and_repeats_nothing() {
+    if let Some(url) = postgres_url("api_restart").await {
+        let dir = tempfile::tempdir().expect("temp dir");
+        restart_mid_workload(server_on(&url, dir).await).await;
+    }
+}

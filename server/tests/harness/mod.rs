@@ -1,0 +1,167 @@
+//! An API server on loopback over a fresh database, with a type `pg`, a
+//! target `t` and a well serving `pg`, and a client that returns the
+//! status and JSON body of every call.
+
+#![allow(dead_code)]
+
+use crate::common::*;
+use aquifer_core::*;
+use aquifer_server::api::{self, Api};
+use aquifer_server::driver::{Driver, Handle, Setup, SystemClock};
+use aquifer_server::store::Store;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+pub const BOOT: &str = "bootstrap-token-for-tests-only";
+
+pub struct Server {
+    pub base: String,
+    pub url: String,
+    pub store: Store,
+    pub handle: Handle,
+    pub effects: Arc<Recorder>,
+    pub api: Arc<Api>,
+    pub http: reqwest::Client,
+    dir: tempfile::TempDir,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<()>,
+    driver: tokio::task::JoinHandle<State>,
+}
+
+pub async fn server() -> Server {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = sqlite_url(&dir);
+    server_on(&url, dir).await
+}
+
+/// A server over a fresh database at `url`, with `pg`, `t` and well 1.
+pub async fn server_on(url: &str, dir: tempfile::TempDir) -> Server {
+    let s = start(url, dir).await;
+    let well = (s.store)
+        .service_id(aquifer_server::users::Service::Well, "well-1", Time::ZERO)
+        .await
+        .expect("a name");
+    assert_eq!(well, 1);
+    for input in [
+        Input::DefineType {
+            rtype: TypeId::new("pg"),
+            spec: TypeSpec {
+                max_per_job: 2,
+                privilege: None,
+            },
+        },
+        Input::DefineTarget {
+            target: TargetId::new("t"),
+            spec: TargetSpec { privilege: None },
+        },
+        Input::RegisterWell {
+            well: WellId(1),
+            pools: vec![Pool {
+                types: BTreeSet::from([TypeId::new("pg")]),
+                capacity: 2,
+            }],
+        },
+    ] {
+        s.handle.send(input).await.expect("registered");
+    }
+    s
+}
+
+/// Recovers a driver from `url` and serves the API on a free port.
+async fn start(url: &str, dir: tempfile::TempDir) -> Server {
+    let store = Store::open(url).await.expect("open");
+    let effects = Arc::new(Recorder::default());
+    let sink: Arc<dyn aquifer_server::driver::EffectSink> = effects.clone();
+    let (handle, driver, _) = Driver::spawn(Setup {
+        clock: Arc::new(SystemClock),
+        ..Setup::new(store.clone(), sink)
+    })
+    .await
+    .expect("recover");
+    let api = Arc::new(Api::new(handle.clone(), store.clone(), Some(BOOT.into())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (shutdown, stop) = tokio::sync::oneshot::channel();
+    let serving = tokio::spawn(api::serve(api.clone(), listener, async {
+        let _ = stop.await;
+    }));
+    Server {
+        base,
+        url: url.to_string(),
+        store,
+        handle,
+        effects,
+        api,
+        // No pooled connections: a restarted server is a new one.
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("a client"),
+        dir,
+        shutdown,
+        serving,
+        driver,
+    }
+}
+
+impl Server {
+    /// Stops serving and the driver, and returns the driver's last state.
+    pub async fn stop(self) -> (State, String, tempfile::TempDir) {
+        let _ = self.shutdown.send(());
+        self.serving.await.expect("the server stops");
+        drop(self.handle);
+        drop(self.api);
+        let state = self.driver.await.expect("the driver stops");
+        (state, self.url, self.dir)
+    }
+
+    /// Stops this server and starts another on the same database.
+    pub async fn restart(self) -> (State, Server) {
+        let (state, url, dir) = self.stop().await;
+        (state, start(&url, dir).await)
+    }
+}
+
+pub fn job() -> Value {
+    json!({
+        "name": "integration",
+        "target": "t",
+        "resources": [{"name": "db", "type": "pg"}],
+        "tasks": [{"name": "test", "script": "bmat resource get db url"}],
+        "timeout_s": 600
+    })
+}
+
+impl Server {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("the server answers");
+        let status = res.status().as_u16();
+        let body = res.json::<Value>().await.expect("every answer is JSON");
+        (status, body)
+    }
+
+    pub async fn submit(&self, token: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, "/0/jobs", Some(token), Some(body))
+            .await
+    }
+}
+
+pub fn code(body: &Value) -> &str {
+    body["code"].as_str().unwrap_or("")
+}
