@@ -1,8 +1,12 @@
 //! `aquifer`: the one user-facing binary. `aquifer server` runs the
-//! scheduler; the user, admin, well and factory commands come next.
+//! scheduler; `aquifer job` and `aquifer admin` talk to it.
 
+mod admin;
+mod client;
 mod config;
+mod job;
 mod server;
+mod table;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -22,6 +26,20 @@ struct Cli {
 enum Command {
     /// Run the scheduler: the driver, its database, and the HTTP API.
     Server(config::ServerArgs),
+    /// Submit, list, show, cancel, watch and explain jobs.
+    Job {
+        #[command(flatten)]
+        endpoint: client::Endpoint,
+        #[command(subcommand)]
+        command: job::JobCommand,
+    },
+    /// Manage users, privileges, types, targets, wells, factories, holds.
+    Admin {
+        #[command(flatten)]
+        endpoint: client::Endpoint,
+        #[command(subcommand)]
+        command: admin::AdminCommand,
+    },
 }
 
 fn main() -> Result<ExitCode> {
@@ -36,5 +54,10 @@ fn main() -> Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),
+        Command::Job { endpoint, command } => runtime.block_on(job::run(&endpoint, command)),
+        Command::Admin { endpoint, command } => {
+            runtime.block_on(admin::run(&endpoint, command))?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

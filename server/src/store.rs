@@ -57,7 +57,15 @@ pub struct ListedJob {
 }
 
 /// (id, owner, owner's name, name, state, outcome, submitted_ms).
-type ListedRow = (i64, i64, Option<String>, String, String, Option<String>, i64);
+type ListedRow = (
+    i64,
+    i64,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    i64,
+);
 
 /// One entry of a job's watch stream.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
