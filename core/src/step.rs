@@ -48,12 +48,14 @@ impl Tx {
 /// `now` must not go backwards between steps; the server feeds its clock,
 /// the model its simulated time.
 pub fn step(state: &State, input: Input, now: Time) -> Result<Transition, Rejection> {
-    // TODO-perf: the working copy costs O(size of the state) per step.
-    // Measured (server/examples/submit_bench, release, SQLite): 3,784
-    // submissions/s with 1,000 live jobs but 775/s with 10,000. A step in
-    // place on the driver's batch copy would make it O(batch) instead; it
-    // needs effects computed from events alone (`LeaseEnded` would carry
-    // its resources) rather than from the state before.
+    // TODO-perf: the working copy costs O(size of the state) per step, and
+    // so do `lease::waiting` and `effects_of`, which scan every job and
+    // resource. Measured (server/examples/submit_bench, release, SQLite,
+    // 16 clients): 3,118 submissions/s with 1,000 live jobs but 709/s with
+    // 10,000. A step in place on the driver's batch copy, and queues kept
+    // as indexes in the state, would make a step O(log n); the first needs
+    // effects computed from events alone (`LeaseEnded` would carry its
+    // resources) rather than from the state before.
     let mut tx = Tx {
         state: state.clone(),
         now,
