@@ -1,0 +1,3 @@
+//! bmat (being written).
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The factory side of aquifer (being written).

@@ -1,0 +1,1 @@
+//! The well side of aquifer (being written).
