@@ -5,31 +5,21 @@
 
 use crate::config::ServerArgs;
 use anyhow::{Context, Result};
-use aquifer_core::Effect;
 use aquifer_server::api::{self, Api};
-use aquifer_server::driver::{Driver, EffectSink, Setup};
+use aquifer_server::driver::{Driver, Setup};
 use aquifer_server::store::{Store, redact};
+use aquifer_server::wake::Wakers;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-/// Performs effects. Until wells and factories long-poll, there is no one
-/// to wake, so effects are logged.
-// TODO-liveness: wake long-polling wells and factories (longpoll::Registry)
-// once their endpoints exist.
-struct LogEffects;
-
-impl EffectSink for LogEffects {
-    fn perform(&self, effect: &Effect) {
-        tracing::debug!(?effect, "effect");
-    }
-}
 
 pub async fn run(args: ServerArgs) -> Result<ExitCode> {
     let config = args.resolve()?;
     let store = Store::open(&config.database).await?;
+    // Effects wake the long-polling wells, factories and agents.
+    let wakers = Arc::new(Wakers::default());
     let (handle, mut driver, recovery) = Driver::spawn(Setup {
         limits: config.limits,
-        ..Setup::new(store.clone(), Arc::new(LogEffects))
+        ..Setup::new(store.clone(), wakers.clone())
     })
     .await
     .context("recovering the scheduler's state")?;
@@ -45,7 +35,7 @@ pub async fn run(args: ServerArgs) -> Result<ExitCode> {
     let addr = listener.local_addr()?;
     // Scripts and tests read this line to find the server.
     println!("aquifer server listening on http://{addr}");
-    let api = Arc::new(Api::new(handle, store, config.bootstrap_token));
+    let api = Arc::new(Api::new(handle, store, config.bootstrap_token, wakers));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(api::serve(api, listener, async {
         let _ = stopped.await;

@@ -63,7 +63,12 @@ async fn main() {
         // A database reused from an earlier run has them already.
         let _ = handle.send(input).await;
     }
-    let api = Arc::new(Api::new(handle, store, Some(TOKEN.into())));
+    let api = Arc::new(Api::new(
+        handle,
+        store,
+        Some(TOKEN.into()),
+        Arc::new(aquifer_server::wake::Wakers::default()),
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

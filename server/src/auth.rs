@@ -25,6 +25,8 @@ pub enum Principal {
     Worker(u64),
     /// A running job, through `bmat`.
     Job(u64),
+    /// A worker's one-time key, good only for the agent's bootstrap.
+    Bootstrap(u64),
 }
 
 impl Principal {
@@ -36,6 +38,7 @@ impl Principal {
             Principal::Factory(id) => ("factory", id),
             Principal::Worker(id) => ("worker", id),
             Principal::Job(id) => ("job", id),
+            Principal::Bootstrap(id) => ("bootstrap", id),
         }
     }
 
@@ -47,6 +50,7 @@ impl Principal {
             "factory" => Principal::Factory(subject),
             "worker" => Principal::Worker(subject),
             "job" => Principal::Job(subject),
+            "bootstrap" => Principal::Bootstrap(subject),
             _ => return None,
         })
     }

@@ -18,7 +18,7 @@
 //! still owes (`pending_effects`) is performed again: effects are
 //! idempotent.
 
-use crate::readmodel::{self, Payload};
+use crate::readmodel::{self, Payload, Write};
 use crate::store::{Store, StoreError};
 use aquifer_core::{
     Effect, Event, Input, Limits, Rejection, Rules, State, Time, Transition, apply, invariants,
@@ -97,9 +97,18 @@ pub enum DriverError {
 }
 
 struct Request {
-    input: Input,
+    work: Work,
     payload: Option<Payload>,
     reply: oneshot::Sender<Result<Transition, DriverError>>,
+}
+
+enum Work {
+    /// An input for the core to decide.
+    Decide(Input),
+    /// Read-model rows that decide nothing (a task's output), written in
+    /// the next batch's transaction so that the driver stays the only
+    /// writer and each job's stream stays numbered without gaps.
+    Record(Vec<Write>),
 }
 
 /// A read of the committed state, run by the driver between batches.
@@ -136,13 +145,28 @@ impl Handle {
     ) -> Result<Transition, DriverError> {
         let (reply, answer) = oneshot::channel();
         self.enqueue(Msg::Decide(Request {
-            input,
+            work: Work::Decide(input),
             payload,
             reply,
         }))?;
         answer
             .await
             .map_err(|_| DriverError::Unavailable("the driver stopped before answering".into()))?
+    }
+
+    /// Writes read-model rows that decide nothing (a task's output) and
+    /// waits until they are committed.
+    pub async fn record(&self, writes: Vec<Write>) -> Result<(), DriverError> {
+        let (reply, answer) = oneshot::channel();
+        self.enqueue(Msg::Decide(Request {
+            work: Work::Record(writes),
+            payload: None,
+            reply,
+        }))?;
+        answer
+            .await
+            .map_err(|_| DriverError::Unavailable("the driver stopped before answering".into()))?
+            .map(|_| ())
     }
 
     /// Runs `f` on the committed state (never on a batch being decided)
@@ -161,8 +185,8 @@ impl Handle {
             .map_err(|_| DriverError::Unavailable("the driver stopped before answering".into()))
     }
 
-    /// The sequence number of the last committed event, changing after
-    /// every commit: watchers wait on it rather than poll.
+    /// A counter that moves on after every commit: watchers wait on it
+    /// rather than poll.
     #[must_use]
     pub fn committed(&self) -> watch::Receiver<u64> {
         self.committed.clone()
@@ -379,11 +403,19 @@ impl Driver {
         let mut writes = Vec::new();
         let mut answers = Vec::with_capacity(batch.len());
         for Request {
-            input,
+            work: what,
             payload,
             reply,
         } in batch
         {
+            let input = match what {
+                Work::Decide(input) => input,
+                Work::Record(rows) => {
+                    writes.extend(rows);
+                    answers.push((reply, Ok(Transition::default())));
+                    continue;
+                }
+            };
             let result = step(&work, input, now);
             if let Ok(t) = &result {
                 for e in &t.events {
@@ -394,7 +426,7 @@ impl Driver {
             }
             answers.push((reply, result));
         }
-        if !events.is_empty() {
+        if !events.is_empty() || !writes.is_empty() {
             if let Err(e) = self.store.append(self.seq, now, &events, &writes).await {
                 match self.after_failed_append(&events, &e).await {
                     Committed::Yes => {}
@@ -417,7 +449,7 @@ impl Driver {
             self.failures = 0;
             self.seq += events.len() as u64;
             self.state = work;
-            self.committed.send_replace(self.seq);
+            self.committed.send_modify(|n| *n += 1);
         }
         for (reply, result) in answers {
             if let Ok(t) = &result {
@@ -475,7 +507,7 @@ impl Driver {
 fn tick() -> Request {
     let (reply, _) = oneshot::channel();
     Request {
-        input: Input::Tick,
+        work: Work::Decide(Input::Tick),
         payload: None,
         reply,
     }

@@ -8,3 +8,4 @@ pub mod driver;
 pub mod readmodel;
 pub mod store;
 pub mod users;
+pub mod wake;

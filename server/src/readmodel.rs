@@ -4,14 +4,22 @@
 //! the same transaction as the events, so they never disagree with the
 //! log.
 
-use aquifer_core::{Event, JobId, Outcome, State};
+use aquifer_core::{Event, JobId, LeaseEnd, Outcome, ResourceId, State};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// What the store keeps beside an input: the parts of a request that the
 /// core does not decide from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Payload {
     Job(JobRecord),
+    /// A well's report that a resource is ready: what the job reads.
+    Ready {
+        metadata: BTreeMap<String, String>,
+        secrets: BTreeMap<String, String>,
+    },
+    /// Why a well could not create a resource, or why a job's tasks failed.
+    Reason(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -63,6 +71,22 @@ pub enum Write {
         at_ms: u64,
         body: serde_json::Value,
     },
+    /// Why the job failed, in words, for its owner.
+    JobReason { job: JobId, reason: String },
+    /// A ready resource's metadata and secrets.
+    ResourceData {
+        resource: ResourceId,
+        job: JobId,
+        metadata: BTreeMap<String, String>,
+        secrets: BTreeMap<String, String>,
+    },
+    /// Released: its secrets are deleted (DESIGN.md's rule for secrets).
+    ForgetSecrets { resource: ResourceId },
+    /// Destroyed: nothing of it is kept.
+    DeleteResourceData { resource: ResourceId },
+    /// Every token of a principal stops working (a job that ended, a worker
+    /// that is gone).
+    RevokeTokens { kind: &'static str, subject: u64 },
 }
 
 /// The read-model writes that `event` implies, given the state just
@@ -105,11 +129,78 @@ pub fn project(
             state: JobState::Running,
             outcome: None,
         }),
-        Event::JobEnded { job, outcome } => out.push(Write::JobState {
-            job: *job,
-            state: JobState::Ended,
-            outcome: Some(*outcome),
-        }),
+        Event::JobEnded { job, outcome } => {
+            out.push(Write::JobState {
+                job: *job,
+                state: JobState::Ended,
+                outcome: Some(*outcome),
+            });
+            if let Some(Payload::Reason(reason)) = payload {
+                out.push(Write::JobReason {
+                    job: *job,
+                    reason: reason.clone(),
+                });
+            }
+            out.push(Write::RevokeTokens {
+                kind: "job",
+                subject: u64::from(job.0),
+            });
+        }
+        Event::ResourceReady { resource } => {
+            if let (Some(Payload::Ready { metadata, secrets }), Some(r)) =
+                (payload, before.resources.get(resource))
+            {
+                out.push(Write::ResourceData {
+                    resource: *resource,
+                    job: r.job,
+                    metadata: metadata.clone(),
+                    secrets: secrets.clone(),
+                });
+            }
+        }
+        Event::LeaseEnded {
+            lease,
+            cause:
+                LeaseEnd::Failed {
+                    resource,
+                    retryable,
+                },
+        } => {
+            if let (Some(Payload::Reason(reason)), Some(l)) = (payload, before.leases.get(lease)) {
+                out.push(Write::JobEvent {
+                    job: l.job,
+                    at_ms: now_ms,
+                    body: serde_json::json!({
+                        "event": "resource_failed",
+                        "resource": resource,
+                        "retryable": retryable,
+                        "reason": reason,
+                    }),
+                });
+                out.push(Write::JobReason {
+                    job: l.job,
+                    reason: reason.clone(),
+                });
+            }
+        }
+        Event::ResourceReleased { resource } => {
+            out.push(Write::ForgetSecrets {
+                resource: *resource,
+            });
+        }
+        Event::ResourceDestroyed { resource } => {
+            out.push(Write::DeleteResourceData {
+                resource: *resource,
+            });
+        }
+        Event::WorkerDestroyed { worker } => {
+            for kind in ["worker", "bootstrap"] {
+                out.push(Write::RevokeTokens {
+                    kind,
+                    subject: u64::from(worker.0),
+                });
+            }
+        }
         _ => {}
     }
 }

@@ -42,6 +42,17 @@ pub struct JobRow {
     pub name: String,
     pub state: String,
     pub outcome: Option<String>,
+    pub reason: Option<String>,
+    /// The submission as the user wrote it.
+    pub spec: String,
+}
+
+/// What a well reported for a ready resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceData {
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// `None` once the resource is released.
+    pub secrets: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// A job as listings show it.
@@ -55,6 +66,9 @@ pub struct ListedJob {
     pub outcome: Option<serde_json::Value>,
     pub submitted_ms: u64,
 }
+
+/// (owner, name, state, outcome, reason, spec).
+type JobRowTuple = (i64, String, String, Option<String>, Option<String>, String);
 
 /// (id, owner, owner's name, name, state, outcome, submitted_ms).
 type ListedRow = (
@@ -219,6 +233,43 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                     }
+                    Write::JobReason { job, reason } => {
+                        sqlx::query("UPDATE jobs SET reason = $1 WHERE id = $2")
+                            .bind(reason)
+                            .bind(i64::from(job.0))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Write::ResourceData { resource, job, metadata, secrets } => {
+                        sqlx::query(
+                            "INSERT INTO resource_data (resource, job, metadata, secrets) VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(i64::from(resource.0))
+                        .bind(i64::from(job.0))
+                        .bind(serde_json::to_string(metadata)?)
+                        .bind(serde_json::to_string(secrets)?)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Write::ForgetSecrets { resource } => {
+                        sqlx::query("UPDATE resource_data SET secrets = NULL WHERE resource = $1")
+                            .bind(i64::from(resource.0))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Write::DeleteResourceData { resource } => {
+                        sqlx::query("DELETE FROM resource_data WHERE resource = $1")
+                            .bind(i64::from(resource.0))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    Write::RevokeTokens { kind, subject } => {
+                        sqlx::query("UPDATE tokens SET revoked = 1 WHERE kind = $1 AND subject = $2 AND revoked = 0")
+                            .bind(*kind)
+                            .bind(i64::try_from(*subject).unwrap_or(i64::MAX))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     Write::JobEvent { job, at_ms, body } => {
                         sqlx::query(
                             "INSERT INTO job_events (job, n, at_ms, body) \
@@ -239,18 +290,46 @@ impl Store {
 
     /// A job as the read model has it: (owner, name, state, outcome).
     pub async fn job_row(&self, job: JobId) -> Result<Option<JobRow>, StoreError> {
-        let row: Option<(i64, String, String, Option<String>)> = on_pool!(self, pool => {
-            sqlx::query_as("SELECT owner, name, state, outcome FROM jobs WHERE id = $1")
+        let row: Option<JobRowTuple> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT owner, name, state, outcome, reason, spec FROM jobs WHERE id = $1")
                 .bind(i64::from(job.0))
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(row.map(|(owner, name, state, outcome)| JobRow {
-            owner: u64::try_from(owner).unwrap_or(0),
-            name,
-            state,
-            outcome,
-        }))
+        Ok(
+            row.map(|(owner, name, state, outcome, reason, spec)| JobRow {
+                owner: u64::try_from(owner).unwrap_or(0),
+                name,
+                state,
+                outcome,
+                reason,
+                spec,
+            }),
+        )
+    }
+
+    /// What wells reported for a job's ready resources, by resource.
+    pub async fn resource_data(
+        &self,
+        job: JobId,
+    ) -> Result<std::collections::BTreeMap<u32, ResourceData>, StoreError> {
+        let rows: Vec<(i64, String, Option<String>)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT resource, metadata, secrets FROM resource_data WHERE job = $1")
+                .bind(i64::from(job.0))
+                .fetch_all(pool)
+                .await?
+        });
+        let mut out = std::collections::BTreeMap::new();
+        for (resource, metadata, secrets) in rows {
+            out.insert(
+                u32::try_from(resource).unwrap_or(0),
+                ResourceData {
+                    metadata: serde_json::from_str(&metadata)?,
+                    secrets: secrets.map(|s| serde_json::from_str(&s)).transpose()?,
+                },
+            );
+        }
+        Ok(out)
     }
 
     /// Jobs for a listing, newest first: those after `before` (an id, for

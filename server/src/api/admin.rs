@@ -307,7 +307,7 @@ pub async fn issue_token(
             };
             ("factory", id, known)
         }
-        Principal::Admin | Principal::Worker(_) | Principal::Job(_) => {
+        Principal::Admin | Principal::Worker(_) | Principal::Job(_) | Principal::Bootstrap(_) => {
             return Err(ApiError::forbidden(
                 "tokens of that kind are not issued here",
             ));

@@ -221,6 +221,8 @@ pub struct JobView {
     pub owner: u64,
     pub state: String,
     pub outcome: Option<serde_json::Value>,
+    /// Why it failed, in words, when a well or its tasks said.
+    pub reason: Option<String>,
 }
 
 /// A job the caller may see: their own, or any for an admin. Another
@@ -234,9 +236,11 @@ async fn visible(api: &Api, caller: &Caller, id: u32) -> Result<JobView, ApiErro
     let mine = match caller.principal {
         Principal::User(user) => row.owner == user || caller.may(super::privilege::JOBS),
         Principal::Admin => true,
-        Principal::Well(_) | Principal::Factory(_) | Principal::Worker(_) | Principal::Job(_) => {
-            false
-        }
+        Principal::Well(_)
+        | Principal::Factory(_)
+        | Principal::Worker(_)
+        | Principal::Job(_)
+        | Principal::Bootstrap(_) => false,
     };
     if !mine {
         return Err(ApiError::not_found(format!("job {id}")));
@@ -247,6 +251,7 @@ async fn visible(api: &Api, caller: &Caller, id: u32) -> Result<JobView, ApiErro
         owner: row.owner,
         state: row.state,
         outcome: row.outcome.and_then(|o| serde_json::from_str(&o).ok()),
+        reason: row.reason,
     })
 }
 
@@ -322,7 +327,11 @@ pub async fn list(
             Some(me)
         }
         Principal::User(_) | Principal::Admin => owner,
-        Principal::Well(_) | Principal::Factory(_) | Principal::Worker(_) | Principal::Job(_) => {
+        Principal::Well(_)
+        | Principal::Factory(_)
+        | Principal::Worker(_)
+        | Principal::Job(_)
+        | Principal::Bootstrap(_) => {
             return Err(ApiError::forbidden("only users and admins list jobs"));
         }
     };

@@ -5,15 +5,19 @@
 //! every kind become one JSON shape in `error.rs`.
 
 pub mod admin;
+pub mod agent;
 mod error;
+pub mod factory;
 pub mod jobs;
 pub mod route;
+pub mod well;
 
 pub use error::ApiError;
 
 use crate::auth::{AuthError, Principal};
 use crate::driver::Handle;
 use crate::store::Store;
+use crate::wake::{Key, Wakers};
 use aquifer_core::Privilege;
 use route::Route;
 use serde::Serialize;
@@ -38,6 +42,11 @@ pub struct Api {
     /// How many watches are parked waiting for news; at most
     /// `WATCHES_PARKED_MAX`.
     parked: tokio::sync::watch::Sender<usize>,
+    /// The driver's effect sink, which long-polls wait on.
+    pub wakers: Arc<Wakers>,
+    /// Output bytes taken per running job (since this process started), to
+    /// bound what one job can write into the store.
+    output_bytes: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
 }
 
 /// The most watches that may wait for news at once; more are answered at
@@ -47,12 +56,21 @@ pub const WATCHES_PARKED_MAX: usize = 1024;
 
 impl Api {
     #[must_use]
-    pub fn new(handle: Handle, store: Store, bootstrap_token: Option<String>) -> Api {
+    /// `wakers` must be the sink the driver performs effects on, or
+    /// long-polls never wake before their time is up.
+    pub fn new(
+        handle: Handle,
+        store: Store,
+        bootstrap_token: Option<String>,
+        wakers: Arc<Wakers>,
+    ) -> Api {
         Api {
             handle,
             store,
             bootstrap_token,
             parked: tokio::sync::watch::Sender::new(0),
+            wakers,
+            output_bytes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 
@@ -127,7 +145,8 @@ impl Caller {
             Principal::Well(_)
             | Principal::Factory(_)
             | Principal::Worker(_)
-            | Principal::Job(_) => false,
+            | Principal::Job(_)
+            | Principal::Bootstrap(_) => false,
         }
     }
 
@@ -150,6 +169,7 @@ impl Caller {
             Principal::Factory(id) => ("factory", Some(id)),
             Principal::Worker(id) => ("worker", Some(id)),
             Principal::Job(id) => ("job", Some(id)),
+            Principal::Bootstrap(id) => ("bootstrap", Some(id)),
         };
         Whoami {
             kind,
@@ -182,6 +202,9 @@ impl Api {
                 .user_privileges(user)
                 .await?
                 .ok_or(AuthError::Invalid)?,
+            // A bootstrap key is good for the agent's bootstrap only,
+            // which checks it itself.
+            Principal::Bootstrap(_) => return Err(AuthError::Invalid.into()),
             Principal::Admin
             | Principal::Well(_)
             | Principal::Factory(_)
@@ -329,11 +352,18 @@ where
     B: bytes::Buf,
 {
     let route = route::resolve(&incoming.method, &incoming.path)?;
-    let caller = api.caller(incoming.authorization.clone()).await?;
+    let caller = if route.needs_token() {
+        Some(api.caller(incoming.authorization.clone()).await?)
+    } else {
+        None
+    };
     let body = if route.takes_body() {
         read_body(&incoming, body).await?
     } else {
         bytes::Bytes::new()
+    };
+    let Some(caller) = caller else {
+        return Ok(reply(agent::bootstrap(api, &body).await));
     };
     let q = incoming.query.as_str();
     Ok(match route {
@@ -368,7 +398,70 @@ where
         Route::HoldLeases => reply(admin::hold_leases(api, &caller, &body).await),
         Route::ListResources => reply(admin::list_resources(api, &caller).await),
         Route::ReleaseHeld(resource) => reply(admin::release_held(api, &caller, resource).await),
+        Route::WellLease => reply(well::lease(api, &caller, &body).await),
+        Route::WellRenew(lease) => reply(well::renew(api, &caller, lease).await),
+        Route::WellReady(r) => reply(well::ready(api, &caller, r, &body).await),
+        Route::WellFailed(r) => reply(well::failed(api, &caller, r, &body).await),
+        Route::WellResources => reply(well::list(api, &caller).await),
+        Route::WellDestroyed(r) => reply(well::destroyed(api, &caller, r).await),
+        Route::WellDestroyFailed(r) => reply(well::destroy_failed(api, &caller, r, &body).await),
+        Route::FactoryLease => reply(factory::lease(api, &caller, &body).await),
+        Route::FactoryCreated(w) => reply(factory::created(api, &caller, w).await),
+        Route::FactoryLost(w) => reply(factory::lost(api, &caller, w).await),
+        Route::FactoryWorkers => reply(factory::list(api, &caller).await),
+        Route::FactoryDestroyed(w) => reply(factory::destroyed(api, &caller, w).await),
+        // Answered above, before a token is asked for.
+        Route::AgentBootstrap => reply(agent::bootstrap(api, &body).await),
+        Route::AgentStart => reply(agent::start(api, &caller).await),
+        Route::AgentOutput => reply(agent::output(api, &caller, &body).await),
+        Route::AgentControl => reply(agent::control(api, &caller, parse_query(q)?).await),
+        Route::AgentFinish => reply(agent::finish(api, &caller, &body).await),
+        Route::JobResources => reply(agent::job_resources(api, &caller).await),
+        Route::JobResource => {
+            let name = incoming.path.rsplit('/').next().unwrap_or_default();
+            reply(agent::job_resource(api, &caller, name).await)
+        }
     })
+}
+
+/// The longest a long-poll waits.
+pub const WAIT_MS_MAX: u64 = 60_000;
+
+/// Tries `attempt`; while it finds nothing and time is left, waits for a
+/// wake on one of `keys` and tries again. `None` when the time is up.
+pub(crate) async fn long_poll<T, F, Fut>(
+    api: &Api,
+    keys: Vec<Key>,
+    wait_ms: u64,
+    mut attempt: F,
+) -> Result<Option<T>, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>, ApiError>>,
+{
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms.min(WAIT_MS_MAX));
+    loop {
+        // Admitted before the attempt, so a wake between "nothing for me"
+        // and the wait still ends the wait.
+        let waiter = api.wakers.registry.admit(keys.clone());
+        if let Some(found) = attempt().await? {
+            return Ok(Some(found));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        let Ok(waiter) = waiter else {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many requests are waiting; try again shortly",
+            ));
+        };
+        if tokio::time::timeout_at(deadline, waiter).await.is_err() {
+            return Ok(None);
+        }
+    }
 }
 
 /// Parses a query string into `T`, saying what is wrong in words.

@@ -32,6 +32,26 @@ pub enum Route {
     HoldLeases,
     ListResources,
     ReleaseHeld(u64),
+    WellLease,
+    WellRenew(u32),
+    WellReady(u32),
+    WellFailed(u32),
+    WellResources,
+    WellDestroyed(u32),
+    WellDestroyFailed(u32),
+    FactoryLease,
+    FactoryCreated(u32),
+    FactoryLost(u32),
+    FactoryWorkers,
+    FactoryDestroyed(u32),
+    AgentBootstrap,
+    AgentStart,
+    AgentOutput,
+    AgentControl,
+    AgentFinish,
+    JobResources,
+    /// The name as it came in the path (percent-encoded).
+    JobResource,
 }
 
 impl Route {
@@ -48,7 +68,22 @@ impl Route {
                 | Route::CreateWell
                 | Route::CreateFactory
                 | Route::HoldLeases
+                | Route::WellLease
+                | Route::WellReady(_)
+                | Route::WellFailed(_)
+                | Route::WellDestroyFailed(_)
+                | Route::FactoryLease
+                | Route::AgentBootstrap
+                | Route::AgentOutput
+                | Route::AgentFinish
         )
+    }
+
+    /// Whether the route needs a token (the agent's bootstrap brings its
+    /// one-time key in the body instead).
+    #[must_use]
+    pub fn needs_token(self) -> bool {
+        self != Route::AgentBootstrap
     }
 }
 
@@ -132,6 +167,31 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["admin", "resources", resource, "release"] => {
             (post.then_some(Route::ReleaseHeld(id(resource)?)), "POST")
         }
+        ["well", "lease"] => (post.then_some(Route::WellLease), "POST"),
+        ["well", "leases", lease, "renew"] => {
+            (post.then_some(Route::WellRenew(id(lease)?)), "POST")
+        }
+        ["well", "resources"] => (get.then_some(Route::WellResources), "GET"),
+        ["well", "resources", r] => (delete.then_some(Route::WellDestroyed(id(r)?)), "DELETE"),
+        ["well", "resources", r, "ready"] => (post.then_some(Route::WellReady(id(r)?)), "POST"),
+        ["well", "resources", r, "failed"] => (post.then_some(Route::WellFailed(id(r)?)), "POST"),
+        ["well", "resources", r, "destroy-failed"] => {
+            (post.then_some(Route::WellDestroyFailed(id(r)?)), "POST")
+        }
+        ["factory", "lease"] => (post.then_some(Route::FactoryLease), "POST"),
+        ["factory", "workers"] => (get.then_some(Route::FactoryWorkers), "GET"),
+        ["factory", "workers", w] => (delete.then_some(Route::FactoryDestroyed(id(w)?)), "DELETE"),
+        ["factory", "workers", w, "created"] => {
+            (post.then_some(Route::FactoryCreated(id(w)?)), "POST")
+        }
+        ["factory", "workers", w, "lost"] => (post.then_some(Route::FactoryLost(id(w)?)), "POST"),
+        ["agent", "bootstrap"] => (post.then_some(Route::AgentBootstrap), "POST"),
+        ["agent", "start"] => (post.then_some(Route::AgentStart), "POST"),
+        ["agent", "output"] => (post.then_some(Route::AgentOutput), "POST"),
+        ["agent", "control"] => (get.then_some(Route::AgentControl), "GET"),
+        ["agent", "finish"] => (post.then_some(Route::AgentFinish), "POST"),
+        ["job", "resources"] => (get.then_some(Route::JobResources), "GET"),
+        ["job", "resources", _] => (get.then_some(Route::JobResource), "GET"),
         _ => return Err(no_route()),
     };
     route.ok_or_else(|| {

@@ -72,14 +72,21 @@ pub async fn server_on(url: &str, dir: tempfile::TempDir) -> Server {
 async fn start(url: &str, dir: tempfile::TempDir) -> Server {
     let store = Store::open(url).await.expect("open");
     let effects = Arc::new(Recorder::default());
-    let sink: Arc<dyn aquifer_server::driver::EffectSink> = effects.clone();
+    let recorder: Arc<dyn aquifer_server::driver::EffectSink> = effects.clone();
+    let wakers = Arc::new(aquifer_server::wake::Wakers::new(Some(recorder)));
+    let sink: Arc<dyn aquifer_server::driver::EffectSink> = wakers.clone();
     let (handle, driver, _) = Driver::spawn(Setup {
         clock: Arc::new(SystemClock),
         ..Setup::new(store.clone(), sink)
     })
     .await
     .expect("recover");
-    let api = Arc::new(Api::new(handle.clone(), store.clone(), Some(BOOT.into())));
+    let api = Arc::new(Api::new(
+        handle.clone(),
+        store.clone(),
+        Some(BOOT.into()),
+        wakers,
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -1,0 +1,324 @@
+//! The well, factory, agent and bmat protocols over HTTP, end to end on
+//! one server: a job gets its resource and worker, its agent starts it and
+//! streams output, `bmat` reads metadata and secrets while it runs, and
+//! after it ends everything is destroyed and the job retires. And the bad
+//! inputs of each protocol are refused without a change of state.
+
+mod common;
+mod harness;
+
+use harness::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+struct Client<'a> {
+    s: &'a Server,
+    token: String,
+}
+
+impl Client<'_> {
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.s
+            .call(Method::POST, path, Some(&self.token), Some(body))
+            .await
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.s
+            .call(Method::GET, path, Some(&self.token), None)
+            .await
+    }
+
+    async fn delete(&self, path: &str) -> (u16, Value) {
+        self.s
+            .call(Method::DELETE, path, Some(&self.token), None)
+            .await
+    }
+}
+
+async fn registered<'a>(s: &'a Server, path: &str, body: Value) -> Client<'a> {
+    let (status, made) = s.call(Method::POST, path, Some(BOOT), Some(body)).await;
+    assert_eq!(status, 201, "{made}");
+    Client {
+        s,
+        token: made["token"].as_str().expect("a token").to_string(),
+    }
+}
+
+fn id(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("an id: {v}"))
+}
+
+#[tokio::test]
+async fn a_job_gets_its_resource_and_worker_runs_and_everything_is_destroyed() {
+    let s = server().await;
+    let boot = Client {
+        s: &s,
+        token: BOOT.into(),
+    };
+    boot.post("/0/admin/types", json!({"name": "probe", "max_per_job": 1}))
+        .await;
+    let well = registered(
+        &s,
+        "/0/admin/wells",
+        json!({"name": "lab", "pools": {"probe": 1}}),
+    )
+    .await;
+    let other_well = registered(
+        &s,
+        "/0/admin/wells",
+        json!({"name": "lab2", "pools": {"probe": 1}}),
+    )
+    .await;
+    let factory = registered(
+        &s,
+        "/0/admin/factories",
+        json!({"name": "local", "targets": {"t": 1}}),
+    )
+    .await;
+    let other_factory = registered(
+        &s,
+        "/0/admin/factories",
+        json!({"name": "far", "targets": {"t": 1}}),
+    )
+    .await;
+
+    // A well long-polls before there is work; the submission wakes it.
+    let waiting = {
+        let (http, base, token) = (s.http.clone(), s.base.clone(), well.token.clone());
+        tokio::spawn(async move {
+            let res = http
+                .post(format!("{base}/0/well/lease"))
+                .bearer_auth(token)
+                .json(&json!({"free": {"probe": 1}, "wait_ms": 30000}))
+                .send()
+                .await
+                .expect("an answer");
+            res.json::<Value>().await.expect("json")
+        })
+    };
+    let parked = async {
+        while s.api.wakers.registry.admitted() == 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), parked)
+        .await
+        .expect("the well's request waits");
+    let mut job = job();
+    job["resources"] = json!([{"name": "probe", "type": "probe"}]);
+    job["tasks"] = json!([{"name": "t", "script": "bmat resource get probe"}]);
+    let (status, submitted) = s.submit(BOOT, job).await;
+    assert_eq!(status, 201, "{submitted}");
+    let job_id = id(&submitted["id"]);
+    let lease = waiting.await.expect("the well's request returns");
+    let granted = &lease["lease"];
+    assert_eq!(granted["job"], json!(job_id), "{lease}");
+    assert_eq!(granted["rtype"], "probe");
+    assert!(id(&granted["deadline_ms"]) > id(&granted["expires_at_ms"]) - 60_000);
+    let resource = id(&granted["resources"][0]);
+
+    // Renewal, and a report from a well that does not hold the resource.
+    let (status, renewed) = well
+        .post(
+            &format!("/0/well/leases/{}/renew", granted["id"]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{renewed}");
+    let ready = json!({"metadata": {"host": "probe-1"}, "secrets": {"password": "hunter2"}});
+    let (status, body) = other_well
+        .post(
+            &format!("/0/well/resources/{resource}/ready"),
+            ready.clone(),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (403, "not_yours"), "{body}");
+    let (status, body) = well
+        .post(
+            &format!("/0/well/resources/{resource}/ready"),
+            json!({"metadata": {"k": "a"}, "secrets": {"k": "b"}}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "bad_report"), "{body}");
+    let (status, body) = well
+        .post(
+            &format!("/0/well/resources/{resource}/ready"),
+            ready.clone(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = well
+        .post(&format!("/0/well/resources/{resource}/ready"), ready)
+        .await;
+    assert_eq!((status, code(&body)), (409, "duplicate"), "{body}");
+    let (_, listed) = well.get("/0/well/resources").await;
+    assert_eq!(listed["resources"][0]["want"], "keep", "{listed}");
+
+    // The factory gets the worker, bound to the job; another factory
+    // cannot claim it.
+    let (status, lease) = factory
+        .post("/0/factory/lease", json!({"free": {"t": 1}}))
+        .await;
+    assert_eq!(status, 200, "{lease}");
+    assert_eq!(lease["lease"]["job"], json!(job_id));
+    let worker = id(&lease["lease"]["worker"]);
+    let created = format!("/0/factory/workers/{worker}/created");
+    let (status, body) = other_factory.post(&created, json!({})).await;
+    assert_eq!((status, code(&body)), (403, "not_yours"), "{body}");
+    let (status, key) = factory.post(&created, json!({})).await;
+    assert_eq!(status, 200, "{key}");
+    let key = key["bootstrap"].as_str().expect("a key").to_string();
+    // The key is nobody's API token.
+    let (status, _) = s.call(Method::GET, "/0/whoami", Some(&key), None).await;
+    assert_eq!(status, 401);
+
+    // The agent bootstraps once; the key does not work twice.
+    let (status, boot_answer) = s
+        .call(
+            Method::POST,
+            "/0/agent/bootstrap",
+            None,
+            Some(json!({"key": key})),
+        )
+        .await;
+    assert_eq!(status, 200, "{boot_answer}");
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/0/agent/bootstrap",
+            None,
+            Some(json!({"key": key})),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (401, "unauthorized"), "{body}");
+    let agent = Client {
+        s: &s,
+        token: boot_answer["token"].as_str().expect("a token").to_string(),
+    };
+    let (status, started) = agent.post("/0/agent/start", json!({})).await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["tasks"][0]["script"], "bmat resource get probe");
+    let bmat = Client {
+        s: &s,
+        token: started["token"].as_str().expect("a job token").to_string(),
+    };
+    let (status, listed) = bmat.get("/0/job/resources").await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["resources"][0]["name"], "probe");
+    assert_eq!(listed["resources"][0]["metadata"]["host"], "probe-1");
+    assert!(listed["resources"][0].get("secrets").is_none(), "{listed}");
+    let (status, one) = bmat.get("/0/job/resources/probe").await;
+    assert_eq!(
+        (status, &one["secrets"]["password"]),
+        (200, &json!("hunter2"))
+    );
+    let (status, body) = bmat.get("/0/job/resources/nope").await;
+    assert_eq!(status, 404);
+    assert!(body["message"].as_str().expect("words").contains("probe"));
+    // A job token is not a user's.
+    let (status, _) = bmat.get("/0/jobs").await;
+    assert_eq!(status, 403);
+
+    let (status, _) = agent
+        .post(
+            "/0/agent/output",
+            json!({"task": "t", "stream": "stdout", "text": "hello\n"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, control) = agent.get("/0/agent/control?wait_ms=0").await;
+    assert_eq!(control["ended"], false);
+    let (status, body) = agent
+        .post("/0/agent/finish", json!({"succeeded": true}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, control) = agent.get("/0/agent/control?wait_ms=30000").await;
+    assert_eq!(
+        (&control["ended"], &control["outcome"]),
+        (&json!(true), &json!("succeeded"))
+    );
+    let (status, _) = bmat.get("/0/job/resources/probe").await;
+    assert_eq!(status, 401, "the job token ends with the job");
+
+    // The stream has the story, output included; secrets are in no event.
+    let (_, stream) = boot.get(&format!("/0/jobs/{job_id}/events")).await;
+    let text = stream.to_string();
+    assert!(text.contains("hello"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+
+    // Clean-up: both learn what to destroy and confirm; the job retires.
+    let (_, work) = well
+        .post("/0/well/lease", json!({"free": {}, "wait_ms": 30000}))
+        .await;
+    assert_eq!(work["destroy"], json!([resource]), "{work}");
+    let (status, _) = well.delete(&format!("/0/well/resources/{resource}")).await;
+    assert_eq!(status, 200);
+    let (_, work) = factory
+        .post("/0/factory/lease", json!({"free": {}, "wait_ms": 30000}))
+        .await;
+    assert_eq!(work["destroy"], json!([worker]), "{work}");
+    let (status, _) = factory
+        .delete(&format!("/0/factory/workers/{worker}"))
+        .await;
+    assert_eq!(status, 200);
+    let retired = s
+        .handle
+        .read(move |st| st.jobs.is_empty() && st.resources.is_empty() && st.workers.is_empty())
+        .await
+        .expect("a state");
+    assert!(retired, "nothing is left in the books");
+    let (status, _) = well.delete(&format!("/0/well/resources/{resource}")).await;
+    assert_eq!(status, 410, "a second confirmation finds it gone");
+    let (status, _) = agent.get("/0/agent/control").await;
+    assert_eq!(status, 401, "the worker's token ends with the worker");
+}
+
+#[tokio::test]
+async fn a_failed_create_gives_the_owner_its_reason() {
+    let s = server().await;
+    let well = registered(
+        &s,
+        "/0/admin/wells",
+        json!({"name": "flaky", "pools": {"pg": 2}}),
+    )
+    .await;
+    let (_, submitted) = s.submit(BOOT, job()).await;
+    let job_id = id(&submitted["id"]);
+    let (_, lease) = well.post("/0/well/lease", json!({"free": {"pg": 2}})).await;
+    let resource = id(&lease["lease"]["resources"][0]);
+    let (status, body) = well
+        .post(
+            &format!("/0/well/resources/{resource}/failed"),
+            json!({"reason": "password authentication failed for user admin", "retryable": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, shown) = s
+        .call(Method::GET, &format!("/0/jobs/{job_id}"), Some(BOOT), None)
+        .await;
+    assert_eq!(shown["outcome"], json!({"failed": "resource"}), "{shown}");
+    assert_eq!(
+        shown["reason"],
+        "password authentication failed for user admin"
+    );
+    let (_, stream) = s
+        .call(
+            Method::GET,
+            &format!("/0/jobs/{job_id}/events"),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    assert!(stream.to_string().contains("resource_failed"), "{stream}");
+    // A well asking for a type it does not serve.
+    let (status, body) = well
+        .post("/0/well/lease", json!({"free": {"gpu": 1}}))
+        .await;
+    assert_eq!((status, code(&body)), (400, "not_served"), "{body}");
+    // A user's token is not a well's.
+    let (status, _) = s
+        .call(Method::GET, "/0/well/resources", Some(BOOT), None)
+        .await;
+    assert_eq!(status, 403);
+}
