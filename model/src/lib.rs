@@ -6,6 +6,7 @@ pub mod actions;
 pub mod describe;
 pub mod model;
 pub mod properties;
+pub mod replay;
 pub mod run;
 pub mod scope;
 pub mod walk;

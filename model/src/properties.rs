@@ -149,7 +149,7 @@ impl AquiferModel {
 
 /// A running job holds every instance it asked for, ready, and its worker,
 /// online.
-fn runs_with_all(core: &State) -> bool {
+pub(crate) fn runs_with_all(core: &State) -> bool {
     core.jobs.iter().all(|(&id, job)| {
         if job.phase != Phase::Running {
             return true;
@@ -172,7 +172,7 @@ fn runs_with_all(core: &State) -> bool {
 
 /// A job never waits for a type ranked at or below one it holds, and never
 /// waits for a resource while it holds a worker (the worker ranks last).
-fn rank_order(core: &State) -> bool {
+pub(crate) fn rank_order(core: &State) -> bool {
     let waiting = aquifer_core::lease::waiting(core);
     waiting.iter().all(|c| {
         let job = &core.jobs[&c.job];

@@ -27,6 +27,17 @@ pub struct Trace {
     pub steps: Vec<TraceStep>,
 }
 
+impl Trace {
+    /// The trace as a history for `replay`: each input at its time with
+    /// the events it decided.
+    #[must_use]
+    pub fn history(&self) -> Vec<(Time, Input, Vec<Event>)> {
+        (self.steps.iter())
+            .map(|s| (s.now, s.input.clone(), s.events.clone()))
+            .collect()
+    }
+}
+
 /// A small deterministic generator (splitmix64): walks are reproducible
 /// from their seed.
 struct Rng(u64);

@@ -416,7 +416,16 @@ impl Driver {
                     continue;
                 }
             };
-            let result = step(&work, input, now);
+            let result = step(&work, input.clone(), now);
+            if let Ok(t) = &result
+                && !t.events.is_empty()
+            {
+                writes.push(Write::Input {
+                    first_seq: self.seq + 1 + events.len() as u64,
+                    at_ms: now.ms(),
+                    input,
+                });
+            }
             if let Ok(t) = &result {
                 for e in &t.events {
                     readmodel::project(&work, e, payload.as_ref(), now.ms(), &mut writes);

@@ -84,6 +84,12 @@ pub enum Write {
     ForgetSecrets { resource: ResourceId },
     /// Destroyed: nothing of it is kept.
     DeleteResourceData { resource: ResourceId },
+    /// An input that decided something, and where its events begin.
+    Input {
+        first_seq: u64,
+        at_ms: u64,
+        input: aquifer_core::Input,
+    },
     /// Every token of a principal stops working (a job that ended, a worker
     /// that is gone).
     RevokeTokens { kind: &'static str, subject: u64 },

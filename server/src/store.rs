@@ -270,6 +270,14 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                     }
+                    Write::Input { first_seq, at_ms, input } => {
+                        sqlx::query("INSERT INTO inputs (first_seq, at_ms, body) VALUES ($1, $2, $3)")
+                            .bind(seq_i64(*first_seq))
+                            .bind(i64::try_from(*at_ms).unwrap_or(i64::MAX))
+                            .bind(serde_json::to_string(input)?)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     Write::JobEvent { job, at_ms, body } => {
                         sqlx::query(
                             "INSERT INTO job_events (job, n, at_ms, body) \
@@ -400,6 +408,41 @@ impl Store {
                 event: serde_json::from_str(&body)
                     .map_err(|source| StoreError::Corrupt { seq: n, source })?,
             });
+        }
+        Ok(out)
+    }
+
+    /// The whole history: each input that decided something, at its time,
+    /// with the events it decided.
+    pub async fn history(
+        &self,
+    ) -> Result<Vec<(Time, aquifer_core::Input, Vec<Event>)>, StoreError> {
+        let rows: Vec<(i64, i64, String)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT first_seq, at_ms, body FROM inputs ORDER BY first_seq")
+                .fetch_all(pool)
+                .await?
+        });
+        let events = self.events_after(0).await?;
+        let mut out: Vec<(Time, aquifer_core::Input, Vec<Event>)> = Vec::with_capacity(rows.len());
+        let mut rows = rows.into_iter().peekable();
+        for (seq, event) in events {
+            if let Some((first, at_ms, body)) = rows.next_if(|(first, _, _)| *first == seq_i64(seq))
+            {
+                let input = serde_json::from_str(&body).map_err(|source| StoreError::Corrupt {
+                    seq: u64::try_from(first).unwrap_or(0),
+                    source,
+                })?;
+                out.push((Time(u64::try_from(at_ms).unwrap_or(0)), input, Vec::new()));
+            }
+            match out.last_mut() {
+                Some((_, _, decided)) => decided.push(event),
+                None => {
+                    return Err(StoreError::Gap {
+                        expected: 1,
+                        found: seq,
+                    });
+                }
+            }
         }
         Ok(out)
     }

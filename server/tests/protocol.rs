@@ -272,6 +272,16 @@ async fn a_job_gets_its_resource_and_worker_runs_and_everything_is_destroyed() {
     assert_eq!(status, 410, "a second confirmation finds it gone");
     let (status, _) = agent.get("/0/agent/control").await;
     assert_eq!(status, 401, "the worker's token ends with the worker");
+
+    // The whole history is a path of the model's transition function.
+    let history = s.store.history().await.expect("the history");
+    let replayed = aquifer_model::replay::replay(
+        aquifer_core::Rules::production(),
+        aquifer_core::Limits::default(),
+        &history,
+    )
+    .expect("the log replays through the model");
+    assert!(replayed.events > 20, "{replayed:?}");
 }
 
 #[tokio::test]
