@@ -33,12 +33,25 @@ enum Command {
         #[command(subcommand)]
         command: job::JobCommand,
     },
+    /// Run a well: a service that creates and destroys resources.
+    #[command(subcommand)]
+    Well(WellCommand),
     /// Manage users, privileges, types, targets, wells, factories, holds.
     Admin {
         #[command(flatten)]
         endpoint: client::Endpoint,
         #[command(subcommand)]
         command: admin::AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WellCommand {
+    /// Run the well a TOML file describes (`slot` or `chaos`; see
+    /// docs/wells.md) until Ctrl-C or SIGTERM.
+    Run {
+        #[arg(long)]
+        config: std::path::PathBuf,
     },
 }
 
@@ -55,6 +68,13 @@ fn main() -> Result<ExitCode> {
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),
         Command::Job { endpoint, command } => runtime.block_on(job::run(&endpoint, command)),
+        Command::Well(WellCommand::Run { config }) => {
+            runtime.block_on(aquifer_well::run_from_config(
+                &config,
+                server::shutdown_signal(),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Admin { endpoint, command } => {
             runtime.block_on(admin::run(&endpoint, command))?;
             Ok(ExitCode::SUCCESS)

@@ -11,7 +11,7 @@ use crate::wake::Key;
 use aquifer_core::resource::ResourceState;
 use aquifer_core::{Event, Input, LeaseId, ResourceId, TypeId, WellId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use warp::http::StatusCode;
 
 /// The most a ready report may carry (metadata and secrets together).
@@ -35,6 +35,10 @@ pub struct LeaseRequest {
     pub free: BTreeMap<String, u16>,
     #[serde(default)]
     pub wait_ms: u64,
+    /// Resources the well is destroying already: listed again in
+    /// `destroy`, but not news that ends the wait.
+    #[serde(default)]
+    pub destroying: BTreeSet<u32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -69,9 +73,10 @@ pub async fn lease(
         .collect();
     let mut keys: Vec<Key> = free.keys().cloned().map(Key::Type).collect();
     keys.push(Key::Well(well));
+    let destroying = &req.destroying;
     let answer = super::long_poll(api, keys, req.wait_ms, || {
         let free = free.clone();
-        async move { lease_once(api, well, free).await }
+        async move { lease_once(api, well, free, destroying).await }
     })
     .await?;
     Ok((StatusCode::OK, answer.unwrap_or_default()))
@@ -81,6 +86,7 @@ async fn lease_once(
     api: &Api,
     well: WellId,
     free: BTreeMap<TypeId, u16>,
+    destroying: &BTreeSet<u32>,
 ) -> Result<Option<LeaseAnswer>, ApiError> {
     let t = api.handle.send(Input::RequestLease { well, free }).await?;
     let grant = t.events.iter().find_map(|e| match e {
@@ -118,7 +124,7 @@ async fn lease_once(
         deadline_ms: deadline,
         expires_at_ms: expires_at.ms(),
     });
-    if lease.is_none() && destroy.is_empty() {
+    if lease.is_none() && destroy.iter().all(|r| destroying.contains(r)) {
         return Ok(None);
     }
     Ok(Some(LeaseAnswer { lease, destroy }))

@@ -1,0 +1,334 @@
+//! The well's configuration file (TOML): where the server is, the well's
+//! token, its capacity per type, the runner's timings, and which well to
+//! run with its settings. `docs/wells.md` describes every key.
+
+use crate::backoff::Backoff;
+use crate::chaos::ChaosConfig;
+use crate::runner::RunnerConfig;
+use crate::slot::SlotConfig;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The server's ceiling on a lease poll's wait.
+pub const WAIT_MS_MAX: u64 = 60_000;
+
+fn default_wait_ms() -> u64 {
+    20_000
+}
+fn default_reconcile_interval_ms() -> u64 {
+    10_000
+}
+fn default_create_timeout_ms() -> u64 {
+    600_000
+}
+fn default_destroy_timeout_ms() -> u64 {
+    600_000
+}
+fn default_shutdown_grace_ms() -> u64 {
+    30_000
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The server, `http://host:port`.
+    pub url: String,
+    /// The well's token, from `aquifer admin well create`; or
+    #[serde(default)]
+    pub token: Option<String>,
+    /// a file holding it (surrounding whitespace is ignored).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Where the well keeps its state. A relative path is relative to the
+    /// configuration file.
+    pub data_dir: PathBuf,
+    /// How many of each type the well holds at once. A slot well's
+    /// capacity defaults to its number of items.
+    #[serde(default)]
+    pub capacity: BTreeMap<String, u32>,
+    #[serde(default = "default_wait_ms")]
+    pub wait_ms: u64,
+    #[serde(default = "default_reconcile_interval_ms")]
+    pub reconcile_interval_ms: u64,
+    #[serde(default = "default_create_timeout_ms")]
+    pub create_timeout_ms: u64,
+    #[serde(default = "default_destroy_timeout_ms")]
+    pub destroy_timeout_ms: u64,
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
+    pub well: WellConfig,
+}
+
+/// Which well, and its settings.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum WellConfig {
+    Slot(SlotConfig),
+    Chaos(ChaosConfig),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads and checks `path`; relative paths in it are made relative to
+    /// its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Config::parse(&text).map_err(|e| match e {
+            ParseError::Toml(source) => ConfigError::Parse {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            },
+            ParseError::Invalid(message) => ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            },
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.data_dir = base.join(&config.data_dir);
+        if let Some(f) = &config.token_file {
+            config.token_file = Some(base.join(f));
+        }
+        Ok(config)
+    }
+
+    /// Parses and checks a configuration's text.
+    pub fn parse(text: &str) -> Result<Config, ParseError> {
+        let config: Config = toml::from_str(text).map_err(ParseError::Toml)?;
+        config.validate().map_err(ParseError::Invalid)?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
+            return Err(format!("url {:?}: use http://host:port", self.url));
+        }
+        match (&self.token, &self.token_file) {
+            (Some(_), Some(_)) => return Err("set token or token_file, not both".into()),
+            (None, None) => return Err("set token or token_file".into()),
+            _ => {}
+        }
+        if self.wait_ms > WAIT_MS_MAX {
+            return Err(format!("wait_ms is at most {WAIT_MS_MAX}"));
+        }
+        if self.reconcile_interval_ms < 100 {
+            return Err("reconcile_interval_ms is at least 100".into());
+        }
+        for (t, &n) in &self.capacity {
+            if n == 0 || n > u32::from(u16::MAX) {
+                return Err(format!("capacity of {t}: use 1 to {}", u16::MAX));
+            }
+        }
+        match &self.well {
+            WellConfig::Slot(s) => {
+                s.validate()?;
+                if let Some(t) = self.capacity.keys().find(|t| **t != s.rtype) {
+                    return Err(format!("a slot well serves {} only, not {t}", s.rtype));
+                }
+            }
+            WellConfig::Chaos(c) => {
+                c.validate()?;
+                if self.capacity.is_empty() {
+                    return Err(
+                        "a chaos well serves the types in [capacity]: name at least one".into(),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The well's capacity per type: a slot well holds as many as it has
+    /// items, or fewer if `[capacity]` says so.
+    #[must_use]
+    pub fn capacity(&self) -> BTreeMap<String, u32> {
+        match &self.well {
+            WellConfig::Slot(s) => {
+                let items = u32::try_from(s.items.len()).unwrap_or(u32::MAX);
+                let n = self.capacity.get(&s.rtype).map_or(items, |&c| c.min(items));
+                BTreeMap::from([(s.rtype.clone(), n)])
+            }
+            WellConfig::Chaos(_) => self.capacity.clone(),
+        }
+    }
+
+    /// The token, from the configuration or its file.
+    pub fn token(&self) -> Result<String, ConfigError> {
+        if let Some(t) = &self.token {
+            return Ok(t.trim().to_string());
+        }
+        let path = self.token_file.clone().unwrap_or_default();
+        let t = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let t = t.trim().to_string();
+        if t.is_empty() {
+            return Err(ConfigError::Invalid {
+                path,
+                message: "the token file is empty".into(),
+            });
+        }
+        Ok(t)
+    }
+
+    /// What the runner runs with.
+    pub fn runner(&self) -> Result<RunnerConfig, ConfigError> {
+        Ok(RunnerConfig {
+            url: self.url.clone(),
+            token: self.token()?,
+            capacity: self.capacity(),
+            wait_ms: self.wait_ms,
+            reconcile_interval: Duration::from_millis(self.reconcile_interval_ms),
+            create_timeout: Duration::from_millis(self.create_timeout_ms),
+            destroy_timeout: Duration::from_millis(self.destroy_timeout_ms),
+            shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
+            backoff: Backoff::default(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("{0}")]
+    Toml(toml::de::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SLOT: &str = r#"
+        url = "http://127.0.0.1:8440"
+        token = "aq_x"
+        data_dir = "state"
+
+        [well]
+        kind = "slot"
+        rtype = "lab-probe"
+        reset = "probe-reset --port $AQUIFER_ITEM"
+
+        [well.items.probe-a]
+        metadata = { serial = "A-1", host = "lab1" }
+        secrets = { pin = "1234" }
+
+        [well.items.probe-b]
+        metadata = { serial = "B-2", host = "lab1" }
+    "#;
+
+    const CHAOS: &str = r#"
+        url = "http://127.0.0.1:8440"
+        token_file = "/etc/aquifer/chaos.token"
+        data_dir = "/var/lib/aquifer/chaos"
+        reconcile_interval_ms = 2000
+
+        [capacity]
+        pg = 4
+        oxide-token = 2
+
+        [well]
+        kind = "chaos"
+        seed = 42
+        create_fail_probability = 0.1
+        create_fail_retryable = false
+        destroy_fail_probability = 0.05
+        create_delay_ms = [10, 50]
+        crash_after_creates = 3
+    "#;
+
+    #[test]
+    fn a_slot_well_holds_as_many_as_it_has_items() {
+        let c = Config::parse(SLOT).expect("a slot configuration");
+        assert_eq!(c.capacity(), BTreeMap::from([("lab-probe".to_string(), 2)]));
+        assert_eq!(c.reconcile_interval_ms, 10_000);
+        assert_eq!(c.wait_ms, 20_000);
+        let WellConfig::Slot(s) = &c.well else {
+            panic!("{:?}", c.well);
+        };
+        assert_eq!(s.items["probe-a"].secrets["pin"], "1234");
+        assert_eq!(s.reset_timeout_ms, 300_000);
+        let fewer = format!("{SLOT}\n[capacity]\nlab-probe = 1\n");
+        assert_eq!(
+            Config::parse(&fewer).expect("fewer").capacity(),
+            BTreeMap::from([("lab-probe".to_string(), 1)])
+        );
+    }
+
+    #[test]
+    fn a_chaos_well_serves_its_capacity() {
+        let c = Config::parse(CHAOS).expect("a chaos configuration");
+        assert_eq!(c.capacity().len(), 2);
+        let WellConfig::Chaos(k) = &c.well else {
+            panic!("{:?}", c.well);
+        };
+        assert_eq!(k.create_delay_ms, [10, 50]);
+        assert_eq!(k.crash_after_creates, Some(3));
+        assert!(!k.create_fail_retryable);
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_the_reason() {
+        let bad = [
+            (SLOT.replace("token = \"aq_x\"", ""), "token"),
+            (
+                SLOT.replace("kind = \"slot\"", "kind = \"postgres\""),
+                "postgres",
+            ),
+            (SLOT.replace("reset =", "resett ="), "resett"),
+            (
+                SLOT.replace("data_dir = \"state\"", "data_dir = \"state\"\nbogus = 1"),
+                "bogus",
+            ),
+            (CHAOS.replace("seed = 42", "seed = 42\nfail = 1"), "fail"),
+            (CHAOS.replace("0.05", "5.0"), "destroy_fail_probability"),
+            (
+                CHAOS.replace("pg = 4", "").replace("oxide-token = 2", ""),
+                "capacity",
+            ),
+            (
+                format!("{SLOT}\n[capacity]\npg = 1\n"),
+                "serves lab-probe only",
+            ),
+            (SLOT.replace("http://", "ftp://"), "url"),
+            (format!("wait_ms = 90000\n{SLOT}"), "wait_ms"),
+        ];
+        for (text, needle) in bad {
+            let e = Config::parse(&text).expect_err(needle).to_string();
+            assert!(e.contains(needle), "{needle}: {e}");
+        }
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_file_and_tokens_are_trimmed() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let text = SLOT.replace("token = \"aq_x\"", "token_file = \"well.token\"");
+        std::fs::write(dir.path().join("well.toml"), text).expect("written");
+        std::fs::write(dir.path().join("well.token"), "aq_secret\n").expect("written");
+        let c = Config::load(&dir.path().join("well.toml")).expect("loaded");
+        assert_eq!(c.data_dir, dir.path().join("state"));
+        assert_eq!(c.token().expect("a token"), "aq_secret");
+        let r = c.runner().expect("a runner configuration");
+        assert_eq!(r.reconcile_interval, Duration::from_secs(10));
+    }
+}

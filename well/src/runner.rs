@@ -1,0 +1,370 @@
+//! The runner: drives a `Well` against the server. One task owns the
+//! `Book`; everything that waits (the lease poll, creates, reports,
+//! renewals, destructions, reconcile passes) runs on tasks of its own and
+//! reports back by message.
+//!
+//! ```text
+//!   poller ──Answer──▶ ┌────────────────────┐ ──spawn──▶ create, report, renew,
+//!   tasks ───Msg─────▶ │ actor: Book::*(..) │            destroy, reconcile tasks
+//!   tick, shutdown ──▶ └────────────────────┘ ──watch──▶ free slots (poller)
+//! ```
+//!
+//! The poller waits for the actor to take in each answer before it polls
+//! again, so it never asks with a count of free slots that a lease it has
+//! just been granted has already used.
+
+use crate::backoff::Backoff;
+use crate::book::{Action, Book, Destroyed, Reported};
+use crate::client::{Asking, CallError, Client, LeaseAnswer, Listed};
+use crate::well::{CreateError, Created, Owned, Well};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
+
+/// The actor's inbox. Senders wait when it is full, which slows the tasks
+/// down rather than growing a queue.
+const INBOX: usize = 256;
+
+/// What the runner needs to know.
+#[derive(Clone, Debug)]
+pub struct RunnerConfig {
+    /// The server, `http://host:port`.
+    pub url: String,
+    pub token: String,
+    /// How many of each type this well can hold at once, counting from the
+    /// lease to the confirmed destruction.
+    pub capacity: BTreeMap<String, u32>,
+    /// How long a lease poll waits on the server (at most 60 000).
+    pub wait_ms: u64,
+    pub reconcile_interval: Duration,
+    /// A create that takes longer is abandoned (and what it made destroyed).
+    pub create_timeout: Duration,
+    pub destroy_timeout: Duration,
+    /// How long a shutdown waits for creates, reports and destructions
+    /// under way before abandoning them to the next start's reconcile.
+    pub shutdown_grace: Duration,
+    pub backoff: Backoff,
+}
+
+impl RunnerConfig {
+    /// A configuration with the defaults for everything but the server,
+    /// the token and the capacity.
+    #[must_use]
+    pub fn new(url: &str, token: &str, capacity: BTreeMap<String, u32>) -> RunnerConfig {
+        RunnerConfig {
+            url: url.into(),
+            token: token.into(),
+            capacity,
+            wait_ms: 20_000,
+            reconcile_interval: Duration::from_secs(10),
+            create_timeout: Duration::from_secs(600),
+            destroy_timeout: Duration::from_secs(600),
+            shutdown_grace: Duration::from_secs(30),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot reach the server: {0}")]
+    Client(CallError),
+    /// The server refused this well outright (a wrong token, a type the
+    /// well is not registered for): a configuration error, not a blip.
+    #[error("the server refused {what}: {error}")]
+    Refused {
+        what: &'static str,
+        error: CallError,
+    },
+}
+
+enum Msg {
+    Answer {
+        answer: LeaseAnswer,
+        ack: oneshot::Sender<bool>,
+    },
+    Created {
+        resource: u32,
+        result: Result<Created, CreateError>,
+    },
+    Reported {
+        resource: u32,
+        outcome: Reported,
+    },
+    Destroyed {
+        resource: u32,
+        outcome: Destroyed,
+    },
+    Reconciled {
+        since: u64,
+        listed: Vec<Listed>,
+        owned: Option<Vec<Owned>>,
+        initial: bool,
+    },
+    Fatal(RunError),
+}
+
+/// Runs `well` until `shutdown` completes (or the server refuses the well
+/// outright, which is an error).
+pub async fn run<W: Well>(
+    well: Arc<W>,
+    config: RunnerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let client =
+        Client::new(&config.url, &config.token, config.backoff).map_err(RunError::Client)?;
+    let (tx, rx) = mpsc::channel(INBOX);
+    let book = Book::new(config.capacity.clone(), config.backoff);
+    let (free_tx, _) = watch::channel(Asking {
+        free: book.free(),
+        destroying: book.destroying(),
+    });
+    let mut actor = Actor {
+        well,
+        client,
+        config,
+        book,
+        tx,
+        free: free_tx,
+        tasks: JoinSet::new(),
+        renewers: HashMap::new(),
+        poller: None,
+        reconciling: false,
+        reconcile_again: false,
+    };
+    actor.run(rx, shutdown).await
+}
+
+struct Actor<W: Well> {
+    well: Arc<W>,
+    client: Client,
+    config: RunnerConfig,
+    book: Book,
+    tx: mpsc::Sender<Msg>,
+    free: watch::Sender<Asking>,
+    tasks: JoinSet<()>,
+    renewers: HashMap<u32, AbortHandle>,
+    poller: Option<AbortHandle>,
+    reconciling: bool,
+    reconcile_again: bool,
+}
+
+impl<W: Well> Actor<W> {
+    async fn run(
+        &mut self,
+        mut rx: mpsc::Receiver<Msg>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RunError> {
+        let mut shutdown = pin!(shutdown);
+        let mut tick = tokio::time::interval(self.config.reconcile_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        self.start_reconcile(true);
+        let mut stop_by: Option<Instant> = None;
+        let mut result = Ok(());
+        loop {
+            if stop_by.is_some() && !self.book.busy() {
+                break;
+            }
+            let deadline = stop_by.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                () = &mut shutdown, if stop_by.is_none() => {
+                    tracing::info!("shutting down: finishing the work under way");
+                    stop_by = Some(self.stop());
+                }
+                Some(msg) = rx.recv() => {
+                    if let Msg::Fatal(e) = msg {
+                        tracing::error!(error = %e, "stopping");
+                        result = Err(e);
+                        stop_by.get_or_insert_with(|| self.stop());
+                    } else {
+                        self.handle(msg, stop_by.is_some());
+                    }
+                }
+                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
+                    if let Err(e) = joined
+                        && e.is_panic()
+                    {
+                        tracing::error!(error = %e, "a runner task panicked");
+                    }
+                }
+                _ = tick.tick(), if stop_by.is_none() => self.start_reconcile(false),
+                () = tokio::time::sleep_until(deadline), if stop_by.is_some() => {
+                    tracing::warn!(
+                        entries = self.book.len(),
+                        "shutdown grace over: abandoning the work under way to the next start's reconcile"
+                    );
+                    break;
+                }
+            }
+        }
+        self.tasks.shutdown().await;
+        result
+    }
+
+    /// Stops asking for work and says when to give up on the work under way.
+    fn stop(&mut self) -> Instant {
+        if let Some(p) = self.poller.take() {
+            // A poll granted a lease just now is lost with it; the lease
+            // expires and the job keeps its place, which is the price of
+            // stopping promptly.
+            p.abort();
+        }
+        Instant::now() + self.config.shutdown_grace
+    }
+
+    fn handle(&mut self, msg: Msg, stopping: bool) {
+        let now = Instant::now().into_std();
+        let mut poll_now = false;
+        let actions = match msg {
+            Msg::Answer { answer, ack } => {
+                let mut actions = answer
+                    .lease
+                    .as_ref()
+                    .map(|g| self.book.granted(g))
+                    .unwrap_or_default();
+                actions.extend(self.book.destroy_listed(&answer.destroy, now));
+                // Nothing new came of an answer that was not a timeout (a
+                // reconcile pass to learn an unknown id's type is under way
+                // or about to be): the poller should pause rather than ask
+                // again at once.
+                let idle = answer.lease.is_none()
+                    && !answer.destroy.is_empty()
+                    && actions.iter().all(|a| matches!(a, Action::Reconcile));
+                self.perform(actions, stopping);
+                self.publish_free();
+                let _ = ack.send(idle);
+                return;
+            }
+            Msg::Created { resource, result } => self.book.created(resource, result),
+            Msg::Reported { resource, outcome } => self.book.reported(resource, outcome),
+            Msg::Destroyed { resource, outcome } => {
+                self.book.destroyed(resource, outcome, now);
+                Vec::new()
+            }
+            Msg::Reconciled {
+                since,
+                listed,
+                owned,
+                initial,
+            } => {
+                self.reconciling = false;
+                let actions = self
+                    .book
+                    .reconciled(since, &listed, owned.as_deref(), initial, now);
+                if std::mem::take(&mut self.reconcile_again) && !stopping {
+                    self.start_reconcile(false);
+                }
+                poll_now = initial && !stopping;
+                actions
+            }
+            Msg::Fatal(_) => Vec::new(),
+        };
+        self.perform(actions, stopping);
+        self.publish_free();
+        // Only now: the first poll must see the free slots the first pass
+        // found, not the whole capacity.
+        if poll_now {
+            self.start_poller();
+        }
+    }
+
+    fn publish_free(&self) {
+        let asking = Asking {
+            free: self.book.free(),
+            destroying: self.book.destroying(),
+        };
+        self.free.send_if_modified(|f| {
+            let changed = *f != asking;
+            *f = asking;
+            changed
+        });
+    }
+
+    fn perform(&mut self, actions: Vec<Action>, stopping: bool) {
+        let (well, client, tx) = (self.well.clone(), self.client.clone(), self.tx.clone());
+        for action in actions {
+            match action {
+                Action::Create { lease, req } => {
+                    let limit = self.config.create_timeout;
+                    let (well, tx) = (well.clone(), tx.clone());
+                    self.tasks.spawn(tasks::create(well, tx, lease, req, limit));
+                }
+                Action::Renew {
+                    lease,
+                    expires_at_ms,
+                } => {
+                    let fut =
+                        tasks::renew(client.clone(), self.config.backoff, lease, expires_at_ms);
+                    self.renewers.insert(lease, self.tasks.spawn(fut));
+                }
+                Action::StopRenew { lease } => {
+                    if let Some(h) = self.renewers.remove(&lease) {
+                        h.abort();
+                    }
+                }
+                Action::ReportReady { resource, created } => {
+                    let fut = tasks::report_ready(client.clone(), tx.clone(), resource, created);
+                    self.tasks.spawn(fut);
+                }
+                Action::ReportFailed {
+                    resource,
+                    reason,
+                    retryable,
+                } => {
+                    let (client, tx) = (client.clone(), tx.clone());
+                    let fut = tasks::report_failed(client, tx, resource, reason, retryable);
+                    self.tasks.spawn(fut);
+                }
+                Action::Destroy {
+                    resource,
+                    rtype,
+                    confirm,
+                } => {
+                    let limit = self.config.destroy_timeout;
+                    let (well, client, tx) = (well.clone(), client.clone(), tx.clone());
+                    let fut = tasks::destroy(well, client, tx, resource, rtype, confirm, limit);
+                    self.tasks.spawn(fut);
+                }
+                Action::Reconcile => {
+                    if !stopping {
+                        self.start_reconcile(false);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts a reconcile pass unless one is under way, in which case
+    /// another follows it.
+    fn start_reconcile(&mut self, initial: bool) {
+        if self.reconciling {
+            self.reconcile_again = true;
+            return;
+        }
+        self.reconciling = true;
+        let since = self.book.mark();
+        let (well, client, tx) = (self.well.clone(), self.client.clone(), self.tx.clone());
+        let limit = self.config.destroy_timeout;
+        self.tasks
+            .spawn(tasks::reconcile(well, client, tx, since, initial, limit));
+    }
+
+    fn start_poller(&mut self) {
+        let fut = tasks::poll(
+            self.client.clone(),
+            self.tx.clone(),
+            self.free.subscribe(),
+            self.config.wait_ms,
+            self.config.backoff,
+        );
+        self.poller = Some(self.tasks.spawn(fut));
+    }
+}
+
+mod tasks;
