@@ -1,3 +1,5 @@
-//! bmat (being written).
+//! The `bmat` binary: see the library for what it does.
 
-fn main() {}
+fn main() -> std::process::ExitCode {
+    bmat::run()
+}

@@ -36,6 +36,20 @@ enum Command {
     /// Run a well: a service that creates and destroys resources.
     #[command(subcommand)]
     Well(WellCommand),
+    /// Run a factory: a service that creates and destroys workers.
+    #[command(subcommand)]
+    Factory(FactoryCommand),
+    /// The agent on a worker (started by a factory, not by hand).
+    Agent {
+        #[arg(long)]
+        url: String,
+        /// The worker's one-time bootstrap key.
+        #[arg(long, env = "AQUIFER_AGENT_KEY", hide_env_values = true)]
+        key: String,
+        /// The worker's directory.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
     /// Manage users, privileges, types, targets, wells, factories, holds.
     Admin {
         #[command(flatten)]
@@ -55,7 +69,23 @@ enum WellCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum FactoryCommand {
+    /// The local factory: workers are agent processes on this host, each in
+    /// its own directory (see docs/factory.md).
+    Local {
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
+}
+
 fn main() -> Result<ExitCode> {
+    // Linked as `bmat` (the agent does so when no `bmat` is installed),
+    // this binary is `bmat`.
+    let called = std::env::args_os().next().map(std::path::PathBuf::from);
+    if called.as_deref().and_then(std::path::Path::file_name) == Some("bmat".as_ref()) {
+        return Ok(bmat::run());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -73,6 +103,17 @@ fn main() -> Result<ExitCode> {
                 &config,
                 server::shutdown_signal(),
             ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Factory(FactoryCommand::Local { config }) => {
+            runtime.block_on(aquifer_factory::run_local_from_config(
+                &config,
+                server::shutdown_signal(),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Agent { url, key, dir } => {
+            runtime.block_on(aquifer_factory::run_agent(&url, &key, &dir))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Admin { endpoint, command } => {

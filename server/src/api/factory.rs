@@ -12,7 +12,7 @@ use crate::wake::Key;
 use aquifer_core::worker::WorkerState;
 use aquifer_core::{Event, FactoryId, Input, Rejection, TargetId, WorkerId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use warp::http::StatusCode;
 
 fn factory_of(caller: &Caller) -> Result<FactoryId, ApiError> {
@@ -31,6 +31,10 @@ pub struct LeaseRequest {
     pub free: BTreeMap<String, u16>,
     #[serde(default)]
     pub wait_ms: u64,
+    /// Workers the factory is destroying already: listed again in
+    /// `destroy`, but not news that ends the wait.
+    #[serde(default)]
+    pub destroying: BTreeSet<u32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -61,9 +65,10 @@ pub async fn lease(
         .collect();
     let mut keys: Vec<Key> = free.keys().cloned().map(Key::Target).collect();
     keys.push(Key::Factory(factory));
+    let destroying = &req.destroying;
     let answer = super::long_poll(api, keys, req.wait_ms, || {
         let free = free.clone();
-        async move { lease_once(api, factory, free).await }
+        async move { lease_once(api, factory, free, destroying).await }
     })
     .await?;
     Ok((StatusCode::OK, answer.unwrap_or_default()))
@@ -73,6 +78,7 @@ async fn lease_once(
     api: &Api,
     factory: FactoryId,
     free: BTreeMap<TargetId, u16>,
+    destroying: &BTreeSet<u32>,
 ) -> Result<Option<LeaseAnswer>, ApiError> {
     let t = api
         .handle
@@ -109,7 +115,7 @@ async fn lease_once(
         }),
         _ => None,
     };
-    if lease.is_none() && destroy.is_empty() {
+    if lease.is_none() && destroy.iter().all(|w| destroying.contains(w)) {
         return Ok(None);
     }
     Ok(Some(LeaseAnswer { lease, destroy }))

@@ -1,0 +1,215 @@
+//! bmat: the command a job's scripts run to read the job's resources
+//! (`bmat resource list`, `bmat resource get NAME [KEY]`). It talks to the
+//! server with the job token the agent puts in its environment.
+//!
+//! Exit codes: 0 done; 1 the lookup failed (no such resource or key, the
+//! job has ended, the server could not be asked); 2 bmat was used wrongly
+//! (bad arguments, or run outside a job).
+
+pub mod api;
+
+use api::{Failure, JobApi};
+use clap::{Parser, Subcommand};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "bmat",
+    version,
+    about = "Read this job's resources (run inside an aquifer job)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The job's resources.
+    #[command(subcommand)]
+    Resource(Resource),
+}
+
+#[derive(Subcommand)]
+enum Resource {
+    /// Lists the job's resources: name, type and metadata keys.
+    List {
+        /// Print the server's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints a resource's metadata as JSON, or one value (metadata or
+    /// secret) bare, for scripts: `psql "$(bmat resource get db url)"`.
+    Get {
+        /// The resource's name in the job file (`NAME/0`, `NAME/1`, ... for a count above 1).
+        name: String,
+        /// One key of its metadata or secrets.
+        key: Option<String>,
+    },
+}
+
+/// Runs `bmat` with this process's arguments. The `bmat` binary is this;
+/// the `aquifer` binary runs it too when invoked under the name `bmat`
+/// (the agent links it so when no `bmat` binary is installed).
+#[must_use]
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(&Failure::Lookup(format!("cannot start: {e}"))),
+    };
+    match runtime.block_on(execute(cli.command)) {
+        Ok(out) => {
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (`bmat ... | head`) is not bmat's failure.
+            let _ = stdout
+                .write_all(out.as_bytes())
+                .and_then(|()| stdout.flush());
+            ExitCode::SUCCESS
+        }
+        Err(f) => fail(&f),
+    }
+}
+
+fn fail(f: &Failure) -> ExitCode {
+    eprintln!("bmat: {f}");
+    ExitCode::from(f.exit_code())
+}
+
+/// Runs the command; returns what to print.
+async fn execute(command: Command) -> Result<String, Failure> {
+    let api = JobApi::from_env()?;
+    match command {
+        Command::Resource(Resource::List { json }) => {
+            let listing = api.resources().await?;
+            if json {
+                return pretty(&listing);
+            }
+            Ok(table(&listing))
+        }
+        Command::Resource(Resource::Get { name, key: None }) => {
+            let r = api.resource(&name).await?;
+            pretty(&r["metadata"])
+        }
+        Command::Resource(Resource::Get {
+            name,
+            key: Some(key),
+        }) => {
+            let r = api.resource(&name).await?;
+            lookup(&name, &r, &key).map(|v| format!("{v}\n"))
+        }
+    }
+}
+
+fn pretty(v: &serde_json::Value) -> Result<String, Failure> {
+    serde_json::to_string_pretty(v)
+        .map(|s| s + "\n")
+        .map_err(|e| Failure::Lookup(e.to_string()))
+}
+
+/// A value from the metadata, else from the secrets.
+fn lookup(name: &str, resource: &serde_json::Value, key: &str) -> Result<String, Failure> {
+    for part in ["metadata", "secrets"] {
+        if let Some(v) = resource[part][key].as_str() {
+            return Ok(v.to_string());
+        }
+    }
+    let mut keys: Vec<&str> = ["metadata", "secrets"]
+        .iter()
+        .filter_map(|part| resource[*part].as_object())
+        .flat_map(|o| o.keys().map(String::as_str))
+        .collect();
+    keys.sort_unstable();
+    let known = if keys.is_empty() {
+        "none".to_string()
+    } else {
+        keys.join(", ")
+    };
+    Err(Failure::Lookup(format!(
+        "resource {name:?} has no key {key:?}; it has: {known}"
+    )))
+}
+
+/// Name, type and metadata keys, in aligned columns.
+fn table(listing: &serde_json::Value) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "TYPE".to_string(),
+        "METADATA".to_string(),
+    ]];
+    for r in listing["resources"].as_array().into_iter().flatten() {
+        let keys: Vec<&str> = r["metadata"]
+            .as_object()
+            .map(|m| m.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        rows.push([
+            r["name"].as_str().unwrap_or("?").to_string(),
+            r["rtype"].as_str().unwrap_or("?").to_string(),
+            if keys.is_empty() {
+                "-".to_string()
+            } else {
+                keys.join(", ")
+            },
+        ]);
+    }
+    let mut widths = BTreeMap::new();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            let w = widths.entry(i).or_insert(0);
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let last = row.len() - 1;
+        for (i, cell) in row.iter().enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                let pad = widths.get(&i).copied().unwrap_or(0) + 2;
+                out.push_str(&format!("{cell:<pad$}"));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_table_lists_names_types_and_keys() {
+        let listing = json!({"resources": [
+            {"name": "db", "rtype": "postgres", "metadata": {"host": "h", "port": "5432"}},
+            {"name": "probe/0", "rtype": "lab-probe", "metadata": {}}
+        ]});
+        assert_eq!(
+            table(&listing),
+            "NAME     TYPE       METADATA\n\
+             db       postgres   host, port\n\
+             probe/0  lab-probe  -\n"
+        );
+        assert_eq!(table(&json!({"resources": []})), "NAME  TYPE  METADATA\n");
+    }
+
+    #[test]
+    fn keys_are_looked_up_in_metadata_then_secrets() {
+        let r = json!({"metadata": {"host": "h"}, "secrets": {"password": "p"}});
+        assert_eq!(lookup("db", &r, "host").ok(), Some("h".to_string()));
+        assert_eq!(lookup("db", &r, "password").ok(), Some("p".to_string()));
+        let err = lookup("db", &r, "port").expect_err("no port");
+        assert_eq!(err.exit_code(), 1);
+        assert_eq!(
+            err.to_string(),
+            "resource \"db\" has no key \"port\"; it has: host, password"
+        );
+    }
+}
