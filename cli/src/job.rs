@@ -191,11 +191,10 @@ async fn watch(
             } else {
                 let at = e["at_ms"].as_u64().unwrap_or(0);
                 let start = *start_ms.get_or_insert(at);
-                println!(
-                    "{:>8.1}s  {}",
-                    (at.saturating_sub(start)) as f64 / 1000.0,
-                    describe(&e["event"])
-                );
+                let secs = (at.saturating_sub(start)) as f64 / 1000.0;
+                for line in describe(&e["event"]).lines() {
+                    println!("{secs:>8.1}s  {line}");
+                }
             }
         }
         after = page["next"].as_u64().unwrap_or(after);
@@ -213,7 +212,7 @@ async fn watch(
 }
 
 /// One event as a line a person reads.
-fn describe(e: &Value) -> String {
+pub(crate) fn describe(e: &Value) -> String {
     let kind = e["event"].as_str().unwrap_or("?");
     let field = |k: &str| cell(&e[k]);
     match kind {
@@ -244,12 +243,13 @@ fn describe(e: &Value) -> String {
         ),
         "job_started" => "started".into(),
         "job_ended" => format!("ended: {}", outcome(&e["outcome"])),
-        "output" => format!(
-            "[{} {}] {}",
-            field("task"),
-            field("stream"),
-            field("text").trim_end()
-        ),
+        "output" => {
+            let prefix = format!("[{} {}]", field("task"), field("stream"));
+            (field("text").trim_end().lines())
+                .map(|l| format!("{prefix} {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
         _ => {
             let mut rest = e.clone();
             if let Some(m) = rest.as_object_mut() {

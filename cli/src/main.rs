@@ -4,8 +4,10 @@
 mod admin;
 mod client;
 mod config;
+mod demo;
 mod job;
 mod server;
+mod stack;
 mod table;
 
 use anyhow::Result;
@@ -26,6 +28,17 @@ struct Cli {
 enum Command {
     /// Run the scheduler: the driver, its database, and the HTTP API.
     Server(config::ServerArgs),
+    /// The whole stack in a temporary directory: submits the jobs in
+    /// examples/, shows their progress, checks every outcome and clean-up.
+    Demo,
+    /// The whole stack (server on SQLite, two slot wells, the local
+    /// factory) in a data directory, until Ctrl-C.
+    Dev {
+        #[arg(long, default_value = "aquifer-dev")]
+        data_dir: std::path::PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8440")]
+        listen: std::net::SocketAddr,
+    },
     /// Submit, list, show, cancel, watch and explain jobs.
     Job {
         #[command(flatten)]
@@ -86,17 +99,29 @@ fn main() -> Result<ExitCode> {
     if called.as_deref().and_then(std::path::Path::file_name) == Some("bmat".as_ref()) {
         return Ok(bmat::run());
     }
+    let cli = Cli::parse();
+    // Services log what they do; the demo's own lines are the story, and
+    // the client commands print only answers. A connection a client
+    // dropped (a long poll given up) is not the server's error.
+    let default = match cli.command {
+        Command::Server(_) | Command::Well(_) | Command::Factory(_) | Command::Agent { .. } => {
+            "info,warp::server=off"
+        }
+        Command::Dev { .. } => "warn,warp::server=off",
+        Command::Demo | Command::Job { .. } | Command::Admin { .. } => "error,warp::server=off",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),
+        Command::Demo => runtime.block_on(demo::demo()),
+        Command::Dev { data_dir, listen } => runtime.block_on(demo::dev(data_dir, listen)),
         Command::Job { endpoint, command } => runtime.block_on(job::run(&endpoint, command)),
         Command::Well(WellCommand::Run { config }) => {
             runtime.block_on(aquifer_well::run_from_config(

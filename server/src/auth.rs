@@ -116,6 +116,14 @@ pub(crate) struct NewToken {
     pub plaintext: String,
 }
 
+/// 256 random bits as hex: a bootstrap token for a server that makes its
+/// own (`aquifer dev`, `aquifer demo`).
+pub fn random_secret() -> Result<String, AuthError> {
+    let mut secret = [0u8; SECRET_BYTES];
+    getrandom::fill(&mut secret).map_err(|e| AuthError::Random(e.to_string()))?;
+    Ok(hex(&secret))
+}
+
 pub(crate) fn new_token() -> Result<NewToken, AuthError> {
     let mut id = [0u8; ID_BYTES];
     let mut secret = [0u8; SECRET_BYTES];

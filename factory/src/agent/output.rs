@@ -119,6 +119,31 @@ impl Shipper {
     }
 
     async fn take(&mut self, c: Chunk) {
+        // Output leaves in the order it was written: what another task or
+        // stream has pending goes first (tasks run one after another, and
+        // a reader of the job's stream expects stdout and stderr
+        // interleaved as they came).
+        let key = (c.task.clone(), c.stream);
+        if self
+            .batchers
+            .iter()
+            .any(|(k, b)| *k != key && !b.is_empty())
+        {
+            let others: Vec<_> = (self.batchers.keys())
+                .filter(|k| **k != key)
+                .cloned()
+                .collect();
+            for k in others {
+                if let Some(mut b) = self.batchers.remove(&k) {
+                    for text in b.flush(false) {
+                        self.send(&k.0, k.1, &text).await;
+                    }
+                    if !b.is_empty() {
+                        self.batchers.insert(k, b);
+                    }
+                }
+            }
+        }
         let batcher = self
             .batchers
             .entry((c.task.clone(), c.stream))

@@ -1,0 +1,223 @@
+//! `aquifer demo`: the embedded stack in a temporary directory, the jobs of
+//! `examples/` submitted and followed, and a check that everything
+//! happened as it should: the two-resource job succeeded and printed what
+//! `bmat` read, the failing job failed with its reason, the waiting job
+//! was cancelled while it waited, and every resource and worker is gone.
+//! Exits 0 only then.
+//!
+//! `aquifer dev`: the same stack in a data directory that persists, kept
+//! running for a person to use.
+
+use crate::client::Client;
+use crate::job::describe;
+use crate::stack::Stack;
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// The jobs, as `examples/` has them (built in, so the demo runs from any
+/// directory).
+const JOBS: [(&str, &str); 3] = [
+    (
+        "probe-and-license",
+        include_str!("../../examples/probe-and-license.toml"),
+    ),
+    ("fails", include_str!("../../examples/fails.toml")),
+    ("waits", include_str!("../../examples/waits.toml")),
+];
+
+/// The most any step of the demo may take.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+pub async fn demo() -> Result<ExitCode> {
+    let started = Instant::now();
+    let dir = tempfile::Builder::new().prefix("aquifer-demo-").tempdir()?;
+    println!(
+        "aquifer demo: a server, two slot wells (probes, licences) and the local factory in {}",
+        dir.path().display()
+    );
+    let stack = Stack::start(dir.path(), SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    println!("server at {}", stack.url);
+    let outcome = tokio::time::timeout(PATIENCE * 3, run(&stack)).await;
+    let workers_dir = stack.workers_dir();
+    let stopped = stack.stop().await;
+    let secs = started.elapsed().as_secs_f64();
+    let checks = match outcome {
+        Ok(Ok(checks)) => checks,
+        Ok(Err(e)) => {
+            println!("\nthe demo failed: {e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(_) => {
+            println!(
+                "\nthe demo did not finish within {} s",
+                (PATIENCE * 3).as_secs()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut ok = true;
+    println!("\nsummary");
+    let leftover = std::fs::read_dir(&workers_dir).map_or(0, Iterator::count);
+    for (what, passed) in checks.into_iter().chain([
+        ("every worker directory is gone".to_string(), leftover == 0),
+        (
+            "the wells and the factory stopped cleanly".to_string(),
+            stopped.is_ok(),
+        ),
+    ]) {
+        ok &= passed;
+        println!("  {} {what}", if passed { "ok  " } else { "FAIL" });
+    }
+    if let Err(e) = stopped {
+        println!("  ({e:#})");
+    }
+    println!(
+        "demo {} in {secs:.1} s",
+        if ok { "passed" } else { "FAILED" }
+    );
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Submits and follows the jobs; returns each check with whether it held.
+async fn run(stack: &Stack) -> Result<Vec<(String, bool)>> {
+    let c = stack.client()?;
+    let mut ids = Vec::new();
+    for (name, toml_text) in JOBS {
+        let value: toml::Value =
+            toml::from_str(toml_text).with_context(|| format!("examples/{name}.toml"))?;
+        let made = c
+            .post("/0/jobs", Some(serde_json::to_value(value)?))
+            .await
+            .with_context(|| format!("submitting {name}"))?;
+        let id = made["id"].as_u64().context("an id")?;
+        println!("submitted {name} as job {id}");
+        ids.push((name, id));
+    }
+    let followers: Vec<_> = ids
+        .iter()
+        .map(|&(name, id)| {
+            let c = stack.client();
+            tokio::spawn(async move { follow(&c?, name, id).await })
+        })
+        .collect();
+
+    // `waits` wants the licence that `probe-and-license` holds: once the
+    // scheduler says so, cancel it.
+    let (_, first) = ids[0];
+    let (_, waiting) = ids[2];
+    let why = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let e = c.get(&format!("/0/jobs/{waiting}/explain")).await?;
+            let group = &e["explanation"]["groups"][0];
+            if group["state"] == "queued" && !group["holders"][first.to_string()].is_null() {
+                return Ok::<_, anyhow::Error>(e["explanation"]["waiting_for"].clone());
+            }
+            if e["state"] == "ended" {
+                bail!("waits ended before it was seen waiting: {e}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .context("waits was never seen waiting for the licence")??;
+    println!(
+        "job {waiting} (waits) is waiting for {}; cancelling it",
+        why.as_str().unwrap_or("?")
+    );
+    c.post(&format!("/0/jobs/{waiting}/cancel"), None).await?;
+
+    let mut ended = Vec::new();
+    for f in followers {
+        ended.push(f.await??);
+    }
+    let output = output_of(&c, first).await?;
+    let resources = c.get("/0/admin/resources").await?;
+    Ok(vec![
+        (
+            "probe-and-license succeeded".into(),
+            ended[0]["outcome"] == json!("succeeded"),
+        ),
+        (
+            "it read its probe and licence with bmat".into(),
+            output.contains("the probe is probe-") && output.contains("license key: LIC-"),
+        ),
+        (
+            "fails failed in its second task, with the reason".into(),
+            ended[1]["outcome"] == json!({"failed": "tasks"})
+                && ended[1]["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("broken")),
+        ),
+        (
+            "waits was cancelled while it waited".into(),
+            ended[2]["outcome"] == json!("cancelled"),
+        ),
+        (
+            "every resource is destroyed".into(),
+            resources.as_array().is_some_and(Vec::is_empty),
+        ),
+    ])
+}
+
+/// Prints a job's events until it has retired (ended, and everything it
+/// held confirmed gone); returns the job.
+async fn follow(c: &Client, name: &str, id: u64) -> Result<Value> {
+    let mut after = 0;
+    loop {
+        let page = tokio::time::timeout(
+            PATIENCE,
+            c.get(&format!("/0/jobs/{id}/events?after={after}&wait_ms=20000")),
+        )
+        .await
+        .with_context(|| format!("job {id} ({name}) stalled"))??;
+        for e in page["events"].as_array().into_iter().flatten() {
+            let event = &e["event"];
+            for line in describe(event).lines() {
+                println!("  [{name}] {line}");
+            }
+            if event["event"] == "job_retired" {
+                return c.get(&format!("/0/jobs/{id}")).await;
+            }
+        }
+        after = page["next"].as_u64().unwrap_or(after);
+    }
+}
+
+async fn output_of(c: &Client, id: u64) -> Result<String> {
+    let page = c.get(&format!("/0/jobs/{id}/events")).await?;
+    Ok((page["events"].as_array().into_iter().flatten())
+        .filter(|e| e["event"]["event"] == "output")
+        .filter_map(|e| e["event"]["text"].as_str())
+        .collect())
+}
+
+/// `aquifer dev`: the stack in `dir`, until Ctrl-C.
+pub async fn dev(dir: PathBuf, listen: SocketAddr) -> Result<ExitCode> {
+    let mut stack = Stack::start(&dir, listen).await?;
+    println!("aquifer dev: data in {}", stack.dir.display());
+    println!("server:      {}", stack.url);
+    println!("admin token: {}", stack.token);
+    println!(
+        "wells:       probes (2 × probe), licenses (1 × license); factory: local (2 workers of target local)"
+    );
+    println!(
+        "try:\n  export AQUIFER_URL={} AQUIFER_TOKEN={}",
+        stack.url, stack.token
+    );
+    println!("  aquifer job submit examples/probe-and-license.toml --watch");
+    let outcome = tokio::select! {
+        () = crate::server::shutdown_signal() => Ok(ExitCode::SUCCESS),
+        failed = stack.failed_service() => failed.map(|()| ExitCode::FAILURE),
+    };
+    println!("stopping (finishing the work under way)");
+    stack.stop().await?;
+    outcome
+}
