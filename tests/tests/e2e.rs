@@ -1,0 +1,439 @@
+//! End to end: the real server, wells, local factory, agents and `bmat`,
+//! each its own process, on loopback. Every test ends by checking that
+//! nothing is left (no resource in the books, no worker directory, no
+//! process of the run) and by replaying the server's history through the
+//! model.
+
+use aquifer_e2e::Stack;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+/// Types `a` and `b`, target `local`, a slot well for `a` (two items),
+/// a chaos well for `b` with `chaos` settings, and the local factory with
+/// `workers` workers. Returns the factory's workers directory.
+async fn world(s: &mut Stack, chaos: &str, workers: u16) -> anyhow::Result<PathBuf> {
+    s.define_type("a", 1).await?;
+    s.define_type("b", 1).await?;
+    s.define_target("local").await?;
+    let slot = s
+        .register("wells", json!({"name": "slots", "pools": {"a": 2}}))
+        .await?;
+    let chaos_token = s
+        .register("wells", json!({"name": "chaos", "pools": {"b": 2}}))
+        .await?;
+    let factory = s
+        .register(
+            "factories",
+            json!({"name": "local", "targets": {"local": workers}}),
+        )
+        .await?;
+    let url = s.url.clone();
+    let dir = s.dir.path().to_path_buf();
+    s.spawn_service(
+        "slots",
+        &["well", "run"],
+        &format!(
+            r#"url = "{url}"
+token = "{slot}"
+data_dir = "{d}"
+reconcile_interval_ms = 1000
+[well]
+kind = "slot"
+rtype = "a"
+[well.items.a-one]
+metadata = {{ colour = "red" }}
+[well.items.a-two]
+metadata = {{ colour = "blue" }}
+"#,
+            d = dir.join("slots").display()
+        ),
+    )?;
+    write_chaos(s, &chaos_token, chaos)?;
+    std::fs::write(dir.join("chaos.token"), &chaos_token)?;
+    let workers_dir = dir.join("factory").join("workers");
+    s.spawn_service(
+        "factory",
+        &["factory", "local"],
+        &format!(
+            r#"url = "{url}"
+token = "{factory}"
+data_dir = "{d}"
+reconcile_interval_ms = 1000
+[targets]
+local = {workers}
+[agent_env]
+AQUIFER_E2E_RUN = "{run}"
+"#,
+            d = dir.join("factory").display(),
+            run = s.run,
+        ),
+    )?;
+    Ok(workers_dir)
+}
+
+/// (Re)starts the chaos well with `settings` under `[well]`.
+fn write_chaos(s: &mut Stack, token: &str, settings: &str) -> anyhow::Result<()> {
+    let config = format!(
+        r#"url = "{url}"
+token = "{token}"
+data_dir = "{d}"
+reconcile_interval_ms = 500
+[capacity]
+b = 2
+[well]
+kind = "chaos"
+{settings}
+"#,
+        url = s.url,
+        d = s.dir.path().join("chaos").display()
+    );
+    s.spawn_service("chaos", &["well", "run"], &config)
+}
+
+fn job(name: &str, resources: Value, script: &str, timeout_s: u64) -> Value {
+    json!({
+        "name": name,
+        "target": "local",
+        "resources": resources,
+        "tasks": [{"name": "main", "script": script}],
+        "timeout_s": timeout_s,
+    })
+}
+
+async fn outcome(s: &Stack, id: u64) -> anyhow::Result<Value> {
+    Ok(s.retired(id).await?["outcome"].clone())
+}
+
+async fn end(s: Stack, workers: &std::path::Path) {
+    s.assert_clean(workers).await.expect("nothing is left");
+    let replayed = s
+        .finish()
+        .await
+        .expect("the history replays through the model");
+    assert!(replayed >= 5, "{replayed} inputs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_reads_resources_of_two_wells_and_everything_is_destroyed() {
+    let mut s = Stack::start().await.expect("a server");
+    let workers = world(&mut s, "", 2).await.expect("a world");
+    let script = r#"
+set -eu
+echo "colour=$(bmat resource get first colour)"
+echo "chaos=$(bmat resource get second chaos)"
+test -n "$(bmat resource get second token)"
+bmat resource get nothing 2>/dev/null && exit 9
+echo done
+"#;
+    let id = s
+        .submit(job(
+            "two",
+            json!([{"name": "first", "type": "a"}, {"name": "second", "type": "b"}]),
+            script,
+            60,
+        ))
+        .await
+        .expect("submitted");
+    assert_eq!(outcome(&s, id).await.expect("retired"), json!("succeeded"));
+    let out = s.output(id).await.expect("output");
+    assert!(
+        out.contains("colour=red") || out.contains("colour=blue"),
+        "{out}"
+    );
+    assert!(out.contains("chaos=") && out.contains("done"), "{out}");
+    end(s, &workers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_jobs_than_slots_of_two_types_all_finish() {
+    let mut s = Stack::start().await.expect("a server");
+    let workers = world(&mut s, "", 4).await.expect("a world");
+    // Five jobs each want one `a` (two items) and one `b` (two slots):
+    // at most two run at once, the rest queue, and none deadlocks.
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let resources = json!([{"name": "x", "type": "a"}, {"name": "y", "type": "b"}]);
+        ids.push(
+            s.submit(job(&format!("queue-{i}"), resources, "sleep 0.2", 120))
+                .await
+                .expect("submitted"),
+        );
+    }
+    for &id in &ids {
+        assert_eq!(outcome(&s, id).await.expect("retired"), json!("succeeded"));
+    }
+    end(s, &workers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_slot_is_handed_on_as_soon_as_it_is_destroyed() {
+    let mut s = Stack::start().await.expect("a server");
+    s.define_type("probe", 1).await.expect("type");
+    s.define_target("local").await.expect("target");
+    let well = s
+        .register("wells", json!({"name": "probe", "pools": {"probe": 1}}))
+        .await
+        .expect("well");
+    let factory = s
+        .register(
+            "factories",
+            json!({"name": "local", "targets": {"local": 4}}),
+        )
+        .await
+        .expect("factory");
+    let dir = s.dir.path().to_path_buf();
+    let url = s.url.clone();
+    s.spawn_service(
+        "probe",
+        &["well", "run"],
+        &format!(
+            "url = \"{url}\"\ntoken = \"{well}\"\ndata_dir = \"{}\"\n[well]\nkind = \"slot\"\nrtype = \"probe\"\n[well.items.only]\n",
+            dir.join("probe").display()
+        ),
+    )
+    .expect("well");
+    s.spawn_service(
+        "factory",
+        &["factory", "local"],
+        &format!(
+            "url = \"{url}\"\ntoken = \"{factory}\"\ndata_dir = \"{}\"\n[targets]\nlocal = 4\n[agent_env]\nAQUIFER_E2E_RUN = \"{}\"\n",
+            dir.join("factory").display(),
+            s.run
+        ),
+    )
+    .expect("factory");
+    let n = 8;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let resources = json!([{"name": "p", "type": "probe"}]);
+        ids.push(
+            s.submit(job(&format!("one-{i}"), resources, "true", 120))
+                .await
+                .expect("submitted"),
+        );
+    }
+    // When each job's probe was destroyed, and when the next job's lease
+    // was granted, by the server's clock.
+    let mut destroyed = Vec::new();
+    let mut granted = Vec::new();
+    for &id in &ids {
+        let seen = s
+            .follow(id, |e| e["event"] == "job_retired")
+            .await
+            .expect("retired");
+        let page = s
+            .ok(Method::GET, &format!("/0/jobs/{id}/events"), None)
+            .await
+            .expect("events");
+        let at = |kind: &str| {
+            (page["events"].as_array().into_iter().flatten())
+                .find(|e| e["event"]["event"] == kind)
+                .and_then(|e| e["at_ms"].as_u64())
+                .unwrap_or_else(|| panic!("job {id} has no {kind}: {seen:?}"))
+        };
+        granted.push(at("lease_granted"));
+        destroyed.push(at("resource_destroyed"));
+        let shown = s
+            .ok(Method::GET, &format!("/0/jobs/{id}"), None)
+            .await
+            .expect("job");
+        assert_eq!(shown["outcome"], "succeeded", "{shown}");
+    }
+    // One probe: each job's lease comes after the previous one's probe is
+    // gone, never before (the pool is never over-committed).
+    let mut handoff_ms: Vec<u64> = Vec::new();
+    for i in 1..n {
+        assert!(
+            granted[i] >= destroyed[i - 1],
+            "job {} was granted the probe at {} before it was destroyed at {}",
+            ids[i],
+            granted[i],
+            destroyed[i - 1]
+        );
+        handoff_ms.push(granted[i] - destroyed[i - 1]);
+    }
+    handoff_ms.sort_unstable();
+    let p = |q: f64| handoff_ms[((handoff_ms.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "handoff from destroy confirmation to the next grant over {} handoffs: p50 {} ms, p99 {} ms",
+        handoff_ms.len(),
+        p(0.5),
+        p(0.99)
+    );
+    end(s, &dir.join("factory").join("workers")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_well_killed_mid_create_cleans_up_and_the_request_is_served_again() {
+    let limits = aquifer_core::Limits {
+        lease_ttl_ms: 1500,
+        ..aquifer_core::Limits::default()
+    };
+    let mut s = Stack::start_with(limits).await.expect("a server");
+    let workers = world(&mut s, "crash_after_creates = 1", 2)
+        .await
+        .expect("a world");
+    let id = s
+        .submit(job(
+            "crash",
+            json!([{"name": "y", "type": "b"}]),
+            "bmat resource get y chaos",
+            60,
+        ))
+        .await
+        .expect("submitted");
+    let status = s.wait_service_exit("chaos").await.expect("the well exits");
+    assert_eq!(status.code(), Some(101), "it crashed mid-create");
+    // What it made is on record in its data directory; the lease expires
+    // and the request waits at its place until the well is back.
+    s.follow(id, |e| e["event"] == "lease_ended")
+        .await
+        .expect("the lease expires");
+    let token = std::fs::read_to_string(s.dir.path().join("chaos.token")).expect("token");
+    write_chaos(&mut s, &token, "").expect("the well restarts");
+    assert_eq!(outcome(&s, id).await.expect("retired"), json!("succeeded"));
+    // The restarted well destroyed what its first life made: its records
+    // name nothing.
+    let records = std::fs::read_to_string(s.dir.path().join("chaos").join("chaos.json"))
+        .expect("the chaos well's records");
+    let made: Value = serde_json::from_str(&records).expect("JSON");
+    assert_eq!(made["made"], json!({}), "{records}");
+    end(s, &workers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_fails_fails_the_job_with_the_wells_reason() {
+    let mut s = Stack::start().await.expect("a server");
+    let workers = world(
+        &mut s,
+        "create_fail_probability = 1.0\ncreate_fail_retryable = false",
+        2,
+    )
+    .await
+    .expect("a world");
+    let id = s
+        .submit(job(
+            "doomed",
+            json!([{"name": "y", "type": "b"}]),
+            "true",
+            60,
+        ))
+        .await
+        .expect("submitted");
+    let shown = s.retired(id).await.expect("retired");
+    assert_eq!(shown["outcome"], json!({"failed": "resource"}), "{shown}");
+    assert!(
+        shown["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{shown}"
+    );
+    end(s, &workers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_while_acquiring_waiting_for_a_worker_and_running() {
+    let mut s = Stack::start().await.expect("a server");
+    // Creates of `b` take 3 s, so a job is caught acquiring.
+    let workers = world(&mut s, "create_delay_ms = [3000, 3000]", 1)
+        .await
+        .expect("a world");
+    // Running: the only worker runs a long task.
+    let running = s
+        .submit(job("long", json!([]), "echo started; sleep 300", 600))
+        .await
+        .expect("submitted");
+    s.follow(running, |e| e["event"] == "output")
+        .await
+        .expect("it runs");
+    // Waiting for a worker: it holds its `a` and waits for the worker.
+    let waiting = s
+        .submit(job(
+            "waits",
+            json!([{"name": "x", "type": "a"}]),
+            "true",
+            600,
+        ))
+        .await
+        .expect("submitted");
+    s.follow(waiting, |e| e["event"] == "worker_queued")
+        .await
+        .expect("it waits for a worker");
+    // Acquiring: its `b` is being created.
+    let acquiring = s
+        .submit(job(
+            "slow",
+            json!([{"name": "y", "type": "b"}]),
+            "true",
+            600,
+        ))
+        .await
+        .expect("submitted");
+    s.follow(acquiring, |e| e["event"] == "lease_granted")
+        .await
+        .expect("it acquires");
+    // The check at the end sees a job's processes: the running one's
+    // agent and `sleep` carry the run's marker now.
+    assert!(s.strays().len() >= 2, "{:?}", s.strays());
+    for id in [acquiring, waiting, running] {
+        s.ok(Method::POST, &format!("/0/jobs/{id}/cancel"), None)
+            .await
+            .expect("cancelled");
+    }
+    for id in [acquiring, waiting, running] {
+        assert_eq!(outcome(&s, id).await.expect("retired"), json!("cancelled"));
+    }
+    end(s, &workers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_overruns_its_timeout_is_killed() {
+    let mut s = Stack::start().await.expect("a server");
+    let workers = world(&mut s, "", 1).await.expect("a world");
+    let id = s
+        .submit(job(
+            "slowpoke",
+            json!([{"name": "x", "type": "a"}]),
+            "echo begun; sleep 300 & sleep 300",
+            3,
+        ))
+        .await
+        .expect("submitted");
+    assert_eq!(outcome(&s, id).await.expect("retired"), json!("timed_out"));
+    end(s, &workers).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restarted_mid_run_loses_nothing() {
+    let mut s = Stack::start().await.expect("a server");
+    let workers = world(&mut s, "", 2).await.expect("a world");
+    let id = s
+        .submit(job(
+            "survivor",
+            json!([{"name": "x", "type": "a"}, {"name": "y", "type": "b"}]),
+            "echo before; sleep 2; echo after; bmat resource get x colour",
+            120,
+        ))
+        .await
+        .expect("submitted");
+    s.follow(id, |e| e["event"] == "output")
+        .await
+        .expect("it runs");
+    s.restart_server().await.expect("the server restarts");
+    let waiting = s
+        .submit(job(
+            "after-restart",
+            json!([{"name": "x", "type": "a"}]),
+            "true",
+            120,
+        ))
+        .await
+        .expect("submitted after the restart");
+    assert_eq!(outcome(&s, id).await.expect("retired"), json!("succeeded"));
+    assert_eq!(
+        outcome(&s, waiting).await.expect("retired"),
+        json!("succeeded")
+    );
+    let out = s.output(id).await.expect("output");
+    assert!(out.contains("after"), "{out}");
+    end(s, &workers).await;
+}
