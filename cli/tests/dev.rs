@@ -1,0 +1,61 @@
+//! `aquifer dev`: the stack in a data directory, kept running; a second
+//! start on the same directory keeps its token and registrations.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+/// Starts `aquifer dev` and returns it with the URL and token it printed.
+fn dev(dir: &std::path::Path) -> (std::process::Child, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_aquifer"))
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("aquifer dev starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut url, mut token) = (None, None);
+    while url.is_none() || token.is_none() {
+        let line = lines.next().expect("a line").expect("text");
+        if let Some(u) = line.strip_prefix("server:") {
+            url = Some(u.trim().to_string());
+        }
+        if let Some(t) = line.strip_prefix("admin token:") {
+            token = Some(t.trim().to_string());
+        }
+    }
+    (child, url.unwrap_or_default(), token.unwrap_or_default())
+}
+
+async fn get(url: &str, token: &str, path: &str) -> serde_json::Value {
+    let res = reqwest::Client::new()
+        .get(format!("{url}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("an answer");
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.expect("JSON")
+}
+
+#[tokio::test]
+async fn dev_serves_its_stack_and_keeps_it_across_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut first, url, token) = dev(dir.path());
+    let wells = get(&url, &token, "/0/admin/wells").await;
+    let names: Vec<&str> = (wells.as_array().expect("a list").iter())
+        .map(|w| w["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(names, ["probes", "licenses"], "{wells}");
+    first.kill().expect("killed");
+    first.wait().expect("reaped");
+
+    let (mut second, url, again) = dev(dir.path());
+    assert_eq!(again, token, "the data directory keeps its token");
+    let wells = get(&url, &token, "/0/admin/wells").await;
+    assert_eq!(wells.as_array().map(Vec::len), Some(2), "{wells}");
+    let factories = get(&url, &token, "/0/admin/factories").await;
+    assert_eq!(factories.as_array().map(Vec::len), Some(1), "{factories}");
+    second.kill().expect("killed");
+    second.wait().expect("reaped");
+}
