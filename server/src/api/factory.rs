@@ -5,13 +5,13 @@
 
 use super::error::ApiError;
 use super::well::Done;
-use super::{Api, Caller};
+use super::{Api, Caller, LeaseAnswer, LeaseRequest};
 use crate::auth::Principal;
 use crate::driver::DriverError;
 use crate::wake::Key;
 use aquifer_core::worker::WorkerState;
 use aquifer_core::{Event, FactoryId, Input, Rejection, TargetId, WorkerId};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use warp::http::StatusCode;
 
@@ -24,19 +24,6 @@ fn factory_of(caller: &Caller) -> Result<FactoryId, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeaseRequest {
-    #[serde(default)]
-    pub free: BTreeMap<String, u16>,
-    #[serde(default)]
-    pub wait_ms: u64,
-    /// Workers the factory is destroying already: listed again in
-    /// `destroy`, but not news that ends the wait.
-    #[serde(default)]
-    pub destroying: BTreeSet<u32>,
-}
-
 #[derive(Clone, Debug, Serialize)]
 pub struct Granted {
     pub worker: u32,
@@ -45,24 +32,14 @@ pub struct Granted {
     pub expires_at_ms: u64,
 }
 
-#[derive(Debug, Default, Serialize)]
-pub struct LeaseAnswer {
-    pub lease: Option<Granted>,
-    /// This factory's workers the server wants destroyed now.
-    pub destroy: Vec<u32>,
-}
-
 pub async fn lease(
     api: &Api,
     caller: &Caller,
     body: &[u8],
-) -> Result<(StatusCode, LeaseAnswer), ApiError> {
+) -> Result<(StatusCode, LeaseAnswer<Granted>), ApiError> {
     let factory = factory_of(caller)?;
     let req: LeaseRequest = super::parse_json(body)?;
-    let free: BTreeMap<TargetId, u16> = (req.free.into_iter())
-        .filter(|(_, n)| *n > 0)
-        .map(|(t, n)| (TargetId::new(t), n))
-        .collect();
+    let free = req.free(|t| TargetId::new(t));
     let mut keys: Vec<Key> = free.keys().cloned().map(Key::Target).collect();
     keys.push(Key::Factory(factory));
     let destroying = &req.destroying;
@@ -79,7 +56,7 @@ async fn lease_once(
     factory: FactoryId,
     free: BTreeMap<TargetId, u16>,
     destroying: &BTreeSet<u32>,
-) -> Result<Option<LeaseAnswer>, ApiError> {
+) -> Result<Option<LeaseAnswer<Granted>>, ApiError> {
     let t = api
         .handle
         .send(Input::RequestWorker { factory, free })
@@ -115,10 +92,7 @@ async fn lease_once(
         }),
         _ => None,
     };
-    if lease.is_none() && destroy.iter().all(|w| destroying.contains(w)) {
-        return Ok(None);
-    }
-    Ok(Some(LeaseAnswer { lease, destroy }))
+    Ok(LeaseAnswer { lease, destroy }.if_news(destroying))
 }
 
 #[derive(Serialize)]

@@ -4,7 +4,7 @@
 //! the core refuses reports from another well (`not_yours`).
 
 use super::error::ApiError;
-use super::{Api, Caller};
+use super::{Api, Caller, LeaseAnswer, LeaseRequest};
 use crate::auth::Principal;
 use crate::readmodel::Payload;
 use crate::wake::Key;
@@ -28,19 +28,6 @@ fn well_of(caller: &Caller) -> Result<WellId, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeaseRequest {
-    #[serde(default)]
-    pub free: BTreeMap<String, u16>,
-    #[serde(default)]
-    pub wait_ms: u64,
-    /// Resources the well is destroying already: listed again in
-    /// `destroy`, but not news that ends the wait.
-    #[serde(default)]
-    pub destroying: BTreeSet<u32>,
-}
-
 #[derive(Clone, Debug, Serialize)]
 pub struct Granted {
     pub id: u32,
@@ -51,26 +38,16 @@ pub struct Granted {
     pub expires_at_ms: u64,
 }
 
-#[derive(Debug, Default, Serialize)]
-pub struct LeaseAnswer {
-    pub lease: Option<Granted>,
-    /// This well's resources the server wants destroyed now.
-    pub destroy: Vec<u32>,
-}
-
 /// Asks for work; with none (and nothing to destroy), waits up to
 /// `wait_ms` for a wake on one of the types asked for or on this well.
 pub async fn lease(
     api: &Api,
     caller: &Caller,
     body: &[u8],
-) -> Result<(StatusCode, LeaseAnswer), ApiError> {
+) -> Result<(StatusCode, LeaseAnswer<Granted>), ApiError> {
     let well = well_of(caller)?;
     let req: LeaseRequest = super::parse_json(body)?;
-    let free: BTreeMap<TypeId, u16> = (req.free.into_iter())
-        .filter(|(_, n)| *n > 0)
-        .map(|(t, n)| (TypeId::new(t), n))
-        .collect();
+    let free = req.free(|t| TypeId::new(t));
     let mut keys: Vec<Key> = free.keys().cloned().map(Key::Type).collect();
     keys.push(Key::Well(well));
     let destroying = &req.destroying;
@@ -87,7 +64,7 @@ async fn lease_once(
     well: WellId,
     free: BTreeMap<TypeId, u16>,
     destroying: &BTreeSet<u32>,
-) -> Result<Option<LeaseAnswer>, ApiError> {
+) -> Result<Option<LeaseAnswer<Granted>>, ApiError> {
     let t = api.handle.send(Input::RequestLease { well, free }).await?;
     let grant = t.events.iter().find_map(|e| match e {
         Event::LeaseGranted {
@@ -124,10 +101,7 @@ async fn lease_once(
         deadline_ms: deadline,
         expires_at_ms: expires_at.ms(),
     });
-    if lease.is_none() && destroy.iter().all(|r| destroying.contains(r)) {
-        return Ok(None);
-    }
-    Ok(Some(LeaseAnswer { lease, destroy }))
+    Ok(LeaseAnswer { lease, destroy }.if_news(destroying))
 }
 
 #[derive(Serialize)]
