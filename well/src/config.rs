@@ -4,6 +4,8 @@
 
 use crate::backoff::Backoff;
 use crate::chaos::ChaosConfig;
+use crate::oxide::OxideConfig;
+use crate::postgres::PostgresConfig;
 use crate::runner::RunnerConfig;
 use crate::slot::SlotConfig;
 use serde::Deserialize;
@@ -67,6 +69,8 @@ pub struct Config {
 pub enum WellConfig {
     Slot(SlotConfig),
     Chaos(ChaosConfig),
+    Postgres(PostgresConfig),
+    Oxide(OxideConfig),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +111,14 @@ impl Config {
         config.data_dir = base.join(&config.data_dir);
         if let Some(f) = &config.token_file {
             config.token_file = Some(base.join(f));
+        }
+        if let WellConfig::Postgres(p) = &mut config.well
+            && let Some(f) = &p.admin_url_file
+        {
+            p.admin_url_file = Some(base.join(f));
+        }
+        if let WellConfig::Oxide(o) = &mut config.well {
+            o.resolve_paths(base);
         }
         Ok(config)
     }
@@ -153,6 +165,30 @@ impl Config {
                     );
                 }
             }
+            WellConfig::Postgres(p) => {
+                p.validate()?;
+                if let Some(t) = self.capacity.keys().find(|t| **t != p.rtype) {
+                    return Err(format!("a postgres well serves {} only, not {t}", p.rtype));
+                }
+                if !self.capacity.contains_key(&p.rtype) {
+                    return Err(format!(
+                        "a postgres well serves {0}: set how many it holds ([capacity] {0} = n)",
+                        p.rtype
+                    ));
+                }
+            }
+            WellConfig::Oxide(o) => {
+                o.validate()?;
+                if let Some(t) = self.capacity.keys().find(|t| **t != o.rtype) {
+                    return Err(format!("an oxide well serves {} only, not {t}", o.rtype));
+                }
+                if !self.capacity.contains_key(&o.rtype) {
+                    return Err(format!(
+                        "an oxide well serves {0}: set how many it holds ([capacity] {0} = n)",
+                        o.rtype
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -168,6 +204,8 @@ impl Config {
                 BTreeMap::from([(s.rtype.clone(), n)])
             }
             WellConfig::Chaos(_) => self.capacity.clone(),
+            WellConfig::Postgres(_) => self.capacity.clone(),
+            WellConfig::Oxide(_) => self.capacity.clone(),
         }
     }
 
@@ -292,8 +330,8 @@ mod tests {
         let bad = [
             (SLOT.replace("token = \"aq_x\"", ""), "token"),
             (
-                SLOT.replace("kind = \"slot\"", "kind = \"postgres\""),
-                "postgres",
+                SLOT.replace("kind = \"slot\"", "kind = \"postgresql\""),
+                "postgresql",
             ),
             (SLOT.replace("reset =", "resett ="), "resett"),
             (

@@ -1,6 +1,6 @@
 //! The well side of aquifer: the SDK a well author uses (the `Well` trait
 //! and the runner that leases, renews, reports and reconciles) and the
-//! wells aquifer ships (`slot`, `chaos`).
+//! wells aquifer ships (`slot`, `chaos`, `postgres`, `oxide`).
 //!
 //! A well author implements [`Well`] and calls [`runner::run`]; the
 //! `aquifer well run --config FILE` command calls [`run_from_config`].
@@ -10,6 +10,8 @@ pub mod book;
 pub mod chaos;
 pub mod client;
 pub mod config;
+pub mod oxide;
+pub mod postgres;
 pub mod runner;
 pub mod slot;
 pub mod statefile;
@@ -48,6 +50,17 @@ pub async fn run_from_config(
         config::WellConfig::Chaos(c) => {
             let well = chaos::ChaosWell::open(c.clone(), &config.data_dir)
                 .context("opening the chaos well's state")?;
+            run(Arc::new(well), runner, shutdown).await?;
+        }
+        config::WellConfig::Postgres(p) => {
+            let well = postgres::PostgresWell::open(p.clone())
+                .await
+                .context("opening the postgres well")?;
+            run(Arc::new(well), runner, shutdown).await?;
+        }
+        config::WellConfig::Oxide(o) => {
+            let well =
+                crate::oxide::OxideWell::new(o.clone()).context("setting up the oxide well")?;
             run(Arc::new(well), runner, shutdown).await?;
         }
     }
