@@ -3,7 +3,7 @@
 //! `cargo run --release -p aquifer-server --example submit_bench [DATABASE_URL] [JOBS] [CLIENTS]`
 //!
 //! Starts the real server (driver, store, API) on loopback against a fresh
-//! SQLite file (or the PostgreSQL URL given), then CLIENTS concurrent
+//! SQLite file (or a fresh database on the PostgreSQL server given), then CLIENTS concurrent
 //! clients (default 16) submit JOBS jobs in all (default 10,000), each
 //! asking for one resource. Prints jobs/s and the p50 and p99 latency of a
 //! submission as the client sees it.
@@ -28,10 +28,21 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     let dir = std::env::temp_dir().join(format!("aquifer-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let url = args
-        .next()
-        .filter(|a| a != "-")
-        .unwrap_or_else(|| format!("sqlite:{}", dir.join("bench.db").display()));
+    let url = match args.next().filter(|a| a != "-") {
+        // A fresh database on the given server, so runs do not pile up.
+        Some(server) if server.starts_with("postgres") => {
+            let admin = sqlx::PgPool::connect(&server).await.expect("the server");
+            let db = format!("aquifer_bench_{}", std::process::id());
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+                .execute(&admin)
+                .await
+                .expect("a fresh database");
+            let (prefix, _) = server.rsplit_once('/').expect("a URL with a database");
+            format!("{prefix}/{db}")
+        }
+        Some(other) => other,
+        None => format!("sqlite:{}", dir.join("bench.db").display()),
+    };
     let jobs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
 
