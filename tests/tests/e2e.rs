@@ -203,7 +203,7 @@ async fn a_single_slot_is_handed_on_as_soon_as_it_is_destroyed() {
         ),
     )
     .expect("factory");
-    let n = 8;
+    let n = 21;
     let mut ids = Vec::new();
     for i in 0..n {
         let resources = json!([{"name": "p", "type": "probe"}]);
