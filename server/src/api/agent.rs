@@ -22,6 +22,8 @@ use warp::http::StatusCode;
 /// server process); past that, output is dropped with one note saying so.
 pub const OUTPUT_CALL_BYTES_MAX: usize = 64 * 1024;
 pub const OUTPUT_JOB_BYTES_MAX: u64 = 16 * 1024 * 1024;
+/// How many jobs' output counts are kept before those of ended jobs go.
+const OUTPUT_COUNTS_PRUNE_AT: usize = 4096;
 
 fn worker_of(caller: &Caller) -> Result<WorkerId, ApiError> {
     match caller.principal {
@@ -171,11 +173,27 @@ pub async fn output(
             "the job of this worker is not running",
         ));
     };
-    let (before, after) = {
-        let mut taken = api
-            .output_bytes
+    let lock = || {
+        api.output_bytes
             .lock()
-            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "lock"))?;
+            .map_err(|_| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "lock"))
+    };
+    // The counts of jobs that have ended are dropped now and then, so the
+    // map holds about as many entries as jobs run at once.
+    if lock()?.len() >= OUTPUT_COUNTS_PRUNE_AT {
+        let running: std::collections::BTreeSet<u32> = api
+            .handle
+            .read(|s| {
+                (s.jobs.iter())
+                    .filter(|(_, j)| j.phase == Phase::Running)
+                    .map(|(id, _)| id.0)
+                    .collect()
+            })
+            .await?;
+        lock()?.retain(|job, _| running.contains(job));
+    }
+    let (before, after) = {
+        let mut taken = lock()?;
         let n = taken.entry(job.0).or_insert(0);
         let before = *n;
         *n = n.saturating_add(o.text.len() as u64);
