@@ -437,3 +437,105 @@ async fn a_server_restarted_mid_run_loses_nothing() {
     assert!(out.contains("after"), "{out}");
     end(s, &workers).await;
 }
+
+/// The postgres well as a process: two jobs each get a database, connect
+/// with what `bmat` gives them, make a table, and cannot reach the other's
+/// database; afterwards nothing with the well's prefix is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_get_postgres_databases_through_bmat_and_nothing_is_left() {
+    let Ok(admin) = std::env::var("AQUIFER_TEST_POSTGRES_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set AQUIFER_TEST_POSTGRES_URL"
+        );
+        eprintln!("AQUIFER_TEST_POSTGRES_URL is not set: skipping");
+        return;
+    };
+    let mut s = Stack::start().await.expect("a server");
+    s.define_type("postgres", 1).await.expect("type");
+    s.define_target("local").await.expect("target");
+    let well = s
+        .register("wells", json!({"name": "pg", "pools": {"postgres": 2}}))
+        .await
+        .expect("well");
+    let factory = s
+        .register(
+            "factories",
+            json!({"name": "local", "targets": {"local": 2}}),
+        )
+        .await
+        .expect("factory");
+    // A prefix of this run's own, so parallel runs on one cluster do not
+    // count each other's databases as orphans.
+    let prefix = format!("aqe{}_", std::process::id());
+    let dir = s.dir.path().to_path_buf();
+    let url = s.url.clone();
+    s.spawn_service(
+        "pg",
+        &["well", "run"],
+        &format!(
+            "url = \"{url}\"\ntoken = \"{well}\"\ndata_dir = \"{}\"\n[capacity]\npostgres = 2\n[well]\nkind = \"postgres\"\nrtype = \"postgres\"\nadmin_url = \"{admin}\"\nprefix = \"{prefix}\"\n",
+            dir.join("pg").display()
+        ),
+    )
+    .expect("the postgres well");
+    s.spawn_service(
+        "factory",
+        &["factory", "local"],
+        &format!(
+            "url = \"{url}\"\ntoken = \"{factory}\"\ndata_dir = \"{}\"\n[targets]\nlocal = 2\n[agent_env]\nAQUIFER_E2E_RUN = \"{}\"\n",
+            dir.join("factory").display(),
+            s.run
+        ),
+    )
+    .expect("the factory");
+    // Each job makes a table in its database, then finds the other job's
+    // database name in a file the first one wrote and fails to connect.
+    let shared = dir.join("first-db");
+    let first = s
+        .submit(job(
+            "pg-first",
+            json!([{"name": "db", "type": "postgres"}]),
+            &format!(
+                "set -eu\npsql -v ON_ERROR_STOP=1 \"$(bmat resource get db dsn)\" -c 'create table t (x int)' -c 'insert into t values (42)'\nbmat resource get db database > {f}.tmp && mv {f}.tmp {f}\nsleep 3",
+                f = shared.display()
+            ),
+            60,
+        ))
+        .await
+        .expect("submitted");
+    let second = s
+        .submit(job(
+            "pg-second",
+            json!([{"name": "db", "type": "postgres"}]),
+            &format!(
+                "set -u\nwhile [ ! -s {f} ]; do sleep 0.1; done\nother=$(cat {f})\nhost=$(bmat resource get db host); port=$(bmat resource get db port)\nuser=$(bmat resource get db user); export PGPASSWORD=$(bmat resource get db password)\nif psql -h \"$host\" -p \"$port\" -U \"$user\" -d \"$other\" -c 'select 1' 2>err; then echo reached the other database; exit 7; fi\ngrep -q 'permission denied' err || {{ cat err; exit 6; }}\npsql -v ON_ERROR_STOP=1 \"$(bmat resource get db dsn)\" -c 'create table mine (y text)' || exit 8\necho kept apart",
+                f = shared.display()
+            ),
+            60,
+        ))
+        .await
+        .expect("submitted");
+    assert_eq!(
+        outcome(&s, first).await.expect("retired"),
+        json!("succeeded")
+    );
+    assert_eq!(
+        outcome(&s, second).await.expect("retired"),
+        json!("succeeded")
+    );
+    let out = s.output(second).await.expect("output");
+    assert!(out.contains("kept apart"), "{out}");
+    // Nothing with the prefix is left in the cluster.
+    let pool = sqlx::PgPool::connect(&admin).await.expect("the cluster");
+    let (left,): (i64,) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pg_roles WHERE rolname LIKE $1) \
+         + (SELECT count(*) FROM pg_database WHERE datname LIKE $1)",
+    )
+    .bind(format!("{prefix}%"))
+    .fetch_one(&pool)
+    .await
+    .expect("a count");
+    assert_eq!(left, 0, "roles or databases with {prefix} are left");
+    end(s, &dir.join("factory").join("workers")).await;
+}
