@@ -153,6 +153,15 @@ async fn a_watch_streams_a_jobs_events_resumes_and_wakes_on_news() {
     let rest = kinds(&rest);
     assert!(rest.contains(&"job_ended".to_string()), "{rest:?}");
     assert!(rest.contains(&"lease_ended".to_string()), "{rest:?}");
+    // A page that stops short of the end of an ended job's stream does not
+    // say "ended", so a reader that stops there misses nothing.
+    let (_, first_only) = s
+        .call(Method::GET, &path("?limit=1"), Some(BOOT), None)
+        .await;
+    assert_eq!(
+        (kinds(&first_only).len(), &first_only["ended"]),
+        (1, &json!(false))
+    );
     // An empty page of an ended job does not wait.
     let (_, empty) = s
         .call(

@@ -395,7 +395,9 @@ pub async fn watch(
         committed.borrow_and_update();
         let job = visible(api, caller, id).await?;
         let events = api.store.job_events(JobId(id), q.after, limit).await?;
-        let ended = job.state == "ended";
+        // Ended, and this page reaches the end of what it wrote: a reader
+        // that stops on `ended` misses nothing.
+        let ended = job.state == "ended" && events.len() < limit as usize;
         if !events.is_empty() || ended || tokio::time::Instant::now() >= deadline {
             let next = events.last().map_or(q.after, |e| e.n);
             return Ok((
