@@ -166,9 +166,23 @@ async fn a_job_gets_its_resource_and_worker_runs_and_everything_is_destroyed() {
     let created = format!("/0/factory/workers/{worker}/created");
     let (status, body) = other_factory.post(&created, json!({})).await;
     assert_eq!((status, code(&body)), (403, "not_yours"), "{body}");
+    let (status, lost) = factory.post(&created, json!({})).await;
+    assert_eq!(status, 200, "{lost}");
+    // The answer was lost, say: asked again, the factory gets a new key and
+    // the first stops working.
     let (status, key) = factory.post(&created, json!({})).await;
     assert_eq!(status, 200, "{key}");
     let key = key["bootstrap"].as_str().expect("a key").to_string();
+    assert_ne!(lost["bootstrap"].as_str(), Some(key.as_str()));
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/0/agent/bootstrap",
+            None,
+            Some(json!({"key": lost["bootstrap"]})),
+        )
+        .await;
+    assert_eq!(status, 401, "the replaced key is dead");
     // The key is nobody's API token.
     let (status, _) = s.call(Method::GET, "/0/whoami", Some(&key), None).await;
     assert_eq!(status, 401);
@@ -192,6 +206,12 @@ async fn a_job_gets_its_resource_and_worker_runs_and_everything_is_destroyed() {
         )
         .await;
     assert_eq!((status, code(&body)), (401, "unauthorized"), "{body}");
+    let (status, body) = factory.post(&created, json!({})).await;
+    assert_eq!(
+        (status, code(&body)),
+        (409, "duplicate"),
+        "no new key once the agent has checked in"
+    );
     let agent = Client {
         s: &s,
         token: boot_answer["token"].as_str().expect("a token").to_string(),
