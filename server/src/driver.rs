@@ -185,8 +185,9 @@ impl Handle {
             .map_err(|_| DriverError::Unavailable("the driver stopped before answering".into()))
     }
 
-    /// A counter that moves on after every commit: watchers wait on it
-    /// rather than poll.
+    /// A counter that moves on after every commit, for whoever must wait
+    /// for the state to change rather than poll (tests, tools). The API's
+    /// long polls wait on the effects instead, which name what changed.
     #[must_use]
     pub fn committed(&self) -> watch::Receiver<u64> {
         self.committed.clone()

@@ -122,8 +122,14 @@ async fn a_watch_streams_a_jobs_events_resumes_and_wakes_on_news() {
     };
     // Once the watch is parked, a lease granted to the well is news for
     // the job, and wakes it.
-    let mut parked = s.api.parked();
-    parked.wait_for(|&n| n == 1).await.expect("the watch parks");
+    let parked = async {
+        while s.api.wakers.registry.admitted() == 0 {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), parked)
+        .await
+        .expect("the watch parks");
     let grant = s
         .handle
         .send(Input::RequestLease {

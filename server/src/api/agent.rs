@@ -217,6 +217,9 @@ pub async fn output(
             body,
         }])
         .await?;
+    // Output decides nothing, so no effect announces it: wake the job's
+    // watchers here, now that it is committed.
+    api.wakers.registry.wake(&Key::Job(job));
     Ok((StatusCode::OK, Done {}))
 }
 

@@ -279,8 +279,6 @@ pub async fn cancel(api: &Api, caller: Caller, id: u32) -> Result<(StatusCode, J
 
 /// The largest page of a listing or a watch.
 pub const PAGE_MAX: u32 = 1000;
-/// The longest a watch waits for something new.
-pub const WAIT_MS_MAX: u64 = 60_000;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -378,7 +376,8 @@ pub struct Watched {
 }
 
 /// A job's stream after `after`: at once if there is something, else
-/// after waiting (up to `wait_ms`) for the driver to commit something new.
+/// after waiting (up to `wait_ms`) for news of the job: the driver's
+/// `NotifyJob` effect, or task output recorded for it.
 pub async fn watch(
     api: &Api,
     caller: &Caller,
@@ -386,54 +385,31 @@ pub async fn watch(
     q: WatchQuery,
 ) -> Result<(StatusCode, Watched), ApiError> {
     let limit = q.limit.unwrap_or(PAGE_MAX).clamp(1, PAGE_MAX);
-    let wait = std::time::Duration::from_millis(q.wait_ms.min(WAIT_MS_MAX));
-    let deadline = tokio::time::Instant::now() + wait;
-    // Subscribed before the first read, so a commit between the read and
-    // the wait is not missed.
-    let mut committed = api.handle.committed();
-    loop {
-        committed.borrow_and_update();
+    let keys = vec![crate::wake::Key::Job(JobId(id))];
+    let page = || async {
         let job = visible(api, caller, id).await?;
         let events = api.store.job_events(JobId(id), q.after, limit).await?;
         // Ended, and this page reaches the end of what it wrote: a reader
         // that stops on `ended` misses nothing.
         let ended = job.state == "ended" && events.len() < limit as usize;
-        if !events.is_empty() || ended || tokio::time::Instant::now() >= deadline {
-            let next = events.last().map_or(q.after, |e| e.n);
-            return Ok((
-                StatusCode::OK,
-                Watched {
-                    events,
-                    next,
-                    ended,
-                },
-            ));
-        }
-        let Some(_parked) = api.park() else {
-            return Ok((
-                StatusCode::OK,
-                Watched {
-                    events,
-                    next: q.after,
-                    ended,
-                },
-            ));
-        };
-        match tokio::time::timeout_at(deadline, committed.changed()).await {
-            Ok(Ok(())) => {}
-            // The driver stopped or the wait is over: answer what there is.
-            Ok(Err(_)) | Err(_) => {
-                return Ok((
-                    StatusCode::OK,
-                    Watched {
-                        events: Vec::new(),
-                        next: q.after,
-                        ended,
-                    },
-                ));
-            }
-        }
-    }
+        let next = events.last().map_or(q.after, |e| e.n);
+        Ok::<_, ApiError>(Watched {
+            events,
+            next,
+            ended,
+        })
+    };
+    let found = super::long_poll(api, keys, q.wait_ms, || async {
+        let w = page().await?;
+        Ok((!w.events.is_empty() || w.ended).then_some(w))
+    })
+    .await?;
+    let answer = match found {
+        Some(w) => w,
+        // Time is up: answer what there is (nothing new).
+        None => page().await?,
+    };
+    Ok((StatusCode::OK, answer))
 }
 
 #[derive(Serialize)]

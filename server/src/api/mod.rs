@@ -39,20 +39,12 @@ pub struct Api {
     /// The operator's token from the configuration, if any: it acts as
     /// admin and is compared in constant time.
     pub bootstrap_token: Option<String>,
-    /// How many watches are parked waiting for news; at most
-    /// `WATCHES_PARKED_MAX`.
-    parked: tokio::sync::watch::Sender<usize>,
     /// The driver's effect sink, which long-polls wait on.
     pub wakers: Arc<Wakers>,
     /// Output bytes taken per running job (since this process started), to
     /// bound what one job can write into the store.
     output_bytes: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
 }
-
-/// The most watches that may wait for news at once; more are answered at
-/// once with what there is, so a crowd of watchers cannot hold every
-/// connection.
-pub const WATCHES_PARKED_MAX: usize = 1024;
 
 impl Api {
     #[must_use]
@@ -68,38 +60,9 @@ impl Api {
             handle,
             store,
             bootstrap_token,
-            parked: tokio::sync::watch::Sender::new(0),
             wakers,
             output_bytes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
-    }
-
-    /// The number of parked watches, for metrics and for tests that must
-    /// know a watch is waiting before they make news.
-    #[must_use]
-    pub fn parked(&self) -> tokio::sync::watch::Receiver<usize> {
-        self.parked.subscribe()
-    }
-
-    /// Parks one watch if there is room; the guard unparks it.
-    fn park(&self) -> Option<Parked<'_>> {
-        let mut admitted = false;
-        self.parked.send_if_modified(|n| {
-            admitted = *n < WATCHES_PARKED_MAX;
-            if admitted {
-                *n += 1;
-            }
-            admitted
-        });
-        admitted.then_some(Parked(&self.parked))
-    }
-}
-
-struct Parked<'a>(&'a tokio::sync::watch::Sender<usize>);
-
-impl Drop for Parked<'_> {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
     }
 }
 
