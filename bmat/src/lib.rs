@@ -8,7 +8,8 @@
 
 pub mod api;
 
-use api::{Failure, JobApi};
+use api::Failure;
+use aquifer_protocol::agent::{JobResource, JobResources};
 use clap::{Parser, Subcommand};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -83,46 +84,44 @@ fn fail(f: &Failure) -> ExitCode {
 
 /// Runs the command; returns what to print.
 async fn execute(command: Command) -> Result<String, Failure> {
-    let api = JobApi::from_env()?;
+    let api = api::from_env()?;
     match command {
         Command::Resource(Resource::List { json }) => {
-            let listing = api.resources().await?;
+            let listing = api.job_resources().await?;
             if json {
                 return pretty(&listing);
             }
             Ok(table(&listing))
         }
         Command::Resource(Resource::Get { name, key: None }) => {
-            let r = api.resource(&name).await?;
-            pretty(&r["metadata"])
+            let r = api.job_resource(&name).await?;
+            pretty(&r.metadata)
         }
         Command::Resource(Resource::Get {
             name,
             key: Some(key),
         }) => {
-            let r = api.resource(&name).await?;
-            lookup(&name, &r, &key).map(|v| format!("{v}\n"))
+            let r = api.job_resource(&name).await?;
+            lookup(&r, &key).map(|v| format!("{v}\n"))
         }
     }
 }
 
-fn pretty(v: &serde_json::Value) -> Result<String, Failure> {
+fn pretty(v: &impl serde::Serialize) -> Result<String, Failure> {
     serde_json::to_string_pretty(v)
         .map(|s| s + "\n")
         .map_err(|e| Failure::Lookup(e.to_string()))
 }
 
 /// A value from the metadata, else from the secrets.
-fn lookup(name: &str, resource: &serde_json::Value, key: &str) -> Result<String, Failure> {
-    for part in ["metadata", "secrets"] {
-        if let Some(v) = resource[part][key].as_str() {
-            return Ok(v.to_string());
-        }
+fn lookup(resource: &JobResource, key: &str) -> Result<String, Failure> {
+    let secrets = resource.secrets.clone().unwrap_or_default();
+    if let Some(v) = resource.metadata.get(key).or_else(|| secrets.get(key)) {
+        return Ok(v.clone());
     }
-    let mut keys: Vec<&str> = ["metadata", "secrets"]
-        .iter()
-        .filter_map(|part| resource[*part].as_object())
-        .flat_map(|o| o.keys().map(String::as_str))
+    let name = &resource.name;
+    let mut keys: Vec<&str> = (resource.metadata.keys().chain(secrets.keys()))
+        .map(String::as_str)
         .collect();
     keys.sort_unstable();
     let known = if keys.is_empty() {
@@ -136,20 +135,17 @@ fn lookup(name: &str, resource: &serde_json::Value, key: &str) -> Result<String,
 }
 
 /// Name, type and metadata keys, in aligned columns.
-fn table(listing: &serde_json::Value) -> String {
+fn table(listing: &JobResources) -> String {
     let mut rows = vec![[
         "NAME".to_string(),
         "TYPE".to_string(),
         "METADATA".to_string(),
     ]];
-    for r in listing["resources"].as_array().into_iter().flatten() {
-        let keys: Vec<&str> = r["metadata"]
-            .as_object()
-            .map(|m| m.keys().map(String::as_str).collect())
-            .unwrap_or_default();
+    for r in &listing.resources {
+        let keys: Vec<&str> = r.metadata.keys().map(String::as_str).collect();
         rows.push([
-            r["name"].as_str().unwrap_or("?").to_string(),
-            r["rtype"].as_str().unwrap_or("?").to_string(),
+            r.name.clone(),
+            r.rtype.to_string(),
             if keys.is_empty() {
                 "-".to_string()
             } else {
@@ -185,27 +181,32 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn read<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).expect("the protocol's shape")
+    }
+
     #[test]
     fn the_table_lists_names_types_and_keys() {
-        let listing = json!({"resources": [
-            {"name": "db", "rtype": "postgres", "metadata": {"host": "h", "port": "5432"}},
-            {"name": "probe/0", "rtype": "lab-probe", "metadata": {}}
-        ]});
+        let listing: JobResources = read(json!({"resources": [
+            {"name": "db", "rtype": "postgres", "resource": 1, "metadata": {"host": "h", "port": "5432"}},
+            {"name": "probe/0", "rtype": "lab-probe", "resource": 2, "metadata": {}}
+        ]}));
         assert_eq!(
             table(&listing),
             "NAME     TYPE       METADATA\n\
              db       postgres   host, port\n\
              probe/0  lab-probe  -\n"
         );
-        assert_eq!(table(&json!({"resources": []})), "NAME  TYPE  METADATA\n");
+        assert_eq!(table(&JobResources::default()), "NAME  TYPE  METADATA\n");
     }
 
     #[test]
     fn keys_are_looked_up_in_metadata_then_secrets() {
-        let r = json!({"metadata": {"host": "h"}, "secrets": {"password": "p"}});
-        assert_eq!(lookup("db", &r, "host").ok(), Some("h".to_string()));
-        assert_eq!(lookup("db", &r, "password").ok(), Some("p".to_string()));
-        let err = lookup("db", &r, "port").expect_err("no port");
+        let r: JobResource = read(json!({"name": "db", "rtype": "postgres", "resource": 1,
+            "metadata": {"host": "h"}, "secrets": {"password": "p"}}));
+        assert_eq!(lookup(&r, "host").ok(), Some("h".to_string()));
+        assert_eq!(lookup(&r, "password").ok(), Some("p".to_string()));
+        let err = lookup(&r, "port").expect_err("no port");
         assert_eq!(err.exit_code(), 1);
         assert_eq!(
             err.to_string(),

@@ -2,7 +2,10 @@
 //! a token, JSON in and out, and the API's errors as readable messages.
 
 use anyhow::{Context, Result, bail};
+use aquifer_protocol::Kind;
+use aquifer_protocol::client::Method;
 use serde_json::Value;
+use std::time::Duration;
 
 /// Where the server is and who we are, from flags or the environment.
 #[derive(clap::Args, Clone)]
@@ -23,66 +26,43 @@ pub struct Endpoint {
     pub json: bool,
 }
 
+/// The user and admin commands' view of the one client: JSON values in
+/// and out, failures as readable `anyhow` errors. Reads are retried through
+/// a server restart for up to `PATIENCE`; a submission is retried only when
+/// the server surely did not take it.
 pub struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: String,
+    inner: aquifer_protocol::Client,
 }
+
+/// How long a command keeps trying a server that does not answer.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Client {
     pub fn new(endpoint: &Endpoint) -> Result<Client> {
         let Some(token) = endpoint.token.clone() else {
             bail!("no token: pass --token or set AQUIFER_TOKEN");
         };
-        Ok(Client {
-            http: reqwest::Client::builder()
-                .connect_timeout(std::time::Duration::from_secs(10))
-                .build()
-                .context("building the HTTP client")?,
-            base: endpoint.url.trim_end_matches('/').to_string(),
-            token,
-        })
+        let inner = aquifer_protocol::Client::new(&endpoint.url, Some(token))
+            .context("building the HTTP client")?
+            .with_patience(Some(PATIENCE));
+        Ok(Client { inner })
     }
 
     pub async fn get(&self, path: &str) -> Result<Value> {
-        self.call(reqwest::Method::GET, path, None).await
+        Ok(self.inner.get(path).await?)
     }
 
     pub async fn post(&self, path: &str, body: Option<Value>) -> Result<Value> {
-        self.call(reqwest::Method::POST, path, body).await
+        let body = body.unwrap_or_else(|| Value::Object(Default::default()));
+        Ok(self.inner.post(path, &body).await?)
     }
 
     pub async fn delete(&self, path: &str) -> Result<Value> {
-        self.call(reqwest::Method::DELETE, path, None).await
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach the server at {}", self.base))?;
-        let status = response.status();
-        let text = response.text().await.context("reading the answer")?;
-        let body: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{method} {path}: {status}, and the answer is not JSON"))?;
-        if status.is_success() {
-            return Ok(body);
-        }
-        let code = body["code"].as_str().unwrap_or("error");
-        let message = body["message"].as_str().unwrap_or("");
-        bail!("{message} ({code}, HTTP {})", status.as_u16())
+        let (kind, method) = (Kind::Once, Method::DELETE);
+        let none: Option<&Value> = None;
+        Ok(self
+            .inner
+            .call(kind, method, path, none, Duration::ZERO)
+            .await?)
     }
 }

@@ -10,16 +10,10 @@ use crate::job::{Group, GroupState, Job, Phase, WorkerWant};
 use crate::lease::Lease;
 use crate::registry::{Factory, Well};
 use crate::resource::{Resource, ResourceState};
-use crate::state::State;
+use crate::state::{State, impossible};
 use crate::time::Time;
 use crate::worker::{Worker, WorkerState};
 use std::collections::BTreeSet;
-
-/// A committed event that the state cannot take is a bug in `step` or a
-/// corrupt log. Going on would act on a state nobody decided.
-pub(crate) fn impossible(event: &Event, why: &str) -> ! {
-    panic!("apply: impossible event ({why}): {event:?}")
-}
 
 /// Folds one committed event into the state.
 pub fn apply(state: &mut State, event: &Event) {

@@ -1,15 +1,17 @@
 //! Effects: what the driver does once a step's events are committed, and
 //! `pending_effects`, what a state owes regardless of how it was reached.
 //! Effects follow from state, not history, so a restarted server simply
-//! performs the pending ones again. Every effect is idempotent.
+//! performs the pending ones again. Every effect is idempotent. Also here:
+//! what each well and factory must destroy now (the same rule, per owner),
+//! and which job an event concerns (whom `NotifyJob` tells).
 
 use crate::event::Event;
-use crate::ids::{FactoryId, JobId, ResourceId, TargetId, TypeId, WellId, WorkerId};
+use crate::ids::{FactoryId, JobId, LeaseId, ResourceId, TargetId, TypeId, WellId, WorkerId};
 use crate::job::{Phase, WorkerWant};
-use crate::lease;
-use crate::resource::ResourceState;
+use crate::queue;
+use crate::resource;
 use crate::state::State;
-use crate::worker::WorkerState;
+use crate::worker;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -52,7 +54,7 @@ pub(crate) fn effects_of(before: &State, after: &State, events: &[Event]) -> Vec
     // once rather than at the end of a poll. A spurious wake costs one
     // empty lease request.
     if events.iter().any(|e| wakes(e).0) {
-        for c in lease::waiting(after) {
+        for c in queue::waiting(after) {
             push(Effect::WakeWells { rtype: c.rtype });
         }
     }
@@ -61,28 +63,18 @@ pub(crate) fn effects_of(before: &State, after: &State, events: &[Event]) -> Vec
             push(Effect::WakeFactories { target });
         }
     }
-    for (&resource, r) in &after.resources {
-        let was_releasing = before
-            .resources
-            .get(&resource)
-            .is_some_and(|b| matches!(b.state, ResourceState::Releasing { .. }));
-        if matches!(r.state, ResourceState::Releasing { .. }) && !was_releasing {
-            push(Effect::DestroyResource {
-                well: r.well,
-                resource,
-            });
+    for (resource, well) in resources_to_destroy(after) {
+        let owed_before = (before.resources.get(&resource))
+            .is_some_and(|b| b.state.want() == resource::Want::Release);
+        if !owed_before {
+            push(Effect::DestroyResource { well, resource });
         }
     }
-    for (&worker, w) in &after.workers {
-        let was_releasing = before
-            .workers
-            .get(&worker)
-            .is_some_and(|b| b.state == WorkerState::Releasing);
-        if w.state == WorkerState::Releasing && !was_releasing {
-            push(Effect::DestroyWorker {
-                factory: w.factory,
-                worker,
-            });
+    for (worker, factory) in workers_to_destroy(after) {
+        let owed_before =
+            (before.workers.get(&worker)).is_some_and(|b| b.state.want() == worker::Want::Destroy);
+        if !owed_before {
+            push(Effect::DestroyWorker { factory, worker });
         }
     }
     out
@@ -138,7 +130,86 @@ fn targets_waiting(state: &State) -> BTreeSet<TargetId> {
 /// The job an event concerns. Things that leave the books in the step are
 /// found in the state before it.
 fn job_of(before: &State, after: &State, event: &Event) -> Option<JobId> {
-    crate::explain::subject(after, event).or_else(|| crate::explain::subject(before, event))
+    subject(after, event).or_else(|| subject(before, event))
+}
+
+/// lease or worker where the event does not name the job. Pass the state
+/// just before the event (or after it, for things the event creates).
+#[must_use]
+pub fn subject(state: &State, event: &Event) -> Option<JobId> {
+    let resource = |r: &ResourceId| state.resources.get(r).map(|r| r.job);
+    let lease = |l: &LeaseId| state.leases.get(l).map(|l| l.job);
+    let worker = |w: &WorkerId| state.workers.get(w).map(|w| w.job);
+    match event {
+        Event::ResourceReady { resource: r }
+        | Event::ResourceReleased { resource: r }
+        | Event::DestroyFailed { resource: r }
+        | Event::ResourceHeld { resource: r }
+        | Event::HeldReleased { resource: r }
+        | Event::ResourceDestroyed { resource: r } => resource(r),
+        Event::LeaseRenewed { lease: l, .. }
+        | Event::LeaseFulfilled { lease: l }
+        | Event::LeaseEnded { lease: l, .. } => lease(l),
+        Event::WorkerLeaseExpired { worker: w }
+        | Event::WorkerCreated { worker: w }
+        | Event::WorkerOnline { worker: w }
+        | Event::WorkerReleased { worker: w }
+        | Event::WorkerDestroyed { worker: w } => worker(w),
+        Event::TypeDefined { .. }
+        | Event::TargetDefined { .. }
+        | Event::WellRegistered { .. }
+        | Event::FactoryRegistered { .. }
+        | Event::LeasesHeld { .. }
+        | Event::JobSubmitted { .. }
+        | Event::DependencySettled { .. }
+        | Event::AcquisitionBegan { .. }
+        | Event::GroupQueued { .. }
+        | Event::LeaseGranted { .. }
+        | Event::GroupReady { .. }
+        | Event::WorkerQueued { .. }
+        | Event::WorkerLeased { .. }
+        | Event::JobStarted { .. }
+        | Event::JobEnded { .. }
+        | Event::JobRetired { .. } => event.job(),
+    }
+}
+
+/// The resources the server wants destroyed, with their wells. The one
+/// rule behind `DestroyResource` effects and a well's destroy list.
+fn resources_to_destroy(state: &State) -> impl Iterator<Item = (ResourceId, WellId)> + '_ {
+    (state.resources.iter())
+        .filter(|(_, r)| r.state.want() == resource::Want::Release)
+        .map(|(&id, r)| (id, r.well))
+}
+
+/// The workers the server wants destroyed, with their factories. The one
+/// rule behind `DestroyWorker` effects and a factory's destroy list.
+fn workers_to_destroy(state: &State) -> impl Iterator<Item = (WorkerId, FactoryId)> + '_ {
+    (state.workers.iter())
+        .filter(|(_, w)| w.state.want() == worker::Want::Destroy)
+        .map(|(&id, w)| (id, w.factory))
+}
+
+impl State {
+    /// What `well` must destroy now: the resources this state owes a
+    /// `DestroyResource` effect to `well` for, in id order.
+    #[must_use]
+    pub fn to_destroy_by_well(&self, well: WellId) -> Vec<ResourceId> {
+        (resources_to_destroy(self))
+            .filter(|&(_, w)| w == well)
+            .map(|(r, _)| r)
+            .collect()
+    }
+
+    /// What `factory` must destroy now: the workers this state owes a
+    /// `DestroyWorker` effect to `factory` for, in id order.
+    #[must_use]
+    pub fn to_destroy_by_factory(&self, factory: FactoryId) -> Vec<WorkerId> {
+        (workers_to_destroy(self))
+            .filter(|&(_, f)| f == factory)
+            .map(|(w, _)| w)
+            .collect()
+    }
 }
 
 /// Everything this state owes the outside world. The driver performs these
@@ -146,27 +217,17 @@ fn job_of(before: &State, after: &State, event: &Event) -> Option<JobId> {
 #[must_use]
 pub fn pending_effects(state: &State) -> Vec<Effect> {
     let mut out: BTreeSet<Effect> = BTreeSet::new();
-    for c in lease::waiting(state) {
+    for c in queue::waiting(state) {
         out.insert(Effect::WakeWells { rtype: c.rtype });
     }
     for target in targets_waiting(state) {
         out.insert(Effect::WakeFactories { target });
     }
-    for (&resource, r) in &state.resources {
-        if let ResourceState::Releasing { .. } = r.state {
-            out.insert(Effect::DestroyResource {
-                well: r.well,
-                resource,
-            });
-        }
+    for (resource, well) in resources_to_destroy(state) {
+        out.insert(Effect::DestroyResource { well, resource });
     }
-    for (&worker, w) in &state.workers {
-        if w.state == WorkerState::Releasing {
-            out.insert(Effect::DestroyWorker {
-                factory: w.factory,
-                worker,
-            });
-        }
+    for (worker, factory) in workers_to_destroy(state) {
+        out.insert(Effect::DestroyWorker { factory, worker });
     }
     out.into_iter().collect()
 }

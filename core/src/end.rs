@@ -2,11 +2,12 @@
 //! (rule 6), settles the jobs that depend on it (rule 8), and the job
 //! retires once its wells and factory confirm that all of it is gone.
 
+use crate::acquire::begin_acquisition;
 use crate::event::{Event, LeaseEnd};
 use crate::ids::{JobId, ResourceId};
-use crate::job::{Failure, Job, Outcome, Phase, WorkerWant, begin_acquisition};
+use crate::job::{Failure, Job, Outcome, Phase, WorkerWant};
 use crate::resource::ResourceState;
-use crate::step::Tx;
+use crate::tx::Tx;
 use crate::worker::WorkerState;
 
 /// Ends a job and releases everything it holds (rule 6): leases still being

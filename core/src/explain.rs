@@ -1,59 +1,15 @@
-//! Reading the state for people: which job an event is about, and why a
-//! job is where it is (its acquisition order, what it holds, the queue it
-//! waits in and its place there, who holds what it wants, who serves it).
+//! Reading the state for people: why a job is where it is (its acquisition
+//! order, what it holds, the queue it waits in and its place there, who
+//! holds what it wants, who serves it).
 //! Pure reads of the state: the API serves them, nothing decides from them.
 
-use crate::event::Event;
-use crate::ids::{FactoryId, JobId, LeaseId, ResourceId, TargetId, TypeId, WellId, WorkerId};
+use crate::ids::{FactoryId, JobId, ResourceId, TargetId, TypeId, WellId, WorkerId};
 use crate::job::{GroupState, Job, Phase, WorkerWant};
-use crate::lease;
+use crate::queue::{self, factory_room};
 use crate::state::State;
 use crate::time::Time;
-use crate::worker::factory_room;
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// The job an event is about, looked up in `state` through its resource,
-/// lease or worker where the event does not name the job. Pass the state
-/// just before the event (or after it, for things the event creates).
-#[must_use]
-pub fn subject(state: &State, event: &Event) -> Option<JobId> {
-    let resource = |r: &ResourceId| state.resources.get(r).map(|r| r.job);
-    let lease = |l: &LeaseId| state.leases.get(l).map(|l| l.job);
-    let worker = |w: &WorkerId| state.workers.get(w).map(|w| w.job);
-    match event {
-        Event::ResourceReady { resource: r }
-        | Event::ResourceReleased { resource: r }
-        | Event::DestroyFailed { resource: r }
-        | Event::ResourceHeld { resource: r }
-        | Event::HeldReleased { resource: r }
-        | Event::ResourceDestroyed { resource: r } => resource(r),
-        Event::LeaseRenewed { lease: l, .. }
-        | Event::LeaseFulfilled { lease: l }
-        | Event::LeaseEnded { lease: l, .. } => lease(l),
-        Event::WorkerLeaseExpired { worker: w }
-        | Event::WorkerCreated { worker: w }
-        | Event::WorkerOnline { worker: w }
-        | Event::WorkerReleased { worker: w }
-        | Event::WorkerDestroyed { worker: w } => worker(w),
-        Event::TypeDefined { .. }
-        | Event::TargetDefined { .. }
-        | Event::WellRegistered { .. }
-        | Event::FactoryRegistered { .. }
-        | Event::LeasesHeld { .. }
-        | Event::JobSubmitted { .. }
-        | Event::DependencySettled { .. }
-        | Event::AcquisitionBegan { .. }
-        | Event::GroupQueued { .. }
-        | Event::LeaseGranted { .. }
-        | Event::GroupReady { .. }
-        | Event::WorkerQueued { .. }
-        | Event::WorkerLeased { .. }
-        | Event::JobStarted { .. }
-        | Event::JobEnded { .. }
-        | Event::JobRetired { .. } => event.job(),
-    }
-}
 
 /// Why a job is where it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -125,7 +81,7 @@ pub struct WorkerExplained {
 #[must_use]
 pub fn explain(state: &State, job: JobId) -> Option<Explanation> {
     let j = state.jobs.get(&job)?;
-    let queue = lease::waiting(state);
+    let queue = queue::waiting(state);
     let groups: Vec<GroupExplained> = (j.groups.iter().enumerate())
         .map(|(index, g)| {
             let group = crate::job::group_index(index);
@@ -154,7 +110,7 @@ pub fn explain(state: &State, job: JobId) -> Option<Explanation> {
                     Some(Serving {
                         well,
                         capacity: pool.capacity,
-                        room: lease::pool_room(state, well, &g.rtype),
+                        room: queue::pool_room(state, well, &g.rtype),
                     })
                 })
                 .collect();

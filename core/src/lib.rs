@@ -7,26 +7,37 @@
 //! and no hash-ordered collections: the server drives these functions and
 //! the model checker explores them, and both see the same decisions.
 
+mod acquire;
+mod admin;
+pub mod agent;
+pub mod answer;
 pub mod apply;
 pub mod config;
 pub mod effect;
 pub mod end;
 pub mod event;
 pub mod explain;
+pub mod factory;
 pub mod ids;
 pub mod input;
 pub mod invariants;
 pub mod job;
 pub mod lease;
+pub mod queue;
 pub mod registry;
 pub mod rejection;
 pub mod resource;
 pub mod state;
 pub mod step;
+mod submit;
 pub mod tick;
 pub mod time;
+mod tx;
+mod well;
 pub mod worker;
 
+pub use agent::Stop;
+pub use answer::Answer;
 pub use apply::apply;
 pub use config::{AcquisitionPolicy, GrantMode, Limits, PoolSharing, Rules};
 pub use effect::{Effect, pending_effects};

@@ -43,6 +43,10 @@ pub enum Rejection {
     },
     #[error("{job} has already ended ({outcome:?})")]
     JobEnded { job: JobId, outcome: Outcome },
+    #[error(
+        "{job} has ended and left the scheduler since the submission looked; look up its outcome and submit again"
+    )]
+    DependencyRetired { job: JobId },
     #[error("{job} is not running")]
     JobNotRunning { job: JobId },
     #[error("{job} does not hold everything it asked for yet")]
@@ -83,6 +87,7 @@ impl Rejection {
             Rejection::Duplicate { .. } => "duplicate",
             Rejection::WrongState { .. } => "wrong_state",
             Rejection::JobEnded { .. } => "job_ended",
+            Rejection::DependencyRetired { .. } => "dependency_retired",
             Rejection::JobNotRunning { .. } => "job_not_running",
             Rejection::JobNotReady { .. } => "job_not_ready",
             Rejection::PrivilegeMissing { .. } => "privilege_missing",

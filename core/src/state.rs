@@ -1,6 +1,6 @@
-//! The scheduler's state: ids, states and counts, and nothing else.
+//! The scheduler's state: ids, states and counts, and nothing else; and
+//! the lookups `apply` makes in it, which panic on an impossible event.
 
-use crate::apply::impossible;
 use crate::config::{Limits, Rules};
 use crate::event::Event;
 use crate::ids::{FactoryId, JobId, LeaseId, ResourceId, TargetId, TypeId, WellId, WorkerId};
@@ -34,6 +34,12 @@ pub struct State {
     pub next_worker: WorkerId,
 }
 
+/// A committed event that the state cannot take is a bug in `step` or a
+/// corrupt log. Going on would act on a state nobody decided.
+pub(crate) fn impossible(event: &Event, why: &str) -> ! {
+    panic!("apply: impossible event ({why}): {event:?}")
+}
+
 impl State {
     #[must_use]
     pub fn new(rules: Rules, limits: Limits) -> State {
@@ -55,6 +61,9 @@ impl State {
             next_worker: WorkerId(1),
         }
     }
+
+    // The lookups `apply` makes: each names the event it folds, and a miss
+    // is `impossible`.
 
     pub(crate) fn job_mut(&mut self, job: JobId, event: &Event) -> &mut Job {
         match self.jobs.get_mut(&job) {

@@ -2,10 +2,10 @@
 //! expiry), and the next instant at which something will.
 
 use crate::state::State;
-use crate::step::Tx;
 use crate::time::Time;
+use crate::tx::Tx;
 use crate::worker::WorkerState;
-use crate::{end, job, lease, worker};
+use crate::{end, factory, job, well};
 
 /// Whatever is due at `now`. Job timeouts go first: a job that times out
 /// releases its leases as part of ending, rather than having them expire
@@ -25,8 +25,8 @@ pub(crate) fn handle_tick(tx: &mut Tx) {
             end::end_job(tx, job, job::Outcome::TimedOut);
         }
     }
-    lease::expire_due(tx);
-    worker::expire_due(tx);
+    well::expire_due(tx);
+    factory::expire_due(tx);
 }
 
 /// The next time at which a `Tick` would change something, if any.

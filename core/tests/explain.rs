@@ -3,7 +3,8 @@
 
 mod common;
 
-use aquifer_core::explain::{explain, subject};
+use aquifer_core::effect::subject;
+use aquifer_core::explain::explain;
 use aquifer_core::*;
 use common::*;
 

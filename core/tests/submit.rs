@@ -194,7 +194,12 @@ fn a_dependency_already_ended_or_retired_is_settled_at_submission() {
     );
     let mut sp = spec(&[]);
     sp.depends_on = BTreeSet::from([J1]);
-    assert_eq!(rejects(&s, Input::SubmitJob(sp.clone()), 0), "unknown_job");
+    // Without its outcome the core cannot settle it: the caller must look
+    // it up and submit again.
+    assert_eq!(
+        rejects(&s, Input::SubmitJob(sp.clone()), 0),
+        "dependency_retired"
+    );
     sp.retired_outcomes = BTreeMap::from([(J1, Outcome::Succeeded)]);
     ok(&mut s, Input::SubmitJob(sp.clone()), 0);
     assert_eq!(phase(&s, J2), Some(Phase::Acquiring));

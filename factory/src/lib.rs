@@ -5,12 +5,9 @@
 //! runs a job's tasks on a worker.
 
 pub mod agent;
-pub mod backoff;
 pub mod config;
-pub mod http;
 pub mod local;
 pub mod procgroup;
-pub mod protocol;
 pub mod reconcile;
 pub mod runner;
 pub mod sdk;
@@ -19,4 +16,4 @@ pub use agent::run_agent;
 pub use config::{LocalConfig, run_local, run_local_from_config};
 pub use local::LocalFactory;
 pub use runner::{RunnerConfig, run};
-pub use sdk::{AgentExit, AgentState, CreatedWorker, Factory, Owned};
+pub use sdk::{AgentExit, AgentState, CreatedWorker, Factory, Lease, Owned};

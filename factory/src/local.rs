@@ -10,7 +10,7 @@
 
 use crate::agent::layout::Layout;
 use crate::procgroup;
-use crate::protocol::Lease;
+use crate::sdk::Lease;
 use crate::sdk::{AgentExit, AgentState, CreatedWorker, Factory, Owned};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;

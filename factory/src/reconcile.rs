@@ -6,8 +6,9 @@
 //! Workers with an operation in flight (being created, reported, destroyed)
 //! are left alone: the operation's own result decides their next step.
 
-use crate::protocol::{Lease, Listed, ListedState, Want};
+use crate::sdk::Lease;
 use crate::sdk::{AgentState, Owned};
+use aquifer_protocol::factory::{Listed, Want, WorkerState as ListedState};
 use std::collections::{BTreeMap, BTreeSet};
 use tokio::time::Instant;
 
@@ -137,17 +138,17 @@ pub fn plan(
     let mut actions = Vec::new();
     let mut seen = BTreeSet::new();
     for l in listed {
-        seen.insert(l.id);
-        let entry = book.entries.get(&l.id);
+        seen.insert(l.id.0);
+        let entry = book.entries.get(&l.id.0);
         if entry.is_some_and(Entry::busy) {
             continue;
         }
-        let target = l.target.clone();
-        match (l.want, l.state, owned.get(&l.id)) {
+        let target = l.target.0.clone();
+        match (l.want, l.state, owned.get(&l.id.0)) {
             (Want::Destroy, ..) => {
                 if entry.is_none_or(|e| e.may_destroy(now)) {
                     actions.push(Action::Destroy {
-                        worker: l.id,
+                        worker: l.id.0,
                         target: Some(target),
                         confirm: true,
                     });
@@ -166,8 +167,8 @@ pub fn plan(
                         *room -= 1;
                     }
                     actions.push(Action::Create(Lease {
-                        worker: l.id,
-                        job: l.job,
+                        worker: l.id.0,
+                        job: l.job.0,
                         target,
                         expires_at_ms: 0,
                     }));
@@ -175,14 +176,14 @@ pub fn plan(
             }
             (Want::Keep, ListedState::Created, Some(AgentState::NotStarted)) => {
                 actions.push(Action::Restart {
-                    worker: l.id,
+                    worker: l.id.0,
                     target,
                 });
             }
             (Want::Keep, ListedState::Created | ListedState::Online, Some(AgentState::Running)) => {
                 if entry.is_none() {
                     actions.push(Action::Adopt {
-                        worker: l.id,
+                        worker: l.id.0,
                         target,
                     });
                 }
@@ -193,7 +194,7 @@ pub fn plan(
                 Some(AgentState::Exited | AgentState::NotStarted) | None,
             ) => {
                 actions.push(Action::ReportLost {
-                    worker: l.id,
+                    worker: l.id.0,
                     target,
                 });
             }
@@ -225,9 +226,9 @@ mod tests {
 
     fn listed(id: u32, state: ListedState, want: Want) -> Listed {
         Listed {
-            id,
-            job: id + 100,
-            target: "t".into(),
+            id: aquifer_protocol::WorkerId(id),
+            job: aquifer_protocol::JobId(id + 100),
+            target: aquifer_protocol::TargetId::new("t"),
             state,
             want,
         }

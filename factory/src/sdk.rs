@@ -2,9 +2,32 @@
 //! its agent with the one-time key, destroying it, and listing what it has
 //! made. The [`runner`](crate::runner) does the talking to the server.
 
-use crate::protocol::Lease;
+use aquifer_protocol::factory::Grant;
 use std::future::Future;
 use std::pin::Pin;
+
+/// A worker to make for a job: the server's grant, with the ids as the
+/// numbers a factory names its workers by.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    pub worker: u32,
+    pub job: u32,
+    pub target: String,
+    /// When the server gives up on the worker if it is not created; 0 when
+    /// unknown (a lease taken over from the listing after a restart).
+    pub expires_at_ms: u64,
+}
+
+impl From<Grant> for Lease {
+    fn from(g: Grant) -> Lease {
+        Lease {
+            worker: g.worker.0,
+            job: g.job.0,
+            target: g.target.0,
+            expires_at_ms: g.expires_at_ms,
+        }
+    }
+}
 
 /// A worker the factory has made; its agent is not running yet.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 
 mod server;
 
-use aquifer_factory::protocol::Lease;
+use aquifer_factory::Lease;
 use aquifer_factory::{AgentExit, CreatedWorker, Factory, Owned, RunnerConfig, run};
 use serde_json::json;
 use server::{PATIENCE, server};

@@ -10,6 +10,7 @@ use aquifer_core::worker::WorkerState;
 use aquifer_core::{
     FactoryId, Input, LeaseId, ResourceId, State, TargetId, TypeId, WellId, next_deadline,
 };
+use stateright::Model;
 use std::collections::BTreeMap;
 
 impl AquiferModel {
@@ -252,4 +253,30 @@ fn stale_inputs(core: &State) -> Vec<Input> {
         out.push(Input::CancelJob { job });
     }
     out
+}
+
+impl AquiferModel {
+    /// Everything submitted has ended and left the books, and every
+    /// resource is destroyed or held for an operator.
+    #[must_use]
+    pub fn done(&self, s: &ModelState) -> bool {
+        usize::from(s.submitted) == self.scope.jobs.len()
+            && s.core.workers.is_empty()
+            && s.core
+                .resources
+                .values()
+                .all(|r| r.state == ResourceState::Held)
+            && s.core.jobs.values().all(|j| j.is_ended())
+    }
+
+    /// Whether some party other than a fault can move the system on.
+    #[must_use]
+    pub fn can_progress(&self, s: &ModelState) -> bool {
+        let mut actions = Vec::new();
+        self.progress_actions(s, &mut actions);
+        actions.into_iter().any(|a| {
+            self.next_state(s, a)
+                .is_some_and(|n| n.core != s.core || n.submitted != s.submitted)
+        })
+    }
 }

@@ -3,12 +3,16 @@
 //! here decides who gets what; the model only chooses which input comes
 //! next and checks what the core made of it.
 
-use crate::properties::{NO_PANIC, REPLAY, STALE};
+use crate::properties::{
+    CONFIRMED, EFFECTS, INVARIANTS, NO_DEADLOCK, NO_PANIC, POOLS, RANK_ORDER, REPLAY,
+    RESTART_MID_ACQUISITION, RUNS_WITH_ALL, SERVED_AFTER_EXPIRY, STALE, SUCCEEDS, check_transition,
+    rank_order, runs_with_all,
+};
 use crate::scope::Scope;
 use aquifer_core::job::{GroupState, Phase};
 use aquifer_core::{
     Event, FactoryId, Input, JobId, LeaseId, Limits, ResourceId, Rules, State, Time, WellId,
-    WorkerId, apply, next_deadline, pending_effects, step,
+    WorkerId, apply, invariants, next_deadline, pending_effects, step,
 };
 use stateright::{Model, Property};
 use std::collections::{BTreeMap, BTreeSet};
@@ -330,11 +334,45 @@ impl Model for AquiferModel {
         }
         debug_assert_eq!(at, after);
         next.core = after;
-        next.broken = Self::check_transition(&last.core, &next.core, &t.events, &t.effects);
+        next.broken = check_transition(&last.core, &next.core, &t.events, &t.effects);
         next.log = last.log.push(t.events);
         Some(next)
     }
     fn properties(&self) -> Vec<Property<Self>> {
-        crate::properties::all(self)
+        all(self)
     }
+}
+
+/// Every property of the model, named.
+fn all(model: &AquiferModel) -> Vec<Property<AquiferModel>> {
+    let mut props = vec![
+        Property::always(NO_PANIC, |_, s: &ModelState| s.broken != Some(NO_PANIC)),
+        Property::always(INVARIANTS, |_, s: &ModelState| {
+            invariants::check(&s.core).is_ok()
+        }),
+        Property::always(NO_DEADLOCK, |m: &AquiferModel, s: &ModelState| {
+            m.done(s) || m.can_progress(s)
+        }),
+        Property::always(RUNS_WITH_ALL, |_, s: &ModelState| runs_with_all(&s.core)),
+        Property::always(RANK_ORDER, |_, s: &ModelState| rank_order(&s.core)),
+        Property::always(POOLS, |m: &AquiferModel, s: &ModelState| {
+            m.scope.pools_within_capacity(&s.core)
+        }),
+        Property::always(CONFIRMED, |_, s: &ModelState| s.broken != Some(CONFIRMED)),
+        Property::always(EFFECTS, |_, s: &ModelState| s.broken != Some(EFFECTS)),
+        Property::sometimes(SUCCEEDS, |_, s: &ModelState| s.seen & SEEN_SUCCESS != 0),
+    ];
+    if model.faults == Faults::All {
+        props.extend([
+            Property::always(STALE, |_, s: &ModelState| s.broken != Some(STALE)),
+            Property::always(REPLAY, |_, s: &ModelState| s.broken != Some(REPLAY)),
+            Property::sometimes(SERVED_AFTER_EXPIRY, |_, s: &ModelState| {
+                s.seen & SEEN_SERVED_AFTER_EXPIRY != 0
+            }),
+            Property::sometimes(RESTART_MID_ACQUISITION, |_, s: &ModelState| {
+                s.seen & SEEN_RESTART_MID_ACQUISITION != 0
+            }),
+        ]);
+    }
+    props
 }

@@ -6,7 +6,6 @@
 //! or any state it passed through that a property forbids, is reported
 //! with the step where it happened.
 
-use crate::model::AquiferModel;
 use crate::properties::{self, CONFIRMED, EFFECTS, INVARIANTS, POOLS, RANK_ORDER, RUNS_WITH_ALL};
 use aquifer_core::{Event, Input, Limits, Rules, State, Time, apply, invariants, step};
 
@@ -72,7 +71,7 @@ pub fn replay(
                 return Err(depart(format!("{name} does not hold")));
             }
         }
-        if let Some(name) = AquiferModel::check_transition(&before, &state, logged, &t.effects) {
+        if let Some(name) = properties::check_transition(&before, &state, logged, &t.effects) {
             debug_assert!(name == CONFIRMED || name == EFFECTS);
             return Err(depart(format!("{name} does not hold")));
         }

@@ -7,8 +7,8 @@
 //! the small scope.
 
 use aquifer_core::{
-    FactoryId, Input, JobId, JobSpec, Outcome, Pool, PoolSharing, Request, TargetId, TargetSpec,
-    TypeId, TypeSpec, WellId,
+    FactoryId, Input, JobId, JobSpec, Outcome, Pool, PoolSharing, Request, State, TargetId,
+    TargetSpec, TypeId, TypeSpec, WellId,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -211,4 +211,22 @@ pub fn factory_id(index: usize) -> FactoryId {
 #[must_use]
 pub fn job_id(index: usize) -> JobId {
     JobId(u32::try_from(index + 1).expect("small scope"))
+}
+
+impl Scope {
+    /// No pool of the scope's wells holds more than its capacity, counted
+    /// from the scope rather than the core's own registry.
+    #[must_use]
+    pub fn pools_within_capacity(&self, core: &State) -> bool {
+        self.wells.iter().enumerate().all(|(i, pools)| {
+            pools.iter().all(|(types, capacity)| {
+                let used = core
+                    .resources
+                    .values()
+                    .filter(|r| r.well == well_id(i) && types.contains(&r.rtype.as_str()))
+                    .count();
+                used <= usize::from(*capacity)
+            })
+        })
+    }
 }

@@ -107,7 +107,7 @@ pub fn project(
     out: &mut Vec<Write>,
 ) {
     if !matches!(event, Event::LeaseRenewed { .. })
-        && let Some(job) = aquifer_core::explain::subject(before, event)
+        && let Some(job) = aquifer_core::effect::subject(before, event)
     {
         out.push(Write::JobEvent {
             job,

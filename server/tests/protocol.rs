@@ -352,3 +352,78 @@ async fn a_failed_create_gives_the_owner_its_reason() {
         .await;
     assert_eq!(status, 403);
 }
+
+/// A check-in the driver could not record (503, nothing changed) is safe to
+/// send again with the same key: the key is spent only once the check-in
+/// is recorded. Before, the key was revoked first, the retry got 401 and
+/// the job failed as `worker_lost`.
+#[tokio::test]
+async fn a_check_in_answered_503_can_be_sent_again_with_the_same_key() {
+    let s = server().await;
+    let factory = registered(
+        &s,
+        "/0/admin/factories",
+        json!({"name": "f", "targets": {"t": 1}}),
+    )
+    .await;
+    let mut job = job();
+    job["resources"] = json!([]);
+    let (status, submitted) = s.submit(BOOT, job).await;
+    assert_eq!(status, 201, "{submitted}");
+    let (status, lease) = factory
+        .post("/0/factory/lease", json!({"free": {"t": 1}}))
+        .await;
+    assert_eq!(status, 200, "{lease}");
+    let worker = id(&lease["lease"]["worker"]);
+    let (status, key) = factory
+        .post(&format!("/0/factory/workers/{worker}/created"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{key}");
+    let key = key["bootstrap"].clone();
+
+    // Another writer appends to the log: the driver's next commit fails,
+    // it answers 503 and stops until a restart recovers.
+    let seq = s.store.events_after(0).await.expect("read").len() as u64;
+    s.store
+        .append(
+            seq,
+            aquifer_core::Time::ZERO,
+            &[aquifer_core::Event::LeasesHeld { held: true }],
+            &[],
+        )
+        .await
+        .expect("sneak in");
+    let check_in = json!({"key": key});
+    let (status, body) = s
+        .call(
+            Method::POST,
+            "/0/agent/bootstrap",
+            None,
+            Some(check_in.clone()),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (503, "unavailable"), "{body}");
+
+    let (_, s) = s.restart().await;
+    let (status, boot) = s
+        .call(
+            Method::POST,
+            "/0/agent/bootstrap",
+            None,
+            Some(check_in.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "the same key works after the 503: {boot}");
+    let agent = Client {
+        s: &s,
+        token: boot["token"].as_str().expect("a token").to_string(),
+    };
+    let (status, started) = agent.post("/0/agent/start", json!({})).await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["job"], submitted["id"]);
+    // Spent now: a third use is refused.
+    let (status, body) = s
+        .call(Method::POST, "/0/agent/bootstrap", None, Some(check_in))
+        .await;
+    assert_eq!((status, code(&body)), (401, "unauthorized"), "{body}");
+}

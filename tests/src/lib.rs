@@ -104,7 +104,9 @@ impl Stack {
         c
     }
 
-    async fn start_server(&mut self) -> Result<()> {
+    /// Starts the server (again, after `kill_server`) on the same port and
+    /// database; returns once it answers.
+    pub async fn start_server(&mut self) -> Result<()> {
         let log = std::fs::File::create(self.dir.path().join("server.log"))?;
         let listen = format!("127.0.0.1:{}", self.port);
         // The limits as a `[limits]` table: every field is a number.
@@ -147,6 +149,14 @@ impl Stack {
         tokio::time::timeout(Duration::from_secs(30), up)
             .await
             .context("the server did not come up")?;
+        Ok(())
+    }
+
+    /// Kills the server (as a crash would) and leaves it down.
+    pub async fn kill_server(&mut self) -> Result<()> {
+        if let Some(mut s) = self.server.take() {
+            s.kill().await?;
+        }
         Ok(())
     }
 

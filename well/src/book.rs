@@ -6,9 +6,9 @@
 //! with the time, and what to do comes out as `Action`s. The runner owns one
 //! `Book` on one task and performs the actions; the tests drive it directly.
 
-use crate::backoff::Backoff;
-use crate::client::Grant;
 use crate::well::{CreateError, CreateRequest, Created};
+use aquifer_protocol::Backoff;
+use aquifer_protocol::well::Grant;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
@@ -262,38 +262,38 @@ impl Book {
     pub fn granted(&mut self, grant: &Grant) -> Vec<Action> {
         let mut actions = Vec::new();
         let mut mine = BTreeSet::new();
-        for &resource in &grant.resources {
+        for resource in grant.resources.iter().map(|r| r.0) {
             if self.entries.contains_key(&resource) {
                 // Resource ids are never handed out twice; a book that
                 // already has this one is confused, and creating a second
                 // thing with the same tag would be worse.
                 tracing::error!(
                     resource,
-                    lease = grant.id,
+                    lease = grant.id.0,
                     "a lease names a resource already in the books"
                 );
                 continue;
             }
             let phase = Phase::Creating {
-                lease: grant.id,
+                lease: grant.id.0,
                 release: false,
             };
-            self.put(resource, grant.rtype.clone(), phase);
+            self.put(resource, grant.rtype.0.clone(), phase);
             mine.insert(resource);
             actions.push(Action::Create {
-                lease: grant.id,
+                lease: grant.id.0,
                 req: CreateRequest {
                     resource,
-                    rtype: grant.rtype.clone(),
-                    job: grant.job,
+                    rtype: grant.rtype.0.clone(),
+                    job: grant.job.0,
                     deadline_ms: grant.deadline_ms,
                 },
             });
         }
         if !mine.is_empty() {
-            self.leases.insert(grant.id, mine);
+            self.leases.insert(grant.id.0, mine);
             actions.push(Action::Renew {
-                lease: grant.id,
+                lease: grant.id.0,
                 expires_at_ms: grant.expires_at_ms,
             });
         }

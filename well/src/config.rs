@@ -2,12 +2,12 @@
 //! token, its capacity per type, the runner's timings, and which well to
 //! run with its settings. `docs/wells.md` describes every key.
 
-use crate::backoff::Backoff;
 use crate::chaos::ChaosConfig;
 use crate::oxide::OxideConfig;
 use crate::postgres::PostgresConfig;
 use crate::runner::RunnerConfig;
 use crate::slot::SlotConfig;
+use aquifer_protocol::Backoff;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -241,6 +241,7 @@ impl Config {
             destroy_timeout: Duration::from_millis(self.destroy_timeout_ms),
             shutdown_grace: Duration::from_millis(self.shutdown_grace_ms),
             backoff: Backoff::default(),
+            destroy_backoff: crate::runner::DESTROY_BACKOFF,
         })
     }
 }

@@ -5,10 +5,8 @@
 //! A well author implements [`Well`] and calls [`runner::run`]; the
 //! `aquifer well run --config FILE` command calls [`run_from_config`].
 
-pub mod backoff;
 pub mod book;
 pub mod chaos;
-pub mod client;
 pub mod config;
 pub mod oxide;
 pub mod postgres;
@@ -17,6 +15,7 @@ pub mod slot;
 pub mod statefile;
 pub mod well;
 
+pub use aquifer_protocol::Backoff;
 pub use runner::{RunError, RunnerConfig, run};
 pub use well::{CreateError, CreateRequest, Created, Owned, Well};
 

@@ -13,15 +13,16 @@
 //! again, so it never asks with a count of free slots that a lease it has
 //! just been granted has already used.
 
-use crate::backoff::Backoff;
 use crate::book::{Action, Book, Destroyed, Reported};
-use crate::client::{Asking, CallError, Client, LeaseAnswer, Listed};
 use crate::well::{CreateError, Created, Owned, Well};
+use aquifer_protocol::well::{Listed, WellLeaseAnswer};
+use aquifer_protocol::{Backoff, CallError, Client};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tasks::Asking;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
@@ -48,8 +49,19 @@ pub struct RunnerConfig {
     /// How long a shutdown waits for creates, reports and destructions
     /// under way before abandoning them to the next start's reconcile.
     pub shutdown_grace: Duration,
+    /// Between tries of a call to the server (and lease polls after a
+    /// failure): short, so a restarted server is seen within a second.
     pub backoff: Backoff,
+    /// Between tries of a destruction that failed.
+    pub destroy_backoff: Backoff,
 }
+
+/// The default spacing of a failing destruction's tries: each try costs
+/// the well's backend something, so they thin out to one in ten seconds.
+pub const DESTROY_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(10),
+};
 
 impl RunnerConfig {
     /// A configuration with the defaults for everything but the server,
@@ -66,6 +78,7 @@ impl RunnerConfig {
             destroy_timeout: Duration::from_secs(600),
             shutdown_grace: Duration::from_secs(30),
             backoff: Backoff::default(),
+            destroy_backoff: DESTROY_BACKOFF,
         }
     }
 }
@@ -85,7 +98,7 @@ pub enum RunError {
 
 enum Msg {
     Answer {
-        answer: LeaseAnswer,
+        answer: WellLeaseAnswer,
         ack: oneshot::Sender<bool>,
     },
     Created {
@@ -116,10 +129,11 @@ pub async fn run<W: Well>(
     config: RunnerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
-    let client =
-        Client::new(&config.url, &config.token, config.backoff).map_err(RunError::Client)?;
+    let client = Client::new(&config.url, Some(config.token.clone()))
+        .map_err(RunError::Client)?
+        .with_backoff(config.backoff);
     let (tx, rx) = mpsc::channel(INBOX);
-    let book = Book::new(config.capacity.clone(), config.backoff);
+    let book = Book::new(config.capacity.clone(), config.destroy_backoff);
     let (free_tx, _) = watch::channel(Asking {
         free: book.free(),
         destroying: book.destroying(),
@@ -228,7 +242,8 @@ impl<W: Well> Actor<W> {
                     .as_ref()
                     .map(|g| self.book.granted(g))
                     .unwrap_or_default();
-                actions.extend(self.book.destroy_listed(&answer.destroy, now));
+                let destroy: Vec<u32> = answer.destroy.iter().map(|r| r.0).collect();
+                actions.extend(self.book.destroy_listed(&destroy, now));
                 // Nothing new came of an answer that was not a timeout (a
                 // reconcile pass to learn an unknown id's type is under way
                 // or about to be): the poller should pause rather than ask
@@ -299,8 +314,7 @@ impl<W: Well> Actor<W> {
                     lease,
                     expires_at_ms,
                 } => {
-                    let fut =
-                        tasks::renew(client.clone(), self.config.backoff, lease, expires_at_ms);
+                    let fut = tasks::renew(client.clone(), lease, expires_at_ms);
                     self.renewers.insert(lease, self.tasks.spawn(fut));
                 }
                 Action::StopRenew { lease } => {
@@ -361,7 +375,6 @@ impl<W: Well> Actor<W> {
             self.tx.clone(),
             self.free.subscribe(),
             self.config.wait_ms,
-            self.config.backoff,
         );
         self.poller = Some(self.tasks.spawn(fut));
     }

@@ -14,10 +14,9 @@ pub mod layout;
 pub mod output;
 mod task;
 
-use crate::backoff::{Backoff, retrying};
-use crate::http::{Api, CallError};
-use crate::protocol::{BootstrapRequest, Bootstrapped, Control, Done, Empty, Finish, Started};
 use anyhow::{Context, Result, bail};
+use aquifer_protocol::agent::{Finish, Started};
+use aquifer_protocol::{Backoff, CallError, Client};
 use layout::Layout;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -29,6 +28,9 @@ use tokio::time::Instant;
 
 /// How long one control long-poll waits on the server.
 const CONTROL_WAIT: Duration = Duration::from_secs(30);
+/// How long the agent's reports are retried: long enough to ride out a
+/// server restart, short enough that an agent whose server is gone stops.
+const AGENT_PATIENCE: Duration = Duration::from_secs(600);
 /// After the deadline has passed and the tasks are stopped, how long to
 /// wait for the server to time the job out before reporting it failed.
 const DEADLINE_PATIENCE: Duration = Duration::from_secs(120);
@@ -89,20 +91,12 @@ pub async fn run_agent(url: &str, key: &str, dir: &Path) -> Result<()> {
             .with_context(|| format!("creating {}", d.display()))?;
     }
     provide_bmat(&layout.agent())?;
-    let api = Api::new(url, None)?;
-    let body = BootstrapRequest { key };
-    let boot: Bootstrapped = retrying("bootstrapping", Backoff::AGENT, || {
-        api.post("/0/agent/bootstrap", &body)
-    })
-    .await
-    .context("trading the one-time key for a worker token")?;
-    tracing::info!(worker = boot.worker, "bootstrapped");
+    let api = Client::new(url, None)?.with_patience(Some(AGENT_PATIENCE));
+    let boot =
+        (api.agent_bootstrap(key).await).context("trading the one-time key for a worker token")?;
+    tracing::info!(worker = boot.worker.0, "bootstrapped");
     let api = api.with_token(boot.token);
-    let started: Started = match retrying("starting the job", Backoff::AGENT, || {
-        api.post("/0/agent/start", &Empty {})
-    })
-    .await
-    {
+    let started: Started = match api.agent_start().await {
         Ok(s) => s,
         Err(e) if e.status() == Some(409) => {
             tracing::info!(%e, "the job ended before it started");
@@ -110,12 +104,12 @@ pub async fn run_agent(url: &str, key: &str, dir: &Path) -> Result<()> {
         }
         Err(e) => return Err(e).context("starting the job"),
     };
-    tracing::info!(job = started.job, name = %started.name, tasks = started.tasks.len(), "job started");
+    tracing::info!(job = started.job.0, name = %started.name, tasks = started.tasks.len(), "job started");
     Job::new(api, layout, started).run().await
 }
 
 struct Job {
-    api: Api,
+    api: Client,
     layout: Layout,
     started: Started,
     /// Set once the server says the job has ended.
@@ -126,7 +120,7 @@ struct Job {
 }
 
 impl Job {
-    fn new(api: Api, layout: Layout, started: Started) -> Job {
+    fn new(api: Client, layout: Layout, started: Started) -> Job {
         let (ended_tx, ended) = watch::channel(false);
         tokio::spawn(watch_control(api.clone(), ended_tx));
         let (term_tx, terminated) = watch::channel(false);
@@ -224,7 +218,7 @@ impl Job {
         let mut env = BTreeMap::from([
             ("AQUIFER_URL".to_string(), self.api.base().to_string()),
             ("AQUIFER_JOB_TOKEN".to_string(), self.started.token.clone()),
-            ("AQUIFER_JOB_ID".to_string(), self.started.job.to_string()),
+            ("AQUIFER_JOB_ID".to_string(), self.started.job.0.to_string()),
         ]);
         let path = match (bmat_dir(), std::env::var("PATH")) {
             (Some(bmat), Ok(path)) => format!("{}:{path}", bmat.display()),
@@ -237,18 +231,13 @@ impl Job {
     }
 
     async fn finish(&self, verdict: Result<(), String>) -> Result<()> {
-        let reason = verdict.as_ref().err().map(String::as_str);
         let body = Finish {
             succeeded: verdict.is_ok(),
-            reason,
+            reason: verdict.err(),
         };
-        tracing::info!(succeeded = body.succeeded, ?reason, "finishing");
-        match retrying("finishing the job", Backoff::AGENT, || {
-            self.api.post::<Done, _>("/0/agent/finish", &body)
-        })
-        .await
-        {
-            Ok(Done {}) => Ok(()),
+        tracing::info!(succeeded = body.succeeded, reason = ?body.reason, "finishing");
+        match self.api.agent_finish(&body).await {
+            Ok(()) => Ok(()),
             // Ended meanwhile (cancelled, timed out): the server knows.
             Err(e) if matches!(e.status(), Some(409 | 410)) => {
                 tracing::info!(%e, "the job had ended already");
@@ -268,14 +257,14 @@ fn instant_of(deadline_ms: u64) -> Instant {
 }
 
 /// Long-polls the job's control until the server says it has ended.
-async fn watch_control(api: Api, ended: watch::Sender<bool>) {
-    let path = format!("/0/agent/control?wait_ms={}", CONTROL_WAIT.as_millis());
+async fn watch_control(api: Client, ended: watch::Sender<bool>) {
+    let wait_ms = u64::try_from(CONTROL_WAIT.as_millis()).unwrap_or(u64::MAX);
     let mut failures: u32 = 0;
     loop {
         if ended.is_closed() {
             return;
         }
-        match api.get_waiting::<Control>(&path, CONTROL_WAIT).await {
+        match api.agent_control(wait_ms).await {
             Ok(c) if c.ended => {
                 tracing::info!(outcome = ?c.outcome, "the job has ended");
                 ended.send_replace(true);
@@ -291,7 +280,7 @@ async fn watch_control(api: Api, ended: watch::Sender<bool>) {
                 return;
             }
             Err(e) => {
-                let delay = Backoff::PATIENT.delay(failures, crate::backoff::jitter());
+                let delay = Backoff::RECONNECT.wait_jittered(failures);
                 tracing::warn!(%e, ?delay, "watching the job's control");
                 failures = failures.saturating_add(1);
                 tokio::time::sleep(delay).await;

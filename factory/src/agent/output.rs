@@ -5,9 +5,8 @@
 //! 64 KiB, flushed when full or shortly after the first pending byte.
 
 use super::batch::Batcher;
-use crate::backoff::{Backoff, retrying};
-use crate::http::Api;
-use crate::protocol::{Done, Output, Stream};
+use aquifer_protocol::Client;
+use aquifer_protocol::agent::{Output, Stream};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,11 +24,7 @@ const READ_BYTES: usize = 8 * 1024;
 const FLUSH_AFTER: Duration = Duration::from_millis(200);
 /// Output that cannot be delivered within this is dropped (the server is
 /// away); the job goes on.
-const SEND_PATIENCE: Backoff = Backoff {
-    first: Duration::from_millis(100),
-    max: Duration::from_secs(5),
-    give_up_after: Some(Duration::from_secs(120)),
-};
+const SEND_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Bytes one task wrote to one stream.
 #[derive(Debug)]
@@ -70,9 +65,9 @@ pub async fn read_pipe(
 
 /// Batches and sends output until every sender is gone, then flushes the
 /// rest and returns.
-pub async fn ship(api: Api, mut rx: mpsc::Receiver<Chunk>) {
+pub async fn ship(api: Client, mut rx: mpsc::Receiver<Chunk>) {
     let mut shipper = Shipper {
-        api,
+        api: api.with_patience(Some(SEND_PATIENCE)),
         batchers: BTreeMap::new(),
         job_over: false,
     };
@@ -107,7 +102,7 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 struct Shipper {
-    api: Api,
+    api: Client,
     batchers: BTreeMap<(Arc<str>, Stream), Batcher>,
     /// The server said the job is not running: output has nowhere to go.
     job_over: bool,
@@ -171,13 +166,13 @@ impl Shipper {
         if self.job_over || text.is_empty() {
             return;
         }
-        let body = Output { task, stream, text };
-        let sent = retrying("sending output", SEND_PATIENCE, || {
-            self.api.post::<Done, _>("/0/agent/output", &body)
-        })
-        .await;
-        match sent {
-            Ok(Done {}) => {}
+        let body = Output {
+            task: task.to_string(),
+            stream,
+            text: text.to_string(),
+        };
+        match self.api.agent_output(&body).await {
+            Ok(()) => {}
             Err(e) if e.status() == Some(409) => {
                 tracing::info!(%e, "the job is not running; dropping its output from now on");
                 self.job_over = true;

@@ -7,7 +7,8 @@
 use super::layout::Layout;
 use super::output::{Chunk, read_pipe};
 use crate::procgroup;
-use crate::protocol::{Stream, Task};
+use aquifer_protocol::agent::Stream;
+use aquifer_protocol::jobs::Task;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::process::ExitStatusExt;

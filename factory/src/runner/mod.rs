@@ -21,12 +21,11 @@
 
 mod ops;
 
-use crate::backoff::{Backoff, jitter};
-use crate::http::{Api, CallError};
-use crate::protocol::{Lease, LeaseAnswer, LeaseRequest, Listing};
 use crate::reconcile::{Action, Book, Entry, Phase, plan};
-use crate::sdk::Factory;
+use crate::sdk::{Factory, Lease};
 use anyhow::Result;
+use aquifer_protocol::factory::{FactoryLeaseAnswer as LeaseAnswer, FactoryLeaseRequest};
+use aquifer_protocol::{Backoff, CallError, Client, TargetId, WorkerId};
 use ops::{OpDone, OpResult, Shared};
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -40,6 +39,12 @@ use tokio::time::Instant;
 /// the rare answer that is news to the server's books but not to ours)
 /// spaces the next poll out.
 const BUSY_REPOLL: Duration = Duration::from_millis(250);
+/// The spacing of a failing destruction's tries: each costs the host
+/// something, so they thin out to one in ten seconds.
+const DESTROY_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(100),
+    max: Duration::from_secs(10),
+};
 
 #[derive(Clone)]
 pub struct RunnerConfig {
@@ -107,7 +112,7 @@ pub async fn run<F: Factory>(
     config: RunnerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let api = Api::new(&config.url, Some(config.token.clone()))?;
+    let api = Client::new(&config.url, Some(config.token.clone()))?;
     let shared = Arc::new(Shared {
         api,
         factory,
@@ -209,7 +214,7 @@ impl<F: Factory> Runner<F> {
                 {
                     return Err(fatal);
                 }
-                let delay = Backoff::PATIENT.delay(pace.reconcile_failures, jitter());
+                let delay = Backoff::RECONNECT.wait_jittered(pace.reconcile_failures);
                 pace.reconcile_failures = pace.reconcile_failures.saturating_add(1);
                 tracing::warn!(%e, ?delay, "reconciling");
                 pace.reconcile_at = Instant::now() + delay.min(self.config.reconcile_interval);
@@ -236,7 +241,7 @@ impl<F: Factory> Runner<F> {
                 if let Some(fatal) = fatal(&e) {
                     return Err(fatal);
                 }
-                let delay = Backoff::PATIENT.delay(pace.poll_failures, jitter());
+                let delay = Backoff::RECONNECT.wait_jittered(pace.poll_failures);
                 pace.poll_failures = pace.poll_failures.saturating_add(1);
                 tracing::warn!(%e, ?delay, "asking for work");
                 pace.poll_after = Instant::now() + delay;
@@ -250,18 +255,16 @@ impl<F: Factory> Runner<F> {
     fn start_poll(&self) -> Poll {
         let free = self.book.free(&self.config.targets);
         let asks = free.values().any(|&n| n > 0);
-        let free: BTreeMap<String, u16> = free.into_iter().filter(|(_, n)| *n > 0).collect();
-        let destroying = self.book.destroying();
+        let body = FactoryLeaseRequest {
+            free: (free.into_iter())
+                .filter(|(_, n)| *n > 0)
+                .map(|(t, n)| (TargetId::new(t), n))
+                .collect(),
+            wait_ms: u64::try_from(self.config.lease_wait.as_millis()).unwrap_or(u64::MAX),
+            destroying: self.book.destroying().into_iter().map(WorkerId).collect(),
+        };
         let api = self.shared.api.clone();
-        let wait = self.config.lease_wait;
-        let handle = tokio::spawn(async move {
-            let body = LeaseRequest {
-                free: &free,
-                wait_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                destroying: &destroying,
-            };
-            api.post_waiting("/0/factory/lease", &body, wait).await
-        });
+        let handle = tokio::spawn(async move { api.factory_lease(&body).await });
         Poll { handle, asks }
     }
 
@@ -270,7 +273,7 @@ impl<F: Factory> Runner<F> {
     fn take_answer(&mut self, answer: LeaseAnswer) -> bool {
         let empty = answer.lease.is_none() && answer.destroy.is_empty();
         let mut started = false;
-        if let Some(lease) = answer.lease {
+        if let Some(lease) = answer.lease.map(Lease::from) {
             if self.book.entries.contains_key(&lease.worker) {
                 tracing::warn!(worker = lease.worker, "leased again; already known");
             } else {
@@ -280,7 +283,7 @@ impl<F: Factory> Runner<F> {
             }
         }
         let now = Instant::now();
-        for worker in answer.destroy {
+        for worker in answer.destroy.into_iter().map(|w| w.0) {
             let entry = self
                 .book
                 .entries
@@ -299,8 +302,7 @@ impl<F: Factory> Runner<F> {
         // What we own first, then the server's view, which is then the
         // newer (see `reconcile::plan`).
         let owned = (self.shared.factory.list_owned().await).map_err(ReconcileError::Local)?;
-        let listing: Listing =
-            (self.shared.api.get("/0/factory/workers").await).map_err(ReconcileError::Server)?;
+        let listing = (self.shared.api.factory_workers().await).map_err(ReconcileError::Server)?;
         let actions = plan(
             &self.book,
             &owned,
@@ -410,7 +412,7 @@ impl<F: Factory> Runner<F> {
                     .entry(worker)
                     .or_insert_with(|| Entry::new(None, Phase::Stopped));
                 entry.phase = Phase::Stopped;
-                let delay = Backoff::PATIENT.delay(entry.destroy_failures, jitter());
+                let delay = DESTROY_BACKOFF.wait_jittered(entry.destroy_failures);
                 entry.destroy_failures = entry.destroy_failures.saturating_add(1);
                 entry.retry_at = Some(Instant::now() + delay);
                 let failures = entry.destroy_failures;

@@ -3,14 +3,12 @@
 //! task of its own and reports back to the main loop, which alone changes
 //! the book.
 
-use crate::backoff::{Backoff, retrying};
-use crate::http::{Api, CallError};
-use crate::protocol::{Bootstrap, Done, Empty, Lease};
-use crate::sdk::{AgentExit, Factory};
+use crate::sdk::{AgentExit, Factory, Lease};
+use aquifer_protocol::{CallError, Client, WorkerId};
 
 /// What operations share.
 pub(super) struct Shared<F> {
-    pub api: Api,
+    pub api: Client,
     pub factory: F,
     pub url: String,
 }
@@ -74,11 +72,7 @@ async fn start<F: Factory>(shared: &Shared<F>, worker: u32, key: &str) -> OpResu
 }
 
 async fn report_created<F: Factory>(shared: &Shared<F>, worker: u32) -> Result<String, CallError> {
-    let path = format!("/0/factory/workers/{worker}/created");
-    let b: Bootstrap = retrying("reporting a worker created", Backoff::PATIENT, || {
-        shared.api.post(&path, &Empty {})
-    })
-    .await?;
+    let b = shared.api.factory_created(WorkerId(worker)).await?;
     Ok(b.bootstrap)
 }
 
@@ -94,13 +88,8 @@ async fn give_up<F: Factory>(shared: &Shared<F>, worker: u32, why: &str) -> OpRe
 }
 
 pub(super) async fn report_lost<F: Factory>(shared: &Shared<F>, worker: u32, why: &str) {
-    let path = format!("/0/factory/workers/{worker}/lost");
-    match retrying("reporting a worker lost", Backoff::PATIENT, || {
-        shared.api.post::<Done, _>(&path, &Empty {})
-    })
-    .await
-    {
-        Ok(Done {}) => tracing::warn!(worker, why, "worker reported lost"),
+    match shared.api.factory_lost(WorkerId(worker)).await {
+        Ok(()) => tracing::warn!(worker, why, "worker reported lost"),
         // Its job had ended (the worker is being released) or the server
         // has forgotten it: nothing was lost.
         Err(e) if matches!(e.status(), Some(404 | 409 | 410)) => {
@@ -119,14 +108,8 @@ pub(super) async fn destroy<F: Factory>(
         return OpResult::DestroyFailed(e);
     }
     if confirm {
-        let path = format!("/0/factory/workers/{worker}");
-        match retrying("confirming a destruction", Backoff::PATIENT, || {
-            shared.api.delete::<Done>(&path)
-        })
-        .await
-        {
-            Ok(Done {}) => tracing::info!(worker, "destruction confirmed"),
-            Err(e) if matches!(e.status(), Some(404 | 410)) => {}
+        match shared.api.factory_destroyed(WorkerId(worker)).await {
+            Ok(()) => tracing::info!(worker, "destruction confirmed"),
             // The server keeps asking while it wants it destroyed;
             // destroying again is harmless.
             Err(e) => tracing::warn!(worker, %e, "confirming the destruction"),

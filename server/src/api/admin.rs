@@ -510,7 +510,7 @@ pub async fn list_wells(
                         .map(|(t, capacity)| {
                             (
                                 t.clone(),
-                                (capacity, aquifer_core::lease::pool_room(s, id, t)),
+                                (capacity, aquifer_core::queue::pool_room(s, id, t)),
                             )
                         })
                         .collect(),
@@ -547,7 +547,7 @@ pub async fn list_factories(
                         .unwrap_or_else(|| id.to_string()),
                     targets: (f.capacity.iter())
                         .map(|(t, &c)| {
-                            (t.clone(), (c, aquifer_core::worker::factory_room(s, id, t)))
+                            (t.clone(), (c, aquifer_core::queue::factory_room(s, id, t)))
                         })
                         .collect(),
                 })

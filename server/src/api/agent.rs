@@ -4,17 +4,20 @@
 //! side, for `bmat`: the running job's resources by name.
 
 use super::error::ApiError;
-use super::well::{Done, bounded};
+use super::well::bounded;
 use super::{Api, Caller};
 use crate::auth::{AuthError, Principal};
 use crate::driver::DriverError;
 use crate::readmodel::{Payload, Write};
 use crate::wake::Key;
-use aquifer_core::job::Phase;
-use aquifer_core::resource::ResourceState;
-use aquifer_core::worker::WorkerState;
-use aquifer_core::{Input, JobId, Rejection, State, TypeId, WorkerId};
-use serde::{Deserialize, Serialize};
+
+use aquifer_core::{Answer, Input, JobId, Rejection, TypeId, WorkerId};
+use aquifer_protocol::Empty;
+use aquifer_protocol::agent::{
+    BootstrapRequest, Bootstrapped, Control, ControlQuery, Finish, JobResource, JobResources,
+    Output, Started,
+};
+use aquifer_protocol::path::decode_segment;
 use std::collections::BTreeMap;
 use warp::http::StatusCode;
 
@@ -34,25 +37,27 @@ fn worker_of(caller: &Caller) -> Result<WorkerId, ApiError> {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BootstrapRequest {
-    pub key: String,
-}
-
-#[derive(Serialize)]
-pub struct Bootstrapped {
-    pub worker: u32,
-    pub token: String,
-}
-
-/// Trades the one-time key for the worker's token. The key is revoked
-/// first, so of two uses exactly one wins.
+/// Trades the one-time key for the worker's token. Safe to retry: the key
+/// is spent only after the driver has recorded the check-in, so a check-in
+/// answered 503 (nothing recorded) can be sent again with the same key. Of
+/// two uses of one key exactly one wins: the one that revokes it.
 pub async fn bootstrap(api: &Api, body: &[u8]) -> Result<(StatusCode, Bootstrapped), ApiError> {
     let req: BootstrapRequest = super::parse_json(body)?;
     let Principal::Bootstrap(worker) = api.store.authenticate(&req.key).await? else {
         return Err(AuthError::Invalid.into());
     };
+    let id = WorkerId(u32::try_from(worker).map_err(|_| AuthError::Invalid)?);
+    match api
+        .handle
+        .send(Input::ReportWorkerOnline { worker: id })
+        .await
+    {
+        // Already online, with the key still good: an earlier use of this
+        // very key was recorded but its answer never came back (the token
+        // was not issued, or was lost). The revocation below decides.
+        Ok(_) | Err(DriverError::Rejected(Rejection::Duplicate { .. })) => {}
+        Err(e) => return Err(e.into()),
+    }
     if api
         .store
         .revoke_tokens(Principal::Bootstrap(worker))
@@ -61,66 +66,43 @@ pub async fn bootstrap(api: &Api, body: &[u8]) -> Result<(StatusCode, Bootstrapp
     {
         return Err(AuthError::Invalid.into());
     }
-    let id = WorkerId(u32::try_from(worker).map_err(|_| AuthError::Invalid)?);
-    api.handle
-        .send(Input::ReportWorkerOnline { worker: id })
-        .await?;
     let token = api
         .store
         .issue_token(Principal::Worker(worker), super::now())
         .await?;
-    Ok((
-        StatusCode::OK,
-        Bootstrapped {
-            worker: id.0,
-            token,
-        },
-    ))
+    Ok((StatusCode::OK, Bootstrapped { worker: id, token }))
 }
 
-#[derive(Serialize)]
-pub struct Started {
-    pub job: u32,
-    pub name: String,
-    pub deadline_ms: u64,
-    pub tasks: serde_json::Value,
-    /// For `bmat`; it stops working when the job ends.
-    pub token: String,
-}
-
-/// The worker's job, if this worker is still the one bound to it.
-fn job_of(s: &State, worker: WorkerId) -> Option<(JobId, Phase, u64)> {
-    let w = s.workers.get(&worker)?;
-    let j = s.jobs.get(&w.job)?;
-    Some((w.job, j.phase, j.deadline.ms()))
+fn not_running() -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "job_not_running",
+        "the job of this worker is not running",
+    )
 }
 
 /// Starts the job bound to this worker. Asked again once it runs (the
 /// first answer was lost), it answers again with a fresh job token.
 pub async fn start(api: &Api, caller: &Caller) -> Result<(StatusCode, Started), ApiError> {
     let worker = worker_of(caller)?;
-    match api.handle.send(Input::StartJob { worker }).await {
-        Ok(_) | Err(DriverError::Rejected(Rejection::Duplicate { .. })) => {}
+    let (job, deadline) = match api.handle.send(Input::StartJob { worker }).await {
+        Ok(t) => match t.answer {
+            Answer::Started { job, deadline } => (job, deadline),
+            _ => return Err(not_running()),
+        },
+        Err(DriverError::Rejected(Rejection::Duplicate { .. })) => (api.handle)
+            .read(move |s| s.running_job_of(worker))
+            .await?
+            .ok_or_else(not_running)?,
         Err(e) => return Err(e.into()),
-    }
-    let (job, phase, deadline_ms) = api
-        .handle
-        .read(move |s| job_of(s, worker))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("job for {worker}")))?;
-    if phase != Phase::Running {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "job_not_running",
-            format!("{job} is not running"),
-        ));
-    }
+    };
     let row = api
         .store
         .job_row(job)
         .await?
         .ok_or_else(|| ApiError::not_found(job))?;
-    let spec: serde_json::Value = serde_json::from_str(&row.spec).unwrap_or_default();
+    let file: super::jobs::JobFile = serde_json::from_str(&row.spec)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     let token = api
         .store
         .issue_token(Principal::Job(u64::from(job.0)), super::now())
@@ -128,28 +110,13 @@ pub async fn start(api: &Api, caller: &Caller) -> Result<(StatusCode, Started), 
     Ok((
         StatusCode::OK,
         Started {
-            job: job.0,
+            job,
             name: row.name,
-            deadline_ms,
-            tasks: spec["tasks"].clone(),
+            deadline_ms: deadline.ms(),
+            tasks: file.tasks,
             token,
         },
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Output {
-    pub task: String,
-    pub stream: Stream,
-    pub text: String,
-}
-
-#[derive(Clone, Copy, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stream {
-    Stdout,
-    Stderr,
 }
 
 /// A chunk of a task's output becomes an entry of the job's stream.
@@ -157,7 +124,7 @@ pub async fn output(
     api: &Api,
     caller: &Caller,
     body: &[u8],
-) -> Result<(StatusCode, Done), ApiError> {
+) -> Result<(StatusCode, Empty), ApiError> {
     let worker = worker_of(caller)?;
     let o: Output = super::parse_json(body)?;
     if o.text.len() > OUTPUT_CALL_BYTES_MAX {
@@ -166,13 +133,10 @@ pub async fn output(
             format!("send at most {OUTPUT_CALL_BYTES_MAX} bytes of output a call"),
         ));
     }
-    let Some((job, Phase::Running, _)) = api.handle.read(move |s| job_of(s, worker)).await? else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "job_not_running",
-            "the job of this worker is not running",
-        ));
-    };
+    let (job, _) = (api.handle)
+        .read(move |s| s.running_job_of(worker))
+        .await?
+        .ok_or_else(not_running)?;
     let lock = || {
         api.output_bytes
             .lock()
@@ -181,16 +145,8 @@ pub async fn output(
     // The counts of jobs that have ended are dropped now and then, so the
     // map holds about as many entries as jobs run at once.
     if lock()?.len() >= OUTPUT_COUNTS_PRUNE_AT {
-        let running: std::collections::BTreeSet<u32> = api
-            .handle
-            .read(|s| {
-                (s.jobs.iter())
-                    .filter(|(_, j)| j.phase == Phase::Running)
-                    .map(|(id, _)| id.0)
-                    .collect()
-            })
-            .await?;
-        lock()?.retain(|job, _| running.contains(job));
+        let running = api.handle.read(|s| s.running_jobs()).await?;
+        lock()?.retain(|job, _| running.contains(&JobId(*job)));
     }
     let (before, after) = {
         let mut taken = lock()?;
@@ -208,7 +164,7 @@ pub async fn output(
             "reason": format!("the job wrote more than {OUTPUT_JOB_BYTES_MAX} bytes; the rest is dropped"),
         })
     } else {
-        return Ok((StatusCode::OK, Done {}));
+        return Ok((StatusCode::OK, Empty {}));
     };
     api.handle
         .record(vec![Write::JobEvent {
@@ -220,22 +176,7 @@ pub async fn output(
     // Output decides nothing, so no effect announces it: wake the job's
     // watchers here, now that it is committed.
     api.wakers.registry.wake(&Key::Job(job));
-    Ok((StatusCode::OK, Done {}))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ControlQuery {
-    #[serde(default)]
-    pub wait_ms: u64,
-}
-
-#[derive(Debug, Default, Serialize)]
-pub struct Control {
-    /// The job has ended (cancelled, timed out) or this worker is no
-    /// longer wanted: stop everything.
-    pub ended: bool,
-    pub outcome: Option<serde_json::Value>,
+    Ok((StatusCode::OK, Empty {}))
 }
 
 /// Waits until the worker's job ends or the worker is released.
@@ -251,43 +192,21 @@ pub async fn control(
         .await?;
     let keys = job.map(Key::Job).into_iter().collect();
     let answer = super::long_poll(api, keys, q.wait_ms, || async move {
-        let over = api
-            .handle
-            .read(move |s| {
-                let w = s.workers.get(&worker);
-                let phase = w.and_then(|w| s.jobs.get(&w.job)).map(|j| j.phase);
-                match (w.map(|w| w.state), phase) {
-                    (Some(WorkerState::Releasing) | None, phase)
-                    | (_, phase @ Some(Phase::Ended(_))) => Some(match phase {
-                        Some(Phase::Ended(outcome)) => serde_json::to_value(outcome).ok(),
-                        _ => None,
-                    }),
-                    _ => None,
-                }
-            })
-            .await?;
-        Ok(over.map(|outcome| Control {
+        let stop = api.handle.read(move |s| s.agent_must_stop(worker)).await?;
+        Ok(stop.map(|stop| Control {
             ended: true,
-            outcome,
+            outcome: stop.outcome(),
         }))
     })
     .await?;
     Ok((StatusCode::OK, answer.unwrap_or_default()))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Finish {
-    pub succeeded: bool,
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
 pub async fn finish(
     api: &Api,
     caller: &Caller,
     body: &[u8],
-) -> Result<(StatusCode, Done), ApiError> {
+) -> Result<(StatusCode, Empty), ApiError> {
     let worker = worker_of(caller)?;
     let f: Finish = super::parse_json(body)?;
     let payload = f.reason.as_deref().map(|r| Payload::Reason(bounded(r)));
@@ -300,22 +219,7 @@ pub async fn finish(
             payload,
         )
         .await?;
-    Ok((StatusCode::OK, Done {}))
-}
-
-#[derive(Serialize)]
-pub struct JobResource {
-    pub name: String,
-    pub rtype: TypeId,
-    pub resource: u32,
-    pub metadata: BTreeMap<String, String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub secrets: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Serialize)]
-pub struct JobResources {
-    pub resources: Vec<JobResource>,
+    Ok((StatusCode::OK, Empty {}))
 }
 
 /// The running job's resources, named as its job file names them: a
@@ -330,19 +234,7 @@ async fn named(api: &Api, caller: &Caller) -> Result<Vec<JobResource>, ApiError>
             ));
         }
     };
-    let held = api
-        .handle
-        .read(move |s| {
-            let running = s.jobs.get(&job).is_some_and(|j| j.phase == Phase::Running);
-            let mut by_type: BTreeMap<TypeId, Vec<u32>> = BTreeMap::new();
-            for (id, r) in &s.resources {
-                if r.job == job && r.state == ResourceState::Ready {
-                    by_type.entry(r.rtype.clone()).or_default().push(id.0);
-                }
-            }
-            running.then_some(by_type)
-        })
-        .await?;
+    let held = api.handle.read(move |s| s.readable_resources(job)).await?;
     // The token is revoked when the job ends; this covers the instant
     // between the end and the revocation's commit.
     let mut by_type = held.ok_or(AuthError::Invalid)?;
@@ -368,7 +260,7 @@ async fn named(api: &Api, caller: &Caller) -> Result<Vec<JobResource>, ApiError>
             } else {
                 format!("{}/{i}", request.name)
             };
-            let d = data.get(&resource);
+            let d = data.get(&resource.0);
             out.push(JobResource {
                 name,
                 rtype: rtype.clone(),
@@ -397,7 +289,7 @@ pub async fn job_resource(
     caller: &Caller,
     name: &str,
 ) -> Result<(StatusCode, JobResource), ApiError> {
-    let name = percent_decode(name);
+    let name = decode_segment(name);
     let mut resources = named(api, caller).await?;
     let known: Vec<String> = resources.iter().map(|r| r.name.clone()).collect();
     let Some(i) = resources.iter().position(|r| r.name == name) else {
@@ -417,38 +309,4 @@ pub async fn job_resource(
     let mut r = resources.swap_remove(i);
     r.secrets.get_or_insert_with(BTreeMap::new);
     Ok((StatusCode::OK, r))
-}
-
-/// Decodes `%XX` escapes (resource names may hold `/`).
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn names_with_escapes_decode() {
-        assert_eq!(super::percent_decode("db%2F0"), "db/0");
-        assert_eq!(super::percent_decode("plain"), "plain");
-        assert_eq!(super::percent_decode("bad%zz"), "bad%zz");
-    }
 }

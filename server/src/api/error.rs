@@ -71,6 +71,7 @@ fn status_of(rejection: &Rejection) -> StatusCode {
         | Rejection::Duplicate { .. }
         | Rejection::WrongState { .. }
         | Rejection::JobEnded { .. }
+        | Rejection::DependencyRetired { .. }
         | Rejection::JobNotRunning { .. }
         | Rejection::JobNotReady { .. }
         | Rejection::AlreadyExists { .. } => StatusCode::CONFLICT,

@@ -4,15 +4,17 @@
 //! the listing of a factory's workers, and destruction confirmed.
 
 use super::error::ApiError;
-use super::well::Done;
-use super::{Api, Caller, LeaseAnswer, LeaseRequest};
+use super::{Api, Caller};
 use crate::auth::Principal;
 use crate::driver::DriverError;
 use crate::wake::Key;
-use aquifer_core::worker::WorkerState;
-use aquifer_core::{Event, FactoryId, Input, Rejection, TargetId, WorkerId};
-use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use aquifer_core::{Answer, FactoryId, Input, Rejection, TargetId, WorkerId};
+use aquifer_protocol::Empty;
+use aquifer_protocol::factory::{
+    Bootstrap, FactoryLeaseAnswer, FactoryLeaseRequest, Grant, Listed, Listing,
+};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use warp::http::StatusCode;
 
 fn factory_of(caller: &Caller) -> Result<FactoryId, ApiError> {
@@ -24,28 +26,26 @@ fn factory_of(caller: &Caller) -> Result<FactoryId, ApiError> {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Granted {
-    pub worker: u32,
-    pub job: u32,
-    pub target: TargetId,
-    pub expires_at_ms: u64,
-}
-
 pub async fn lease(
     api: &Api,
     caller: &Caller,
     body: &[u8],
-) -> Result<(StatusCode, LeaseAnswer<Granted>), ApiError> {
+) -> Result<(StatusCode, FactoryLeaseAnswer), ApiError> {
     let factory = factory_of(caller)?;
-    let req: LeaseRequest = super::parse_json(body)?;
-    let free = req.free(|t| TargetId::new(t));
+    let req: FactoryLeaseRequest = super::parse_json(body)?;
+    let free = req.asking();
     let mut keys: Vec<Key> = free.keys().cloned().map(Key::Target).collect();
     keys.push(Key::Factory(factory));
     let destroying = &req.destroying;
+    let listed_first = OnceLock::new();
     let answer = super::long_poll(api, keys, req.wait_ms, || {
         let free = free.clone();
-        async move { lease_once(api, factory, free, destroying).await }
+        let listed_first = &listed_first;
+        async move {
+            let answer = lease_once(api, factory, free).await?;
+            let first: &Vec<WorkerId> = listed_first.get_or_init(|| answer.destroy.clone());
+            Ok(answer.if_news(destroying, first))
+        }
     })
     .await?;
     Ok((StatusCode::OK, answer.unwrap_or_default()))
@@ -55,50 +55,29 @@ async fn lease_once(
     api: &Api,
     factory: FactoryId,
     free: BTreeMap<TargetId, u16>,
-    destroying: &BTreeSet<u32>,
-) -> Result<Option<LeaseAnswer<Granted>>, ApiError> {
+) -> Result<FactoryLeaseAnswer, ApiError> {
     let t = api
         .handle
         .send(Input::RequestWorker { factory, free })
         .await?;
-    let grant = t.events.iter().find_map(|e| match e {
-        Event::WorkerLeased {
+    let lease = match t.answer {
+        Answer::WorkerLeased {
             worker,
             job,
+            target,
             expires_at,
-            ..
-        } => Some((*worker, *job, *expires_at)),
-        _ => None,
-    });
-    let (target, destroy) = api
-        .handle
-        .read(move |s| {
-            let target = grant
-                .and_then(|(w, ..)| s.workers.get(&w))
-                .map(|w| w.target.clone());
-            let destroy: Vec<u32> = (s.workers.iter())
-                .filter(|(_, w)| w.factory == factory && w.state == WorkerState::Releasing)
-                .map(|(id, _)| id.0)
-                .collect();
-            (target, destroy)
-        })
-        .await?;
-    let lease = match (grant, target) {
-        (Some((worker, job, expires_at)), Some(target)) => Some(Granted {
-            worker: worker.0,
-            job: job.0,
+        } => Some(Grant {
+            worker,
+            job,
             target,
             expires_at_ms: expires_at.ms(),
         }),
         _ => None,
     };
-    Ok(LeaseAnswer { lease, destroy }.if_news(destroying))
-}
-
-#[derive(Serialize)]
-pub struct Bootstrap {
-    /// The agent's one-time key.
-    pub bootstrap: String,
+    let destroy = (api.handle)
+        .read(move |s| s.to_destroy_by_factory(factory))
+        .await?;
+    Ok(FactoryLeaseAnswer { lease, destroy })
 }
 
 /// The factory made the worker: the answer is the key its agent
@@ -118,15 +97,10 @@ pub async fn created(
     {
         Ok(_) => {}
         Err(DriverError::Rejected(Rejection::Duplicate { .. })) => {
-            let waiting = api
-                .handle
-                .read(move |s| {
-                    s.workers
-                        .get(&worker)
-                        .is_some_and(|w| w.factory == factory && w.state == WorkerState::Created)
-                })
+            let again = (api.handle)
+                .read(move |s| s.may_reissue_bootstrap(factory, worker))
                 .await?;
-            if !waiting {
+            if !again {
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
                     "duplicate",
@@ -146,7 +120,11 @@ pub async fn created(
     Ok((StatusCode::OK, Bootstrap { bootstrap }))
 }
 
-pub async fn lost(api: &Api, caller: &Caller, worker: u32) -> Result<(StatusCode, Done), ApiError> {
+pub async fn lost(
+    api: &Api,
+    caller: &Caller,
+    worker: u32,
+) -> Result<(StatusCode, Empty), ApiError> {
     let factory = factory_of(caller)?;
     api.handle
         .send(Input::ReportWorkerLost {
@@ -154,22 +132,7 @@ pub async fn lost(api: &Api, caller: &Caller, worker: u32) -> Result<(StatusCode
             worker: WorkerId(worker),
         })
         .await?;
-    Ok((StatusCode::OK, Done {}))
-}
-
-#[derive(Serialize)]
-pub struct Listed {
-    pub id: u32,
-    pub job: u32,
-    pub target: TargetId,
-    pub state: &'static str,
-    /// `keep` or `destroy`.
-    pub want: &'static str,
-}
-
-#[derive(Serialize)]
-pub struct Listing {
-    pub workers: Vec<Listed>,
+    Ok((StatusCode::OK, Empty {}))
 }
 
 pub async fn list(api: &Api, caller: &Caller) -> Result<(StatusCode, Listing), ApiError> {
@@ -180,15 +143,11 @@ pub async fn list(api: &Api, caller: &Caller) -> Result<(StatusCode, Listing), A
             (s.workers.iter())
                 .filter(|(_, w)| w.factory == factory)
                 .map(|(id, w)| Listed {
-                    id: id.0,
-                    job: w.job.0,
+                    id: *id,
+                    job: w.job,
                     target: w.target.clone(),
-                    state: w.state.name(),
-                    want: if w.state == WorkerState::Releasing {
-                        "destroy"
-                    } else {
-                        "keep"
-                    },
+                    state: (&w.state).into(),
+                    want: w.state.want().into(),
                 })
                 .collect()
         })
@@ -200,7 +159,7 @@ pub async fn destroyed(
     api: &Api,
     caller: &Caller,
     worker: u32,
-) -> Result<(StatusCode, Done), ApiError> {
+) -> Result<(StatusCode, Empty), ApiError> {
     let factory = factory_of(caller)?;
     api.handle
         .send(Input::ConfirmWorkerDestroyed {
@@ -208,5 +167,7 @@ pub async fn destroyed(
             worker: WorkerId(worker),
         })
         .await?;
-    Ok((StatusCode::OK, Done {}))
+    // A slot is free at the factory now: its parked lease poll asks again.
+    api.wakers.registry.wake(&Key::Factory(factory));
+    Ok((StatusCode::OK, Empty {}))
 }

@@ -3,8 +3,9 @@
 use super::error::ApiError;
 use super::{Api, Caller};
 use crate::auth::Principal;
+use crate::driver::DriverError;
 use crate::readmodel::{JobRecord, Payload};
-use aquifer_core::{Event, Input, JobId, JobSpec, Outcome, Request, TargetId, TypeId};
+use aquifer_core::{Answer, Input, JobId, JobSpec, Outcome, Rejection, Request, TargetId, TypeId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use warp::http::StatusCode;
@@ -15,43 +16,7 @@ pub const SCRIPT_BYTES_MAX: usize = 256 * 1024;
 pub const ENV_BYTES_MAX: usize = 64 * 1024;
 pub const RESOURCES_MAX: usize = 32;
 
-/// A job as a user writes it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobFile {
-    pub name: String,
-    pub target: String,
-    #[serde(default)]
-    pub resources: Vec<ResourceRequest>,
-    pub tasks: Vec<Task>,
-    pub timeout_s: u64,
-    #[serde(default)]
-    pub depends_on: Vec<u32>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceRequest {
-    /// How the job's scripts refer to it (`bmat resource get NAME`).
-    pub name: String,
-    #[serde(rename = "type")]
-    pub rtype: String,
-    #[serde(default = "one")]
-    pub count: u16,
-}
-
-fn one() -> u16 {
-    1
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Task {
-    pub name: String,
-    pub script: String,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-}
+pub use aquifer_protocol::jobs::{JobFile, ResourceRequest, Task};
 
 pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -169,24 +134,35 @@ pub async fn submit(
         spec: serde_json::to_value(&file)
             .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?,
     };
-    let t = api
-        .handle
-        .send_with(Input::SubmitJob(spec), Some(Payload::Job(record)))
-        .await?;
-    let id = t
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::JobSubmitted { job, .. } => Some(job.0),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the submission decided nothing",
-            )
-        })?;
+    let t = match (api.handle)
+        .send_with(
+            Input::SubmitJob(spec.clone()),
+            Some(Payload::Job(record.clone())),
+        )
+        .await
+    {
+        // A dependency ended and retired between the read of the outcomes
+        // above and the step; its outcome is committed now, so one more
+        // read settles it.
+        Err(DriverError::Rejected(Rejection::DependencyRetired { .. })) => {
+            let spec = JobSpec {
+                retired_outcomes: dependency_outcomes(api, &caller, &file.depends_on).await?,
+                ..spec
+            };
+            (api.handle)
+                .send_with(Input::SubmitJob(spec), Some(Payload::Job(record)))
+                .await?
+        }
+        other => other?,
+    };
+    let Answer::Submitted { job } = t.answer else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the submission decided nothing",
+        ));
+    };
+    let id = job.0;
     Ok((StatusCode::CREATED, Submitted { id }))
 }
 

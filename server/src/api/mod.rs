@@ -387,61 +387,7 @@ where
     })
 }
 
-/// A lease request, the same for wells (types) and factories (targets):
-/// the free slots, how long to wait, and what the caller destroys already.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LeaseRequest {
-    #[serde(default)]
-    pub free: std::collections::BTreeMap<String, u16>,
-    #[serde(default)]
-    pub wait_ms: u64,
-    /// Resources or workers the caller is destroying already: listed again
-    /// in `destroy`, but not news that ends the wait.
-    #[serde(default)]
-    pub destroying: BTreeSet<u32>,
-}
-
-impl LeaseRequest {
-    /// The free slots worth asking for, by the caller's key type.
-    pub(crate) fn free<K: Ord>(
-        &self,
-        key: impl Fn(&str) -> K,
-    ) -> std::collections::BTreeMap<K, u16> {
-        (self.free.iter())
-            .filter(|(_, n)| **n > 0)
-            .map(|(k, n)| (key(k), *n))
-            .collect()
-    }
-}
-
-/// A lease answer: a grant, if any, and what the caller must destroy now.
-#[derive(Debug, Serialize)]
-pub struct LeaseAnswer<G> {
-    pub lease: Option<G>,
-    pub destroy: Vec<u32>,
-}
-
-impl<G> Default for LeaseAnswer<G> {
-    fn default() -> Self {
-        LeaseAnswer {
-            lease: None,
-            destroy: Vec::new(),
-        }
-    }
-}
-
-impl<G> LeaseAnswer<G> {
-    /// The answer, if it tells the caller anything it did not know: a
-    /// grant, or something to destroy that it is not destroying already.
-    pub(crate) fn if_news(self, destroying: &BTreeSet<u32>) -> Option<Self> {
-        let news = self.lease.is_some() || self.destroy.iter().any(|d| !destroying.contains(d));
-        news.then_some(self)
-    }
-}
-
-/// The longest a long-poll waits.
-pub const WAIT_MS_MAX: u64 = 60_000;
+pub use aquifer_protocol::WAIT_MS_MAX;
 
 /// Tries `attempt`; while it finds nothing and time is left, waits for a
 /// wake on one of `keys` and tries again. `None` when the time is up.

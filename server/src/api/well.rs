@@ -4,14 +4,18 @@
 //! the core refuses reports from another well (`not_yours`).
 
 use super::error::ApiError;
-use super::{Api, Caller, LeaseAnswer, LeaseRequest};
+use super::{Api, Caller};
 use crate::auth::Principal;
 use crate::readmodel::Payload;
 use crate::wake::Key;
-use aquifer_core::resource::ResourceState;
-use aquifer_core::{Event, Input, LeaseId, ResourceId, TypeId, WellId};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use aquifer_core::{Answer, Input, LeaseId, ResourceId, WellId};
+use aquifer_protocol::Empty;
+use aquifer_protocol::well::{
+    DestroyFailed, Failed, Grant, Listed, Listing, Ready, Renewed, WellLeaseAnswer,
+    WellLeaseRequest,
+};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use warp::http::StatusCode;
 
 /// The most a ready report may carry (metadata and secrets together).
@@ -28,32 +32,28 @@ fn well_of(caller: &Caller) -> Result<WellId, ApiError> {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Granted {
-    pub id: u32,
-    pub job: u32,
-    pub rtype: TypeId,
-    pub resources: Vec<u32>,
-    pub deadline_ms: u64,
-    pub expires_at_ms: u64,
-}
-
 /// Asks for work; with none (and nothing to destroy), waits up to
 /// `wait_ms` for a wake on one of the types asked for or on this well.
 pub async fn lease(
     api: &Api,
     caller: &Caller,
     body: &[u8],
-) -> Result<(StatusCode, LeaseAnswer<Granted>), ApiError> {
+) -> Result<(StatusCode, WellLeaseAnswer), ApiError> {
     let well = well_of(caller)?;
-    let req: LeaseRequest = super::parse_json(body)?;
-    let free = req.free(|t| TypeId::new(t));
+    let req: WellLeaseRequest = super::parse_json(body)?;
+    let free = req.asking();
     let mut keys: Vec<Key> = free.keys().cloned().map(Key::Type).collect();
     keys.push(Key::Well(well));
     let destroying = &req.destroying;
+    let listed_first = OnceLock::new();
     let answer = super::long_poll(api, keys, req.wait_ms, || {
         let free = free.clone();
-        async move { lease_once(api, well, free, destroying).await }
+        let listed_first = &listed_first;
+        async move {
+            let answer = lease_once(api, well, free).await?;
+            let first: &Vec<ResourceId> = listed_first.get_or_init(|| answer.destroy.clone());
+            Ok(answer.if_news(destroying, first))
+        }
     })
     .await?;
     Ok((StatusCode::OK, answer.unwrap_or_default()))
@@ -62,51 +62,29 @@ pub async fn lease(
 async fn lease_once(
     api: &Api,
     well: WellId,
-    free: BTreeMap<TypeId, u16>,
-    destroying: &BTreeSet<u32>,
-) -> Result<Option<LeaseAnswer<Granted>>, ApiError> {
+    free: BTreeMap<aquifer_core::TypeId, u16>,
+) -> Result<WellLeaseAnswer, ApiError> {
     let t = api.handle.send(Input::RequestLease { well, free }).await?;
-    let grant = t.events.iter().find_map(|e| match e {
-        Event::LeaseGranted {
+    let lease = match t.answer {
+        Answer::LeaseGranted {
             lease,
             job,
             rtype,
             resources,
+            deadline,
             expires_at,
-            ..
-        } => Some((*lease, *job, rtype.clone(), resources.clone(), *expires_at)),
+        } => Some(Grant {
+            id: lease,
+            job,
+            rtype,
+            resources,
+            deadline_ms: deadline.ms(),
+            expires_at_ms: expires_at.ms(),
+        }),
         _ => None,
-    });
-    let granted_job = grant.as_ref().map(|(_, job, ..)| *job);
-    let (deadline, destroy) = api
-        .handle
-        .read(move |s| {
-            let deadline = granted_job
-                .and_then(|job| s.jobs.get(&job))
-                .map_or(0, |j| j.deadline.ms());
-            let destroy: Vec<u32> = (s.resources.iter())
-                .filter(|(_, r)| {
-                    r.well == well && matches!(r.state, ResourceState::Releasing { .. })
-                })
-                .map(|(id, _)| id.0)
-                .collect();
-            (deadline, destroy)
-        })
-        .await?;
-    let lease = grant.map(|(lease, job, rtype, resources, expires_at)| Granted {
-        id: lease.0,
-        job: job.0,
-        rtype,
-        resources: resources.iter().map(|r| r.0).collect(),
-        deadline_ms: deadline,
-        expires_at_ms: expires_at.ms(),
-    });
-    Ok(LeaseAnswer { lease, destroy }.if_news(destroying))
-}
-
-#[derive(Serialize)]
-pub struct Renewed {
-    pub expires_at_ms: u64,
+    };
+    let destroy = api.handle.read(move |s| s.to_destroy_by_well(well)).await?;
+    Ok(WellLeaseAnswer { lease, destroy })
 }
 
 pub async fn renew(
@@ -122,28 +100,16 @@ pub async fn renew(
             lease: LeaseId(lease),
         })
         .await?;
-    let expires_at_ms = t
-        .events
-        .iter()
-        .find_map(|e| match e {
-            Event::LeaseRenewed { expires_at, .. } => Some(expires_at.ms()),
-            _ => None,
-        })
-        .unwrap_or_default();
+    let Answer::LeaseRenewed { expires_at } = t.answer else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the renewal was taken without a new expiry",
+        ));
+    };
+    let expires_at_ms = expires_at.ms();
     Ok((StatusCode::OK, Renewed { expires_at_ms }))
 }
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ready {
-    #[serde(default)]
-    pub metadata: BTreeMap<String, String>,
-    #[serde(default)]
-    pub secrets: BTreeMap<String, String>,
-}
-
-#[derive(Serialize)]
-pub struct Done {}
 
 fn check_ready(r: &Ready) -> Result<(), ApiError> {
     let bad = |m: String| ApiError::bad_request("bad_report", m);
@@ -173,7 +139,7 @@ pub async fn ready(
     caller: &Caller,
     resource: u32,
     body: &[u8],
-) -> Result<(StatusCode, Done), ApiError> {
+) -> Result<(StatusCode, Empty), ApiError> {
     let well = well_of(caller)?;
     let r: Ready = super::parse_json(body)?;
     check_ready(&r)?;
@@ -190,14 +156,7 @@ pub async fn ready(
             Some(payload),
         )
         .await?;
-    Ok((StatusCode::OK, Done {}))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Failed {
-    pub reason: String,
-    pub retryable: bool,
+    Ok((StatusCode::OK, Empty {}))
 }
 
 /// A reason, cut to a bounded length at a character boundary.
@@ -214,7 +173,7 @@ pub async fn failed(
     caller: &Caller,
     resource: u32,
     body: &[u8],
-) -> Result<(StatusCode, Done), ApiError> {
+) -> Result<(StatusCode, Empty), ApiError> {
     let well = well_of(caller)?;
     let f: Failed = super::parse_json(body)?;
     api.handle
@@ -227,22 +186,7 @@ pub async fn failed(
             Some(Payload::Reason(bounded(&f.reason))),
         )
         .await?;
-    Ok((StatusCode::OK, Done {}))
-}
-
-#[derive(Serialize)]
-pub struct Listed {
-    pub id: u32,
-    pub job: u32,
-    pub rtype: TypeId,
-    pub state: &'static str,
-    /// `keep`, `release` or `hold`.
-    pub want: &'static str,
-}
-
-#[derive(Serialize)]
-pub struct Listing {
-    pub resources: Vec<Listed>,
+    Ok((StatusCode::OK, Empty {}))
 }
 
 pub async fn list(api: &Api, caller: &Caller) -> Result<(StatusCode, Listing), ApiError> {
@@ -253,15 +197,11 @@ pub async fn list(api: &Api, caller: &Caller) -> Result<(StatusCode, Listing), A
             (s.resources.iter())
                 .filter(|(_, r)| r.well == well)
                 .map(|(id, r)| Listed {
-                    id: id.0,
-                    job: r.job.0,
+                    id: *id,
+                    job: r.job,
                     rtype: r.rtype.clone(),
-                    state: r.state.name(),
-                    want: match r.state {
-                        ResourceState::Creating { .. } | ResourceState::Ready => "keep",
-                        ResourceState::Releasing { .. } => "release",
-                        ResourceState::Held => "hold",
-                    },
+                    state: (&r.state).into(),
+                    want: r.state.want().into(),
                 })
                 .collect()
         })
@@ -273,7 +213,7 @@ pub async fn destroyed(
     api: &Api,
     caller: &Caller,
     resource: u32,
-) -> Result<(StatusCode, Done), ApiError> {
+) -> Result<(StatusCode, Empty), ApiError> {
     let well = well_of(caller)?;
     api.handle
         .send(Input::ConfirmDestroyed {
@@ -281,14 +221,11 @@ pub async fn destroyed(
             resource: ResourceId(resource),
         })
         .await?;
-    Ok((StatusCode::OK, Done {}))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DestroyFailed {
-    #[serde(default)]
-    pub reason: String,
+    // A slot is free at the well now. Its lease poll, parked with the count
+    // it had before, must hear of it and ask again with the slot, or a
+    // group that needs that slot waits out the whole poll.
+    api.wakers.registry.wake(&Key::Well(well));
+    Ok((StatusCode::OK, Empty {}))
 }
 
 pub async fn destroy_failed(
@@ -296,7 +233,7 @@ pub async fn destroy_failed(
     caller: &Caller,
     resource: u32,
     body: &[u8],
-) -> Result<(StatusCode, Done), ApiError> {
+) -> Result<(StatusCode, Empty), ApiError> {
     let well = well_of(caller)?;
     let f: DestroyFailed = super::parse_json(body)?;
     tracing::warn!(%well, resource, reason = %bounded(&f.reason), "a well could not destroy a resource");
@@ -306,5 +243,5 @@ pub async fn destroy_failed(
             resource: ResourceId(resource),
         })
         .await?;
-    Ok((StatusCode::OK, Done {}))
+    Ok((StatusCode::OK, Empty {}))
 }

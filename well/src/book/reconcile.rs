@@ -3,8 +3,8 @@
 //! destroy, what to forget and which things are orphans.
 
 use super::{Action, Book, Made, ORPHANS_PER_PASS, Phase};
-use crate::client::{Listed, ServerState, Want};
 use crate::well::Owned;
+use aquifer_protocol::well::{Listed, ResourceState as ServerState, Want};
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -25,7 +25,7 @@ impl Book {
         for l in listed {
             actions.extend(self.listed(l, since, initial, now));
         }
-        let on_server: BTreeSet<u32> = listed.iter().map(|l| l.id).collect();
+        let on_server: BTreeSet<u32> = listed.iter().map(|l| l.id.0).collect();
         let owned_ids: Option<BTreeSet<u32>> =
             owned.map(|o| o.iter().map(|o| o.resource).collect());
         // Settled entries the server no longer lists have left its books;
@@ -73,15 +73,15 @@ impl Book {
 
     /// One resource of the server's listing.
     fn listed(&mut self, l: &Listed, since: u64, initial: bool, now: Instant) -> Option<Action> {
-        let Some(e) = self.entries.get(&l.id) else {
-            if self.gone.contains(&l.id) {
+        let Some(e) = self.entries.get(&l.id.0) else {
+            if self.gone.contains(&l.id.0) {
                 // Confirmed after the listing was made.
                 return None;
             }
             return match (l.want, l.state) {
                 (Want::Release, _) => {
-                    self.put(l.id, l.rtype.clone(), Phase::Parked);
-                    self.destroy(l.id, true, 0)
+                    self.put(l.id.0, l.rtype.0.clone(), Phase::Parked);
+                    self.destroy(l.id.0, true, 0)
                 }
                 (Want::Keep, ServerState::Creating) if initial => {
                     // Begun by an earlier run: nobody is creating it now.
@@ -92,19 +92,19 @@ impl Book {
                         release: false,
                         made: Made::Failed,
                     };
-                    self.put(l.id, l.rtype.clone(), phase);
+                    self.put(l.id.0, l.rtype.0.clone(), phase);
                     Some(Action::ReportFailed {
-                        resource: l.id,
+                        resource: l.id.0,
                         reason: "the well restarted while creating it".into(),
                         retryable: true,
                     })
                 }
                 (Want::Keep, ServerState::Ready) => {
-                    self.put(l.id, l.rtype.clone(), Phase::Alive);
+                    self.put(l.id.0, l.rtype.0.clone(), Phase::Alive);
                     None
                 }
                 _ => {
-                    self.put(l.id, l.rtype.clone(), Phase::Parked);
+                    self.put(l.id.0, l.rtype.0.clone(), Phase::Parked);
                     None
                 }
             };
@@ -122,7 +122,7 @@ impl Book {
                 Want::Release,
             ) => {
                 self.set_phase(
-                    l.id,
+                    l.id.0,
                     Phase::Creating {
                         lease,
                         release: true,
@@ -143,19 +143,19 @@ impl Book {
                     release: true,
                     made,
                 };
-                self.set_phase(l.id, phase);
+                self.set_phase(l.id.0, phase);
                 None
             }
-            (Phase::Alive | Phase::Parked, Want::Release) => self.destroy(l.id, true, 0),
+            (Phase::Alive | Phase::Parked, Want::Release) => self.destroy(l.id.0, true, 0),
             (Phase::Retrying { failures, at, .. }, Want::Release) if at <= now => {
-                self.destroy(l.id, true, failures)
+                self.destroy(l.id.0, true, failures)
             }
             (Phase::Alive | Phase::Retrying { .. }, Want::Hold) => {
-                self.set_phase(l.id, Phase::Parked);
+                self.set_phase(l.id.0, Phase::Parked);
                 None
             }
             (Phase::Parked, Want::Keep) if l.state == ServerState::Ready => {
-                self.set_phase(l.id, Phase::Alive);
+                self.set_phase(l.id.0, Phase::Alive);
                 None
             }
             _ => None,

@@ -3,8 +3,9 @@
 //! things being made.
 
 use super::*;
-use crate::client::{Listed, ServerState, Want};
 use crate::well::Owned;
+use aquifer_protocol::well::{Listed, ResourceState as ServerState, Want};
+use aquifer_protocol::{JobId, LeaseId, ResourceId, TypeId};
 use std::time::Duration;
 
 fn book(capacity: &[(&str, u32)]) -> Book {
@@ -12,18 +13,18 @@ fn book(capacity: &[(&str, u32)]) -> Book {
     Book::new(
         capacity,
         Backoff {
-            base_ms: 1_000,
-            cap_ms: 8_000,
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(8),
         },
     )
 }
 
 fn grant(id: u32, rtype: &str, resources: &[u32]) -> Grant {
     Grant {
-        id,
-        job: 100 + id,
-        rtype: rtype.into(),
-        resources: resources.to_vec(),
+        id: LeaseId(id),
+        job: JobId(100 + id),
+        rtype: TypeId::new(rtype),
+        resources: resources.iter().copied().map(ResourceId).collect(),
         deadline_ms: 9_000,
         expires_at_ms: 6_000,
     }
@@ -39,9 +40,9 @@ fn pairs(v: &[(&str, u16)]) -> Vec<(String, u16)> {
 
 fn listed(id: u32, rtype: &str, state: ServerState, want: Want) -> Listed {
     Listed {
-        id,
-        job: 1,
-        rtype: rtype.into(),
+        id: ResourceId(id),
+        job: JobId(1),
+        rtype: TypeId::new(rtype),
         state,
         want,
     }

@@ -3,7 +3,7 @@
 //! pass later.
 
 pub use super::error::{ErrorBody, Failure, OxideError, chain, read_stream};
-use crate::backoff::Backoff;
+use aquifer_protocol::Backoff;
 use reqwest::header::{AUTHORIZATION, COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use std::future::Future;
 use std::sync::OnceLock;

@@ -12,7 +12,7 @@
 use super::api::{ErrorBody, Failure, OxideError, Retry};
 use super::names::is_marked;
 use super::project;
-use crate::backoff::Backoff;
+use aquifer_protocol::Backoff;
 use futures_util::TryStreamExt as _;
 use oxide::prelude::*;
 use oxide::types::{InstanceState, VpcRouterKind};
@@ -23,8 +23,8 @@ use uuid::Uuid;
 /// How often an emptying project's instances are looked at while they
 /// stop: from 100 ms, doubling to 2 s.
 const STOP_POLL: Backoff = Backoff {
-    base_ms: 100,
-    cap_ms: 2_000,
+    first: std::time::Duration::from_millis(100),
+    max: std::time::Duration::from_secs(2),
 };
 
 /// Which projects a destroy may delete.

@@ -252,18 +252,7 @@ fn parse_error_body(body: &[u8]) -> (Option<String>, String) {
     (None, text.chars().take(ERROR_BODY_BYTES_MAX).collect())
 }
 
-/// An error and its causes on one line: reqwest's own text hides the
-/// cause (refused, timed out, bad certificate) one level down.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
+pub use aquifer_protocol::error::chain;
 
 #[cfg(test)]
 mod tests {

@@ -24,9 +24,9 @@ mod users;
 
 pub use config::{Mode, OxideConfig, ProjectRole, Quotas};
 
-use crate::backoff::Backoff;
 use crate::well::{CreateError, CreateRequest, Created, Owned, Well};
 use api::{Connector, Failure, OxideError, Retry};
+use aquifer_protocol::Backoff;
 use chrono::{DateTime, SecondsFormat, Utc};
 use names::{Names, is_marked, resource_of};
 use oxide::prelude::*;
@@ -109,8 +109,8 @@ impl OxideWell {
         let retry = Retry {
             retries: config.retries,
             backoff: Backoff {
-                base_ms: config.retry_base_ms,
-                cap_ms: config.retry_base_ms.saturating_mul(16),
+                first: std::time::Duration::from_millis(config.retry_base_ms),
+                max: std::time::Duration::from_millis(config.retry_base_ms.saturating_mul(16)),
             },
         };
         Ok(OxideWell {

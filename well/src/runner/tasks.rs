@@ -3,10 +3,11 @@
 //! message and decides nothing the book should decide.
 
 use super::{Msg, RunError};
-use crate::backoff::Backoff;
 use crate::book::{Destroyed, Reported};
-use crate::client::{Asking, Client};
 use crate::well::{CreateError, CreateRequest, Created, Well};
+use aquifer_protocol::well::{DestroyFailed, Failed, Ready, WellLeaseRequest};
+use aquifer_protocol::{Client, Kind, LeaseId, ResourceId, TypeId};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,6 +27,34 @@ const RENEW_MIN: Duration = Duration::from_millis(200);
 /// ...and never less often than this, whatever the lease's expiry says
 /// (which is read against this host's clock).
 const RENEW_MAX: Duration = Duration::from_secs(20);
+
+/// What a lease poll asks with: free slots per type, and the resources
+/// this runner is destroying already (so that the server does not answer
+/// at once with them as news).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Asking {
+    pub free: BTreeMap<String, u16>,
+    pub destroying: BTreeSet<u32>,
+}
+
+impl Asking {
+    fn request(&self, wait_ms: u64) -> WellLeaseRequest {
+        WellLeaseRequest {
+            free: (self.free.iter())
+                .map(|(t, n)| (TypeId::new(t.clone()), *n))
+                .collect(),
+            wait_ms,
+            destroying: self.destroying.iter().copied().map(ResourceId).collect(),
+        }
+    }
+
+    /// Whether the server's books no longer list for destruction something
+    /// this poll said it was destroying: its destruction was confirmed, and
+    /// a slot is about to come free here.
+    fn confirmed_since(&self, destroy: &[ResourceId]) -> bool {
+        (self.destroying.iter()).any(|d| !destroy.contains(&ResourceId(*d)))
+    }
+}
 
 /// A spawned future that is aborted when this handle is dropped, so that
 /// abandoning a task (a timeout, a shutdown) abandons the well's work too.
@@ -92,9 +121,13 @@ pub(super) async fn report_ready(
     resource: u32,
     created: Created,
 ) {
-    let outcome = match client.ready(resource, &created).await {
+    let ready = Ready {
+        metadata: created.metadata,
+        secrets: created.secrets,
+    };
+    let outcome = match client.well_ready(ResourceId(resource), &ready).await {
         Ok(()) => Reported::Accepted,
-        Err(e) if e.code() == "duplicate" => Reported::Duplicate,
+        Err(e) if e.code() == Some(aquifer_protocol::error::code::DUPLICATE) => Reported::Duplicate,
         Err(e) if e.status() == Some(400) => Reported::Invalid(e.to_string()),
         Err(e) => {
             tracing::warn!(resource, error = %e, "the ready report was refused");
@@ -112,7 +145,8 @@ pub(super) async fn report_failed(
     retryable: bool,
 ) {
     tracing::warn!(resource, %reason, retryable, "create failed");
-    let outcome = match client.failed(resource, &reason, retryable).await {
+    let failed = Failed { reason, retryable };
+    let outcome = match client.well_failed(ResourceId(resource), &failed).await {
         Ok(()) => Reported::Accepted,
         Err(e) => {
             tracing::info!(resource, error = %e, "the failure report was refused");
@@ -140,7 +174,7 @@ pub(super) async fn destroy<W: Well>(
     .await;
     let outcome = match done.and_then(|r| r) {
         Ok(()) if !confirm => Destroyed::Done,
-        Ok(()) => match client.confirm_destroyed(resource).await {
+        Ok(()) => match client.well_destroyed(ResourceId(resource)).await {
             Ok(()) => Destroyed::Done,
             Err(e) => {
                 tracing::error!(resource, error = %e, "the server refused the confirmation of a destruction");
@@ -149,7 +183,12 @@ pub(super) async fn destroy<W: Well>(
         },
         Err(reason) => {
             tracing::warn!(resource, %reason, "destroy failed");
-            if confirm && let Err(e) = client.destroy_failed(resource, &reason).await {
+            let failed = DestroyFailed { reason };
+            if confirm
+                && let Err(e) = client
+                    .well_destroy_failed(ResourceId(resource), &failed)
+                    .await
+            {
                 tracing::info!(resource, error = %e, "the destroy failure report was refused");
             }
             Destroyed::Failed
@@ -169,8 +208,8 @@ pub(super) async fn reconcile<W: Well>(
     initial: bool,
     limit: Duration,
 ) {
-    let listed = match client.resources().await {
-        Ok(l) => l,
+    let listed = match client.well_resources().await {
+        Ok(l) => l.resources,
         Err(e) => {
             let what = "the listing of this well's resources";
             let _ = tx
@@ -214,12 +253,13 @@ pub(super) async fn poll(
     tx: mpsc::Sender<Msg>,
     mut free: watch::Receiver<Asking>,
     wait_ms: u64,
-    backoff: Backoff,
 ) {
+    let backoff = client.backoff();
     let mut failures: u32 = 0;
     loop {
         let asked = free.borrow_and_update().clone();
-        let call = client.lease(&asked, wait_ms);
+        let request = asked.request(wait_ms);
+        let call = client.well_lease(&request);
         let result = if asked.free.is_empty() {
             // Only a poll that asked for nothing may be abandoned: it cannot
             // have been granted a lease, and its destroy list is the
@@ -235,22 +275,28 @@ pub(super) async fn poll(
         match result {
             Ok(answer) => {
                 failures = 0;
+                // The server ends a wait early when a destruction this poll
+                // named is confirmed: a slot is coming free here, and the
+                // next poll must offer it (a group of two waits for it).
+                let slot_coming = answer.lease.is_none() && asked.confirmed_since(&answer.destroy);
                 let (ack, acked) = oneshot::channel();
                 if tx.send(Msg::Answer { answer, ack }).await.is_err() {
                     return;
                 }
                 match acked.await {
-                    Ok(true) => {
+                    Ok(idle) if idle || slot_coming => {
                         tokio::select! {
                             () = tokio::time::sleep(IDLE_PAUSE) => {}
                             _ = free.changed() => {}
                         }
                     }
-                    Ok(false) => {}
+                    Ok(_) => {}
                     Err(_) => return,
                 }
             }
-            Err(e) if e.is_retryable() => {
+            // A poll is one try; the loop retries it as a read, asking
+            // with what is free then.
+            Err(e) if e.is_retryable(Kind::Idempotent) => {
                 let wait = backoff.wait_jittered(failures);
                 tracing::warn!(error = %e, ?wait, "lease poll failed; retrying");
                 failures = failures.saturating_add(1);
@@ -271,7 +317,8 @@ pub(super) async fn poll(
 
 /// Keeps a lease alive until aborted, or until the server says it has
 /// ended (expired, fulfilled, gone).
-pub(super) async fn renew(client: Client, backoff: Backoff, lease: u32, mut expires_at_ms: u64) {
+pub(super) async fn renew(client: Client, lease: u32, mut expires_at_ms: u64) {
+    let backoff = client.backoff();
     let mut failures: u32 = 0;
     loop {
         let wait = if failures == 0 {
@@ -282,12 +329,12 @@ pub(super) async fn renew(client: Client, backoff: Backoff, lease: u32, mut expi
                 .min(renew_wait(expires_at_ms, now_ms()))
         };
         tokio::time::sleep(wait).await;
-        match client.renew(lease).await {
-            Ok(e) => {
+        match client.well_renew(LeaseId(lease)).await {
+            Ok(r) => {
                 failures = 0;
-                expires_at_ms = e;
+                expires_at_ms = r.expires_at_ms;
             }
-            Err(e) if e.is_retryable() => {
+            Err(e) if e.is_retryable(Kind::Idempotent) => {
                 failures = failures.saturating_add(1);
                 tracing::warn!(lease, error = %e, "renewal failed; retrying");
             }

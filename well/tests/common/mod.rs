@@ -9,7 +9,7 @@ use aquifer_server::api::{self, Api};
 use aquifer_server::driver::{Driver, EffectSink, Setup};
 use aquifer_server::store::Store;
 use aquifer_server::wake::Wakers;
-use aquifer_well::backoff::Backoff;
+use aquifer_well::Backoff;
 use aquifer_well::{RunError, RunnerConfig, Well};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -214,8 +214,12 @@ pub fn runner_config(s: &Server, token: &str, capacity: &[(&str, u32)]) -> Runne
         reconcile_interval: Duration::from_millis(200),
         shutdown_grace: Duration::from_secs(20),
         backoff: Backoff {
-            base_ms: 20,
-            cap_ms: 400,
+            first: Duration::from_millis(20),
+            max: Duration::from_millis(400),
+        },
+        destroy_backoff: Backoff {
+            first: Duration::from_millis(20),
+            max: Duration::from_millis(400),
         },
         ..RunnerConfig::new(&s.base, token, capacity)
     }

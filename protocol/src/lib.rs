@@ -1,0 +1,111 @@
+//! aquifer's wire, defined once: every request and answer of the well,
+//! factory, agent, `bmat` and user APIs (`docs/protocol.md`,
+//! `docs/api.md`), the ids they carry, the error shape, the paths, and
+//! (feature `client`, on by default) the one HTTP client with its one retry
+//! table and one capped back-off.
+//!
+//! The server answers with these types and every client reads them, so the
+//! two ends cannot drift apart. Ids are the core's newtypes, which cross
+//! the wire as plain numbers (and type and target names as plain strings).
+//! Answers that may grow tolerate what an older client does not know: an
+//! unknown state reads as `Other`, an unknown field is ignored. Requests
+//! are read strictly by the server (`deny_unknown_fields`), so a typo is a
+//! 400, not a silently dropped field.
+
+pub mod agent;
+pub mod backoff;
+pub mod error;
+pub mod factory;
+pub mod jobs;
+pub mod path;
+pub mod well;
+
+#[cfg(feature = "client")]
+pub mod client;
+
+pub use aquifer_core::{
+    FactoryId, JobId, LeaseId, Privilege, ResourceId, TargetId, TypeId, WellId, WorkerId,
+};
+pub use backoff::Backoff;
+pub use error::ErrorBody;
+
+#[cfg(feature = "client")]
+pub use client::{CallError, Client, Kind};
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// An empty object (`{}`): the answer of calls that only confirm, and the
+/// body of calls that carry nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// A lease request, the same shape for wells (keyed by type, destroying
+/// resources) and factories (keyed by target, destroying workers): the free
+/// slots, how long to wait, and what the caller destroys already.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[serde(bound(
+    serialize = "K: Serialize + Ord, D: Serialize + Ord",
+    deserialize = "K: Deserialize<'de> + Ord, D: Deserialize<'de> + Ord"
+))]
+pub struct LeaseRequest<K, D> {
+    #[serde(default)]
+    pub free: BTreeMap<K, u16>,
+    #[serde(default)]
+    pub wait_ms: u64,
+    /// Resources or workers the caller is destroying already: listed again
+    /// in `destroy`, but not news that ends the wait.
+    #[serde(default)]
+    pub destroying: BTreeSet<D>,
+}
+
+impl<K: Ord + Clone, D: Ord> LeaseRequest<K, D> {
+    /// The free slots worth asking for (those above zero).
+    #[must_use]
+    pub fn asking(&self) -> BTreeMap<K, u16> {
+        (self.free.iter())
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
+    }
+}
+
+/// A lease answer: a grant, if any, and what the caller must destroy now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseAnswer<G, D> {
+    pub lease: Option<G>,
+    #[serde(default = "Vec::new")]
+    pub destroy: Vec<D>,
+}
+
+impl<G, D> Default for LeaseAnswer<G, D> {
+    fn default() -> Self {
+        LeaseAnswer {
+            lease: None,
+            destroy: Vec::new(),
+        }
+    }
+}
+
+impl<G, D: Ord> LeaseAnswer<G, D> {
+    /// The answer, if it tells the caller anything it did not know: a
+    /// grant; something to destroy that it is not destroying already; or
+    /// that something it is destroying, and that the server listed for
+    /// destruction when the wait began (`listed_first`), has left the books
+    /// since. That last is a confirmed destruction: a slot is coming free
+    /// at the caller, which must ask again with it, or a group that needs
+    /// it waits out the whole poll. (Comparing with the first listing, not
+    /// with `destroying` alone, keeps orphans, which the server never
+    /// listed, from ending every wait at once.)
+    #[must_use]
+    pub fn if_news(self, destroying: &BTreeSet<D>, listed_first: &[D]) -> Option<Self> {
+        let news = self.lease.is_some()
+            || self.destroy.iter().any(|d| !destroying.contains(d))
+            || (listed_first.iter()).any(|d| destroying.contains(d) && !self.destroy.contains(d));
+        news.then_some(self)
+    }
+}
+
+/// The longest a long-poll waits, in milliseconds.
+pub const WAIT_MS_MAX: u64 = 60_000;
