@@ -4,13 +4,8 @@
 //! protocols, and bmat, with the job token the agent would give it, lists
 //! and reads the resources; then it fails as a script needs it to.
 
-use aquifer_server::api::{self, Api};
-use aquifer_server::driver::{Driver, Setup};
-use aquifer_server::store::Store;
-use aquifer_server::wake::Wakers;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 const BOOT: &str = "bootstrap-token-for-bmat-tests";
 
@@ -18,32 +13,23 @@ struct Server {
     base: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    _running: aquifer_server::Running,
 }
 
 async fn server() -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite:{}", dir.path().join("aquifer.db").display());
-    let store = Store::open(&url).await.expect("open");
-    let wakers = Arc::new(Wakers::new(None));
-    let sink: Arc<dyn aquifer_server::driver::EffectSink> = wakers.clone();
-    let (handle, _driver, _) = Driver::spawn(Setup::new(store.clone(), sink))
-        .await
-        .expect("recover");
-    let api = Arc::new(Api::new(handle, store, Some(BOOT.into()), wakers));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(api::serve(api, listener, async {
-        let _ = stop.await;
-    }));
+    let running = aquifer_server::start(aquifer_server::Config {
+        bootstrap_token: Some(BOOT.into()),
+        ..aquifer_server::Config::loopback(&url)
+    })
+    .await
+    .expect("a server");
     Server {
-        base,
+        base: running.url.clone(),
         http: reqwest::Client::new(),
         _dir: dir,
-        _shutdown: shutdown,
+        _running: running,
     }
 }
 

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use aquifer_core::Limits;
+use aquifer_server::Config;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,16 +37,8 @@ struct File {
     limits: Option<Limits>,
 }
 
-/// The configuration in force.
-#[derive(Debug)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub database: String,
-    pub bootstrap_token: Option<String>,
-    pub limits: Limits,
-}
-
 impl ServerArgs {
+    /// The configuration in force.
     pub fn resolve(self) -> Result<Config> {
         let file = match &self.config {
             Some(path) => {
@@ -55,17 +48,14 @@ impl ServerArgs {
             }
             None => File::default(),
         };
+        let listen = (self.listen.or(file.listen))
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8440)));
+        let database =
+            (self.database.or(file.database)).unwrap_or_else(|| "sqlite:aquifer.db".into());
         let config = Config {
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8440))),
-            database: self
-                .database
-                .or(file.database)
-                .unwrap_or_else(|| "sqlite:aquifer.db".into()),
             bootstrap_token: self.bootstrap_token.or(file.bootstrap_token),
             limits: file.limits.unwrap_or_default(),
+            ..Config::new(&database, listen)
         };
         if let Some(token) = &config.bootstrap_token
             && token.len() < BOOTSTRAP_TOKEN_LEN_MIN

@@ -5,9 +5,9 @@
 //! API, as an operator would.
 
 use crate::client::{Client, Endpoint};
-use crate::config::Config;
-use crate::server::{self, Running};
+use crate::server;
 use anyhow::{Context, Result};
+use aquifer_server::{Config, Running};
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,13 +36,12 @@ impl Stack {
         let token = remembered(&dir.join("bootstrap.token"), || {
             aquifer_server::auth::random_secret().map_err(anyhow::Error::from)
         })?;
+        let database = format!("sqlite:{}", dir.join("aquifer.db").display());
         let config = Config {
-            listen,
-            database: format!("sqlite:{}", dir.join("aquifer.db").display()),
             bootstrap_token: Some(token.clone()),
-            limits: aquifer_core::Limits::default(),
+            ..Config::new(&database, listen)
         };
-        let server = server::start(&config).await?;
+        let server = server::start(config).await?;
         let (stop, _) = watch::channel(false);
         let mut stack = Stack {
             url: server.url.clone(),

@@ -2,24 +2,16 @@
 //!
 //! `cargo run --release -p aquifer-server --example submit_bench [DATABASE_URL] [JOBS] [CLIENTS]`
 //!
-//! Starts the real server (driver, store, API) on loopback against a fresh
+//! Starts the real server (`aquifer_server::start`) on loopback against a fresh
 //! SQLite file (or a fresh database on the PostgreSQL server given), then CLIENTS concurrent
 //! clients (default 16) submit JOBS jobs in all (default 10,000), each
 //! asking for one resource. Prints jobs/s and the p50 and p99 latency of a
 //! submission as the client sees it.
 
 use aquifer_core::*;
-use aquifer_server::api::{self, Api};
-use aquifer_server::driver::{Driver, EffectSink, MonotonicClock, Setup};
-use aquifer_server::store::Store;
+use aquifer_server::driver::MonotonicClock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-struct Discard;
-
-impl EffectSink for Discard {
-    fn perform(&self, _: &Effect) {}
-}
 
 const TOKEN: &str = "bench-bootstrap-token";
 
@@ -46,18 +38,18 @@ async fn main() {
     let jobs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
 
-    let store = Store::open(&url).await.expect("the database opens");
     let limits = Limits {
         jobs_max: u32::try_from(jobs + 10).unwrap_or(u32::MAX),
         ..Limits::default()
     };
-    let (handle, _, _) = Driver::spawn(Setup {
+    let running = aquifer_server::start(aquifer_server::Config {
+        bootstrap_token: Some(TOKEN.into()),
         limits,
         clock: Arc::new(MonotonicClock::default()),
-        ..Setup::new(store.clone(), Arc::new(Discard))
+        ..aquifer_server::Config::loopback(&url)
     })
     .await
-    .expect("recovery");
+    .expect("the server starts");
     for input in [
         Input::DefineType {
             rtype: TypeId::new("pg"),
@@ -72,19 +64,9 @@ async fn main() {
         },
     ] {
         // A database reused from an earlier run has them already.
-        let _ = handle.send(input).await;
+        let _ = running.handle.send(input).await;
     }
-    let api = Arc::new(Api::new(
-        handle,
-        store,
-        Some(TOKEN.into()),
-        Arc::new(aquifer_server::wake::Wakers::default()),
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}/0/jobs", listener.local_addr().expect("addr"));
-    tokio::spawn(api::serve(api, listener, std::future::pending()));
+    let client = aquifer_protocol::Client::new(&running.url, Some(TOKEN.into())).expect("a client");
 
     let body = serde_json::json!({
         "name": "bench",
@@ -96,21 +78,15 @@ async fn main() {
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
-            let (base, body) = (base.clone(), body.clone());
+            let (client, body) = (client.clone(), body.clone());
             let n = jobs / clients + usize::from(c < jobs % clients);
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
                 let mut latencies = Vec::with_capacity(n);
                 for _ in 0..n {
                     let t0 = Instant::now();
-                    let res = http
-                        .post(&base)
-                        .bearer_auth(TOKEN)
-                        .json(&body)
-                        .send()
+                    let _: serde_json::Value = (client.post(aquifer_protocol::path::JOBS, &body))
                         .await
-                        .expect("answer");
-                    assert_eq!(res.status().as_u16(), 201, "{:?}", res.text().await);
+                        .expect("accepted");
                     latencies.push(t0.elapsed());
                 }
                 latencies

@@ -6,6 +6,9 @@ pub mod api;
 pub mod auth;
 pub mod driver;
 pub mod readmodel;
+pub mod start;
 pub mod store;
 pub mod users;
 pub mod wake;
+
+pub use start::{Config, Running, StartError, start};

@@ -4,13 +4,9 @@
 
 #![allow(dead_code)]
 
-use aquifer_server::api::{self, Api};
-use aquifer_server::driver::{Driver, Handle, Setup};
-use aquifer_server::store::Store;
-use aquifer_server::wake::Wakers;
+use aquifer_server::driver::Handle;
 use reqwest::Method;
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub const BOOT: &str = "bootstrap-token-for-factory-tests";
@@ -22,7 +18,7 @@ pub struct Server {
     pub handle: Handle,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    _running: aquifer_server::Running,
 }
 
 /// A server with target `t` and a factory for it with `capacity`; returns
@@ -30,27 +26,18 @@ pub struct Server {
 pub async fn server(capacity: u16) -> (Server, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite:{}", dir.path().join("aquifer.db").display());
-    let store = Store::open(&url).await.expect("open");
-    let wakers = Arc::new(Wakers::new(None));
-    let sink: Arc<dyn aquifer_server::driver::EffectSink> = wakers.clone();
-    let (handle, _driver, _) = Driver::spawn(Setup::new(store.clone(), sink))
-        .await
-        .expect("recover");
-    let api = Arc::new(Api::new(handle.clone(), store, Some(BOOT.into()), wakers));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(api::serve(api, listener, async {
-        let _ = stop.await;
-    }));
+    let running = aquifer_server::start(aquifer_server::Config {
+        bootstrap_token: Some(BOOT.into()),
+        ..aquifer_server::Config::loopback(&url)
+    })
+    .await
+    .expect("a server");
     let s = Server {
-        base,
-        handle,
+        base: running.url.clone(),
+        handle: running.handle.clone(),
         http: reqwest::Client::new(),
         _dir: dir,
-        _shutdown: shutdown,
+        _running: running,
     };
     let (status, body) = s
         .call(Method::POST, "/0/admin/targets", Some(json!({"name": "t"})))

@@ -6,8 +6,8 @@
 
 use crate::common::*;
 use aquifer_core::*;
-use aquifer_server::api::{self, Api};
-use aquifer_server::driver::{Driver, Handle, Setup, SystemClock};
+use aquifer_server::api::Api;
+use aquifer_server::driver::Handle;
 use aquifer_server::store::Store;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -24,9 +24,7 @@ pub struct Server {
     pub api: Arc<Api>,
     pub http: reqwest::Client,
     dir: tempfile::TempDir,
-    shutdown: tokio::sync::oneshot::Sender<()>,
-    serving: tokio::task::JoinHandle<()>,
-    driver: tokio::task::JoinHandle<State>,
+    running: aquifer_server::Running,
 }
 
 pub async fn server() -> Server {
@@ -70,59 +68,46 @@ pub async fn server_on(url: &str, dir: tempfile::TempDir) -> Server {
 
 /// Recovers a driver from `url` and serves the API on a free port.
 async fn start(url: &str, dir: tempfile::TempDir) -> Server {
-    let store = Store::open(url).await.expect("open");
     let effects = Arc::new(Recorder::default());
     let recorder: Arc<dyn aquifer_server::driver::EffectSink> = effects.clone();
-    let wakers = Arc::new(aquifer_server::wake::Wakers::new(Some(recorder)));
-    let sink: Arc<dyn aquifer_server::driver::EffectSink> = wakers.clone();
-    let (handle, driver, _) = Driver::spawn(Setup {
-        clock: Arc::new(SystemClock),
-        ..Setup::new(store.clone(), sink)
+    let running = aquifer_server::start(aquifer_server::Config {
+        bootstrap_token: Some(BOOT.into()),
+        also: Some(recorder),
+        ..aquifer_server::Config::loopback(url)
     })
     .await
-    .expect("recover");
-    let api = Arc::new(Api::new(
-        handle.clone(),
-        store.clone(),
-        Some(BOOT.into()),
-        wakers,
-    ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (shutdown, stop) = tokio::sync::oneshot::channel();
-    let serving = tokio::spawn(api::serve(api.clone(), listener, async {
-        let _ = stop.await;
-    }));
+    .expect("a server");
     Server {
-        base,
+        base: running.url.clone(),
         url: url.to_string(),
-        store,
-        handle,
+        store: running.store.clone(),
+        handle: running.handle.clone(),
         effects,
-        api,
+        api: running.api.clone(),
         // No pooled connections: a restarted server is a new one.
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(0)
             .build()
             .expect("a client"),
         dir,
-        shutdown,
-        serving,
-        driver,
+        running,
     }
 }
 
 impl Server {
     /// Stops serving and the driver, and returns the driver's last state.
     pub async fn stop(self) -> (State, String, tempfile::TempDir) {
-        let _ = self.shutdown.send(());
-        self.serving.await.expect("the server stops");
-        drop(self.handle);
-        drop(self.api);
-        let state = self.driver.await.expect("the driver stops");
-        (state, self.url, self.dir)
+        let Server {
+            url,
+            dir,
+            running,
+            handle,
+            api,
+            ..
+        } = self;
+        drop((handle, api));
+        let state = running.stop().await.expect("the driver stops");
+        (state, url, dir)
     }
 
     /// Stops this server and starts another on the same database.

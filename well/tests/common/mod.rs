@@ -5,10 +5,6 @@
 #![allow(dead_code)]
 
 use aquifer_core::Limits;
-use aquifer_server::api::{self, Api};
-use aquifer_server::driver::{Driver, EffectSink, Setup};
-use aquifer_server::store::Store;
-use aquifer_server::wake::Wakers;
 use aquifer_well::Backoff;
 use aquifer_well::{RunError, RunnerConfig, Well};
 use serde_json::{Value, json};
@@ -28,16 +24,14 @@ pub struct Server {
     pub base: String,
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
-    shutdown: Option<oneshot::Sender<()>>,
-    serving: JoinHandle<()>,
+    running: Option<aquifer_server::Running>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
+        if let Some(r) = self.running.take() {
+            r.abort();
         }
-        self.serving.abort();
     }
 }
 
@@ -51,30 +45,18 @@ pub async fn server() -> Server {
 pub async fn server_with(limits: Limits) -> Server {
     let dir = tempfile::tempdir().expect("a temp dir");
     let url = format!("sqlite:{}", dir.path().join("aquifer.db").display());
-    let store = Store::open(&url).await.expect("a database");
-    let wakers = Arc::new(Wakers::new(None));
-    let sink: Arc<dyn EffectSink> = wakers.clone();
-    let (handle, _driver, _) = Driver::spawn(Setup {
+    let running = aquifer_server::start(aquifer_server::Config {
+        bootstrap_token: Some(BOOT.into()),
         limits,
-        ..Setup::new(store.clone(), sink)
+        ..aquifer_server::Config::loopback(&url)
     })
     .await
-    .expect("a driver");
-    let api = Arc::new(Api::new(handle, store, Some(BOOT.into()), wakers));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("an address"));
-    let (shutdown, stop) = oneshot::channel();
-    let serving = tokio::spawn(api::serve(api, listener, async {
-        let _ = stop.await;
-    }));
+    .expect("a server");
     let s = Server {
-        base,
+        base: running.url.clone(),
         http: reqwest::Client::new(),
         dir,
-        shutdown: Some(shutdown),
-        serving,
+        running: Some(running),
     };
     s.admin("/0/admin/types", json!({"name": "pg", "max_per_job": 2}))
         .await;

@@ -1,0 +1,140 @@
+//! One way to start a server: open the store, recover the driver, wire its
+//! effects to the long-poll wakers, and serve the API on a listener. The
+//! `aquifer server` command, `aquifer dev` and `demo`, the tests and the
+//! benchmarks all start it here.
+
+use crate::api::{self, Api};
+use crate::driver::{Clock, Driver, EffectSink, Handle, Recovery, Setup, SystemClock};
+use crate::store::{Store, StoreError};
+use crate::wake::Wakers;
+use aquifer_core::{Limits, State};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// What a server runs with.
+#[derive(Clone)]
+pub struct Config {
+    /// `sqlite:PATH`, `sqlite::memory:` or `postgres://...`.
+    pub database: String,
+    /// Where to listen; port 0 picks a free one (see `Running::url`).
+    pub listen: SocketAddr,
+    /// The operator's token, which acts as admin.
+    pub bootstrap_token: Option<String>,
+    pub limits: Limits,
+    pub clock: Arc<dyn Clock>,
+    /// Every effect is handed on here too, after the wakers (a test's
+    /// recorder).
+    pub also: Option<Arc<dyn EffectSink>>,
+}
+
+impl Config {
+    /// The defaults for everything but the database and the address.
+    #[must_use]
+    pub fn new(database: &str, listen: SocketAddr) -> Config {
+        Config {
+            database: database.to_string(),
+            listen,
+            bootstrap_token: None,
+            limits: Limits::default(),
+            clock: Arc::new(SystemClock),
+            also: None,
+        }
+    }
+
+    /// On a free port of the loopback interface.
+    #[must_use]
+    pub fn loopback(database: &str) -> Config {
+        Config::new(database, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database cannot be opened, migrated or replayed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A server running in this process.
+pub struct Running {
+    /// `http://ADDR`, with the port the listener got.
+    pub url: String,
+    pub store: Store,
+    pub handle: Handle,
+    pub api: Arc<Api>,
+    pub recovery: Recovery,
+    /// Ends with the driver's last state: when the server is stopped, or
+    /// by itself when the driver can no longer trust its state.
+    pub driver: JoinHandle<State>,
+    stop: oneshot::Sender<()>,
+    serving: JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops serving (open long-polls are answered), then the driver, and
+    /// returns the driver's last state.
+    pub async fn stop(self) -> Option<State> {
+        let _ = self.stop.send(());
+        let _ = self.serving.await;
+        drop(self.handle);
+        drop(self.api);
+        self.driver.await.ok()
+    }
+
+    /// Stops serving at once, dropping open connections (a crash, as far
+    /// as clients can tell); the driver ends once its handles are gone.
+    pub fn abort(self) {
+        self.serving.abort();
+    }
+}
+
+/// Opens the database, recovers the driver and serves the API.
+pub async fn start(config: Config) -> Result<Running, StartError> {
+    let store = Store::open(&config.database).await?;
+    // Effects wake the long-polling wells, factories and agents.
+    let wakers = Arc::new(Wakers::new(config.also.clone()));
+    let sink: Arc<dyn EffectSink> = wakers.clone();
+    let (handle, driver, recovery) = Driver::spawn(Setup {
+        limits: config.limits,
+        clock: config.clock.clone(),
+        ..Setup::new(store.clone(), sink)
+    })
+    .await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let api = Arc::new(Api::new(
+        handle.clone(),
+        store.clone(),
+        config.bootstrap_token.clone(),
+        wakers,
+    ));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(api::serve(api.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        url: format!("http://{addr}"),
+        store,
+        handle,
+        api,
+        recovery,
+        driver,
+        stop,
+        serving,
+    })
+}
