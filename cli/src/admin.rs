@@ -1,10 +1,19 @@
 //! `aquifer admin ...`: users, privileges and tokens; types and targets;
 //! wells and factories; the lease hold and held resources.
 
-use crate::client::{Client, Endpoint};
+use crate::client::{Answer, Client, Endpoint};
 use crate::table::{cell, render};
 use anyhow::{Context, Result};
-use serde_json::{Map, Value, json};
+use aquifer_protocol::admin::{
+    Created, FactoryView, Hold, HoldState, IssuedToken, NewFactory, NewTarget, NewType, NewUser,
+    NewUserToken, NewWell, PrivilegeChange, Registered, Released, ResourceView, Revoked, Slots,
+    TargetView, TypeView, UserView, WellView,
+};
+use aquifer_protocol::user::UserId;
+use aquifer_protocol::{FactoryId, Privilege, ResourceId, TargetId, TypeId, WellId, path};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
 
 #[derive(clap::Subcommand)]
 pub enum AdminCommand {
@@ -96,7 +105,7 @@ pub enum ServiceCommand {
     },
     /// A new token for it; prints it, once.
     Token {
-        id: u64,
+        id: u32,
     },
 }
 
@@ -105,7 +114,7 @@ pub enum ResourceCommand {
     List,
     /// An operator has dealt with a held resource: its well tries again.
     Release {
-        id: u64,
+        id: u32,
     },
 }
 
@@ -125,166 +134,205 @@ pub async fn run(endpoint: &Endpoint, command: AdminCommand) -> Result<()> {
         json: endpoint.json,
     };
     match command {
-        AdminCommand::Type(TypeCommand::List) => out.table(
-            &c.get("/0/admin/types").await?,
-            &[
-                ("NAME", "name"),
-                ("MAX PER JOB", "max_per_job"),
-                ("PRIVILEGE", "privilege"),
-            ],
-        ),
+        AdminCommand::Type(TypeCommand::List) => {
+            let types = c.get::<Vec<TypeView>>(path::ADMIN_TYPES).await?;
+            out.table(&types, &["NAME", "MAX PER JOB", "PRIVILEGE"], |t| {
+                vec![
+                    t.name.to_string(),
+                    t.max_per_job.to_string(),
+                    cell(&t.privilege),
+                ]
+            });
+        }
         AdminCommand::Type(TypeCommand::Create {
             name,
             max_per_job,
             privilege,
         }) => {
-            let body = json!({"name": name, "max_per_job": max_per_job, "privilege": privilege});
-            out.done(
-                &c.post("/0/admin/types", Some(body)).await?,
-                &format!("type {name} defined"),
-            );
-        }
-        AdminCommand::Target(TargetCommand::List) => out.table(
-            &c.get("/0/admin/targets").await?,
-            &[("NAME", "name"), ("PRIVILEGE", "privilege")],
-        ),
-        AdminCommand::Target(TargetCommand::Create { name, privilege }) => {
-            let body = json!({"name": name, "privilege": privilege});
-            out.done(
-                &c.post("/0/admin/targets", Some(body)).await?,
-                &format!("target {name} defined"),
-            );
-        }
-        AdminCommand::User(UserCommand::List) => out.table(
-            &c.get("/0/admin/users").await?,
-            &[("ID", "id"), ("NAME", "name"), ("PRIVILEGES", "privileges")],
-        ),
-        AdminCommand::User(UserCommand::Create { name, privileges }) => {
-            let made = c
-                .post(
-                    "/0/admin/users",
-                    Some(json!({"name": name, "privileges": privileges})),
-                )
+            let body = NewType {
+                name: TypeId::new(&name),
+                max_per_job,
+                privilege: privilege.map(Privilege::new),
+            };
+            let done = c
+                .post::<Created<TypeId>, _>(path::ADMIN_TYPES, &body)
                 .await?;
-            out.token(&made, &format!("user {name} is {}", cell(&made["id"])));
+            out.done(&done, &format!("type {name} defined"));
+        }
+        AdminCommand::Target(TargetCommand::List) => {
+            let targets = c.get::<Vec<TargetView>>(path::ADMIN_TARGETS).await?;
+            out.table(&targets, &["NAME", "PRIVILEGE"], |t| {
+                vec![t.name.to_string(), cell(&t.privilege)]
+            });
+        }
+        AdminCommand::Target(TargetCommand::Create { name, privilege }) => {
+            let body = NewTarget {
+                name: TargetId::new(&name),
+                privilege: privilege.map(Privilege::new),
+            };
+            let done = (c.post::<Created<TargetId>, _>(path::ADMIN_TARGETS, &body)).await?;
+            out.done(&done, &format!("target {name} defined"));
+        }
+        AdminCommand::User(UserCommand::List) => {
+            let users = c.get::<Vec<UserView>>(path::ADMIN_USERS).await?;
+            out.table(&users, &["ID", "NAME", "PRIVILEGES"], |u| {
+                vec![u.id.0.to_string(), u.name.clone(), cell(&u.privileges)]
+            });
+        }
+        AdminCommand::User(UserCommand::Create { name, privileges }) => {
+            let body = NewUser {
+                name: name.clone(),
+                privileges: privileges.into_iter().map(Privilege::new).collect(),
+            };
+            let made = c.post::<NewUserToken, _>(path::ADMIN_USERS, &body).await?;
+            let message = format!("user {name} is {}", made.body.id.0);
+            out.token(&made, &made.body.token, &message);
         }
         AdminCommand::User(UserCommand::Grant { id, privileges }) => {
-            let body = json!({"grant": privileges});
-            change_privileges(&c, out, id, body).await?;
+            let grant = privileges.into_iter().map(Privilege::new).collect();
+            let change = PrivilegeChange {
+                grant,
+                ..PrivilegeChange::default()
+            };
+            change_privileges(&c, out, UserId(id), &change).await?;
         }
         AdminCommand::User(UserCommand::Revoke { id, privileges }) => {
-            let body = json!({"revoke": privileges});
-            change_privileges(&c, out, id, body).await?;
+            let revoke = privileges.into_iter().map(Privilege::new).collect();
+            let change = PrivilegeChange {
+                revoke,
+                ..PrivilegeChange::default()
+            };
+            change_privileges(&c, out, UserId(id), &change).await?;
         }
         AdminCommand::User(UserCommand::Token { id }) => {
-            let made = c.post(&format!("/0/admin/users/{id}/tokens"), None).await?;
-            out.token(&made, &format!("a new token for user {id}"));
-        }
-        AdminCommand::User(UserCommand::RevokeTokens { id }) => {
-            let done = c.delete(&format!("/0/admin/users/{id}/tokens")).await?;
-            out.done(
-                &done,
-                &format!("revoked {} tokens of user {id}", cell(&done["revoked"])),
+            let tokens = path::admin_user_tokens(UserId(id));
+            let made = c.post_empty::<IssuedToken>(&tokens).await?;
+            out.token(
+                &made,
+                &made.body.token,
+                &format!("a new token for user {id}"),
             );
         }
-        AdminCommand::Well(cmd) => service(&c, out, "wells", "pools", cmd).await?,
-        AdminCommand::Factory(cmd) => service(&c, out, "factories", "targets", cmd).await?,
+        AdminCommand::User(UserCommand::RevokeTokens { id }) => {
+            let tokens = path::admin_user_tokens(UserId(id));
+            let done = c.delete::<Revoked>(&tokens).await?;
+            let message = format!("revoked {} tokens of user {id}", done.body.revoked);
+            out.done(&done, &message);
+        }
+        AdminCommand::Well(cmd) => service(&c, out, Service::Well, cmd).await?,
+        AdminCommand::Factory(cmd) => service(&c, out, Service::Factory, cmd).await?,
         AdminCommand::Hold => {
-            let done = c.post("/0/admin/hold", Some(json!({"held": true}))).await?;
+            let done = (c.post::<HoldState, _>(path::ADMIN_HOLD, &Hold { held: true })).await?;
             out.done(&done, "new leases are held");
         }
         AdminCommand::Unhold => {
-            let done = c
-                .post("/0/admin/hold", Some(json!({"held": false})))
-                .await?;
+            let done = (c.post::<HoldState, _>(path::ADMIN_HOLD, &Hold { held: false })).await?;
             out.done(&done, "new leases are granted again");
         }
-        AdminCommand::Resource(ResourceCommand::List) => out.table(
-            &c.get("/0/admin/resources").await?,
-            &[
-                ("ID", "id"),
-                ("JOB", "job"),
-                ("TYPE", "rtype"),
-                ("WELL", "well"),
-                ("STATE", "state"),
-            ],
-        ),
+        AdminCommand::Resource(ResourceCommand::List) => {
+            let resources = c.get::<Vec<ResourceView>>(path::ADMIN_RESOURCES).await?;
+            let header = ["ID", "JOB", "TYPE", "WELL", "STATE"];
+            out.table(&resources, &header, |r| {
+                vec![
+                    r.id.0.to_string(),
+                    r.job.0.to_string(),
+                    r.rtype.to_string(),
+                    r.well.0.to_string(),
+                    cell(&r.state),
+                ]
+            });
+        }
         AdminCommand::Resource(ResourceCommand::Release { id }) => {
-            let done = c
-                .post(&format!("/0/admin/resources/{id}/release"), None)
-                .await?;
-            out.done(
-                &done,
-                &format!("resource #{id} goes back to its well for destruction"),
-            );
+            let release = path::admin_resource_release(ResourceId(id));
+            let done = c.post_empty::<Released>(&release).await?;
+            let message = format!("resource #{id} goes back to its well for destruction");
+            out.done(&done, &message);
         }
     }
     Ok(())
 }
 
-async fn change_privileges(c: &Client, out: Output, id: u64, body: Value) -> Result<()> {
-    let user = c
-        .post(&format!("/0/admin/users/{id}/privileges"), Some(body))
-        .await?;
-    out.done(
-        &user,
-        &format!("user {id} now holds {}", cell(&user["privileges"])),
-    );
-    Ok(())
-}
-
-/// Wells and factories share a shape: a name, capacities, a token.
-async fn service(
+async fn change_privileges(
     c: &Client,
     out: Output,
-    plural: &str,
-    field: &str,
-    cmd: ServiceCommand,
+    id: UserId,
+    change: &PrivilegeChange,
 ) -> Result<()> {
-    match cmd {
-        ServiceCommand::List => {
-            let list = c.get(&format!("/0/admin/{plural}")).await?;
-            if out.json {
-                println!("{list}");
-                return Ok(());
-            }
-            let rows = (list.as_array().into_iter().flatten())
-                .map(|s| {
-                    let caps: Vec<String> = (s[field].as_object().into_iter().flatten())
-                        .map(|(k, v)| format!("{k} {}/{} free", cell(&v[1]), cell(&v[0])))
-                        .collect();
-                    vec![cell(&s["id"]), cell(&s["name"]), caps.join(", ")]
-                })
-                .collect();
-            println!("{}", render(&["ID", "NAME", "CAPACITY"], rows));
+    let path = path::admin_user_privileges(id);
+    let user = c.post::<UserView, _>(&path, change).await?;
+    let message = format!("user {} now holds {}", id.0, cell(&user.body.privileges));
+    out.done(&user, &message);
+    Ok(())
+}
+
+/// Which of the two kinds of service a command is about.
+#[derive(Clone, Copy)]
+enum Service {
+    Well,
+    Factory,
+}
+
+/// Wells and factories are listed, registered and given tokens alike.
+async fn service(c: &Client, out: Output, kind: Service, cmd: ServiceCommand) -> Result<()> {
+    let header = ["ID", "NAME", "CAPACITY"];
+    match (kind, cmd) {
+        (Service::Well, ServiceCommand::List) => {
+            let wells = c.get::<Vec<WellView>>(path::ADMIN_WELLS).await?;
+            out.table(&wells, &header, |w| {
+                vec![w.id.0.to_string(), w.name.clone(), slots(&w.pools)]
+            });
         }
-        ServiceCommand::Create { name, capacity } => {
-            let caps: Map<String, Value> =
-                capacity.into_iter().map(|(k, n)| (k, json!(n))).collect();
-            let made = c
-                .post(
-                    &format!("/0/admin/{plural}"),
-                    Some(json!({"name": name, field: caps})),
-                )
-                .await
-                .with_context(|| format!("registering {name}"))?;
-            out.token(
-                &made,
-                &format!(
-                    "{name} is {} {}",
-                    plural.trim_end_matches('s'),
-                    cell(&made["id"])
-                ),
-            );
+        (Service::Factory, ServiceCommand::List) => {
+            let factories = c.get::<Vec<FactoryView>>(path::ADMIN_FACTORIES).await?;
+            out.table(&factories, &header, |f| {
+                vec![f.id.0.to_string(), f.name.clone(), slots(&f.targets)]
+            });
         }
-        ServiceCommand::Token { id } => {
-            let made = c
-                .post(&format!("/0/admin/{plural}/{id}/tokens"), None)
-                .await?;
-            out.token(&made, &format!("a new token for {id}"));
+        (Service::Well, ServiceCommand::Create { name, capacity }) => {
+            let pools = capacity.into_iter().map(|(k, n)| (TypeId::new(k), n));
+            let pools = pools.collect();
+            let body = NewWell { name, pools };
+            register::<WellId>(c, out, path::ADMIN_WELLS, &body.name, &body).await?;
+        }
+        (Service::Factory, ServiceCommand::Create { name, capacity }) => {
+            let targets = capacity.into_iter().map(|(k, n)| (TargetId::new(k), n));
+            let targets = targets.collect();
+            let body = NewFactory { name, targets };
+            register::<FactoryId>(c, out, path::ADMIN_FACTORIES, &body.name, &body).await?;
+        }
+        (kind, ServiceCommand::Token { id }) => {
+            let tokens = match kind {
+                Service::Well => path::admin_well_tokens(WellId(id)),
+                Service::Factory => path::admin_factory_tokens(FactoryId(id)),
+            };
+            let made = c.post_empty::<IssuedToken>(&tokens).await?;
+            out.token(&made, &made.body.token, &format!("a new token for {id}"));
         }
     }
     Ok(())
+}
+
+/// Registers a well or a factory (`I`, its id) and shows its token.
+async fn register<I: DeserializeOwned + std::fmt::Display>(
+    c: &Client,
+    out: Output,
+    path: &str,
+    name: &str,
+    body: &impl Serialize,
+) -> Result<()> {
+    let made = c.post::<Registered<I>, _>(path, body).await;
+    let made = made.with_context(|| format!("registering {name}"))?;
+    let message = format!("{name} is {}", made.body.id);
+    out.token(&made, &made.body.token, &message);
+    Ok(())
+}
+
+/// Capacities as `name free/capacity free`, one per pool or target.
+fn slots<K: std::fmt::Display>(capacity: &BTreeMap<K, Slots>) -> String {
+    (capacity.iter())
+        .map(|(k, s)| format!("{k} {}/{} free", s.free, s.capacity))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Clone, Copy)]
@@ -293,33 +341,28 @@ struct Output {
 }
 
 impl Output {
-    fn table(self, list: &Value, columns: &[(&str, &str)]) {
-        if self.json {
-            println!("{list}");
-            return;
-        }
-        let header: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
-        let rows = (list.as_array().into_iter().flatten())
-            .map(|item| columns.iter().map(|(_, k)| cell(&item[*k])).collect())
-            .collect();
-        println!("{}", render(&header, rows));
+    /// A list as a table, or as the server's JSON.
+    fn table<T>(self, list: &Answer<Vec<T>>, header: &[&str], row: impl Fn(&T) -> Vec<String>) {
+        println!(
+            "{}",
+            list.show(self.json, |items| render(
+                header,
+                items.iter().map(row).collect()
+            ))
+        );
     }
 
-    fn done(self, answer: &Value, message: &str) {
-        if self.json {
-            println!("{answer}");
-        } else {
-            println!("{message}");
-        }
+    fn done<T>(self, answer: &Answer<T>, message: &str) {
+        println!("{}", answer.show(self.json, |_| message.to_string()));
     }
 
     /// A new token: shown once, so it goes to stdout on its own line.
-    fn token(self, answer: &Value, message: &str) {
+    fn token<T>(self, answer: &Answer<T>, token: &str, message: &str) {
         if self.json {
-            println!("{answer}");
+            println!("{}", answer.json);
         } else {
             eprintln!("{message}; its token (shown once) is:");
-            println!("{}", cell(&answer["token"]));
+            println!("{token}");
         }
     }
 }

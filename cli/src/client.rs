@@ -1,9 +1,12 @@
 //! The HTTP client the user and admin commands share: the server's URL and
-//! a token, JSON in and out, and the API's errors as readable messages.
+//! a token, the protocol's requests and answers, and the API's errors as
+//! readable messages.
 
 use anyhow::{Context, Result, bail};
-use aquifer_protocol::Kind;
 use aquifer_protocol::client::Method;
+use aquifer_protocol::{Empty, Kind};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -26,16 +29,36 @@ pub struct Endpoint {
     pub json: bool,
 }
 
-/// The user and admin commands' view of the one client: JSON values in
-/// and out, failures as readable `anyhow` errors. Reads are retried through
-/// a server restart for up to `PATIENCE`; a submission is retried only when
-/// the server surely did not take it.
+/// An answer twice over: the JSON as the server sent it, which `--json`
+/// prints (every field, a newer server's too), and the protocol's type,
+/// which tables and messages read.
+pub struct Answer<T> {
+    pub json: Value,
+    pub body: T,
+}
+
+impl<T> Answer<T> {
+    /// The JSON with `--json`, else the message `text` makes of the body.
+    pub fn show(&self, json_out: bool, text: impl FnOnce(&T) -> String) -> String {
+        if json_out {
+            self.json.to_string()
+        } else {
+            text(&self.body)
+        }
+    }
+}
+
+/// The user and admin commands' view of the one client: protocol types
+/// in and out, failures as readable `anyhow` errors (a refusal keeps its
+/// `CallError`, for callers that act on the code). Reads are retried
+/// through a server restart for up to `PATIENCE`; a submission is retried
+/// only when the server surely did not take it.
 pub struct Client {
     inner: aquifer_protocol::Client,
 }
 
 /// How long a command keeps trying a server that does not answer.
-const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+const PATIENCE: Duration = Duration::from_secs(30);
 
 impl Client {
     pub fn new(endpoint: &Endpoint) -> Result<Client> {
@@ -48,21 +71,34 @@ impl Client {
         Ok(Client { inner })
     }
 
-    pub async fn get(&self, path: &str) -> Result<Value> {
-        Ok(self.inner.get(path).await?)
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Answer<T>> {
+        typed(path, self.inner.get(path).await?)
     }
 
-    pub async fn post(&self, path: &str, body: Option<Value>) -> Result<Value> {
-        let body = body.unwrap_or_else(|| Value::Object(Default::default()));
-        Ok(self.inner.post(path, &body).await?)
+    pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<Answer<T>> {
+        typed(path, self.inner.post(path, body).await?)
     }
 
-    pub async fn delete(&self, path: &str) -> Result<Value> {
-        let (kind, method) = (Kind::Once, Method::DELETE);
-        let none: Option<&Value> = None;
-        Ok(self
-            .inner
-            .call(kind, method, path, none, Duration::ZERO)
-            .await?)
+    /// A POST that carries nothing (`{}`).
+    pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<Answer<T>> {
+        self.post(path, &Empty {}).await
     }
+
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<Answer<T>> {
+        let none: Option<&Empty> = None;
+        let json = (self.inner)
+            .call(Kind::Once, Method::DELETE, path, none, Duration::ZERO)
+            .await?;
+        typed(path, json)
+    }
+}
+
+fn typed<T: DeserializeOwned>(path: &str, json: Value) -> Result<Answer<T>> {
+    let body = T::deserialize(&json)
+        .with_context(|| format!("the server's answer to {path} makes no sense: {json}"))?;
+    Ok(Answer { json, body })
 }

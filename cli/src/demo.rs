@@ -12,7 +12,13 @@ use crate::client::Client;
 use crate::job::describe;
 use crate::stack::Stack;
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use aquifer_protocol::admin::ResourceView;
+use aquifer_protocol::jobs::{
+    Event, Failure, JobFile, JobState, JobView, Note, Outcome, StreamEvent, Submitted, WatchQuery,
+    Watched,
+};
+use aquifer_protocol::user::{Explained, GroupState};
+use aquifer_protocol::{JobId, path};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,14 +97,14 @@ async fn run(stack: &Stack) -> Result<Vec<(String, bool)>> {
     let c = stack.client()?;
     let mut ids = Vec::new();
     for (name, toml_text) in JOBS {
-        let value: toml::Value =
+        let job: JobFile =
             toml::from_str(toml_text).with_context(|| format!("examples/{name}.toml"))?;
         let made = c
-            .post("/0/jobs", Some(serde_json::to_value(value)?))
+            .post::<Submitted, _>(path::JOBS, &job)
             .await
             .with_context(|| format!("submitting {name}"))?;
-        let id = made["id"].as_u64().context("an id")?;
-        println!("submitted {name} as job {id}");
+        let id = made.body.id;
+        println!("submitted {name} as job {}", id.0);
         ids.push((name, id));
     }
     let followers: Vec<_> = ids
@@ -115,13 +121,17 @@ async fn run(stack: &Stack) -> Result<Vec<(String, bool)>> {
     let (_, waiting) = ids[2];
     let why = tokio::time::timeout(PATIENCE, async {
         loop {
-            let e = c.get(&format!("/0/jobs/{waiting}/explain")).await?;
-            let group = &e["explanation"]["groups"][0];
-            if group["state"] == "queued" && !group["holders"][first.to_string()].is_null() {
-                return Ok::<_, anyhow::Error>(e["explanation"]["waiting_for"].clone());
+            let e = c.get::<Explained>(&path::job_explain(waiting)).await?;
+            let explanation = e.body.explanation.as_ref();
+            let group = explanation.and_then(|x| x.groups.first());
+            if let Some(g) = group
+                && g.state == GroupState::Queued
+                && g.holders.contains_key(&first)
+            {
+                return Ok::<_, anyhow::Error>(explanation.map(|x| x.waiting_for.clone()));
             }
-            if e["state"] == "ended" {
-                bail!("waits ended before it was seen waiting: {e}");
+            if e.body.state == JobState::Ended {
+                bail!("waits ended before it was seen waiting: {}", e.json);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -129,21 +139,22 @@ async fn run(stack: &Stack) -> Result<Vec<(String, bool)>> {
     .await
     .context("waits was never seen waiting for the licence")??;
     println!(
-        "job {waiting} (waits) is waiting for {}; cancelling it",
-        why.as_str().unwrap_or("?")
+        "job {} (waits) is waiting for {}; cancelling it",
+        waiting.0,
+        why.as_deref().unwrap_or("?")
     );
-    c.post(&format!("/0/jobs/{waiting}/cancel"), None).await?;
+    (c.post_empty::<JobView>(&path::job_cancel(waiting))).await?;
 
     let mut ended = Vec::new();
     for f in followers {
         ended.push(f.await??);
     }
     let output = output_of(&c, first).await?;
-    let resources = c.get("/0/admin/resources").await?;
+    let resources = c.get::<Vec<ResourceView>>(path::ADMIN_RESOURCES).await?;
     Ok(vec![
         (
             "probe-and-license succeeded".into(),
-            ended[0]["outcome"] == json!("succeeded"),
+            ended[0].outcome == Some(Outcome::Succeeded),
         ),
         (
             "it read its probe and licence with bmat".into(),
@@ -151,51 +162,53 @@ async fn run(stack: &Stack) -> Result<Vec<(String, bool)>> {
         ),
         (
             "fails failed in its second task, with the reason".into(),
-            ended[1]["outcome"] == json!({"failed": "tasks"})
-                && ended[1]["reason"]
-                    .as_str()
-                    .is_some_and(|r| r.contains("broken")),
+            ended[1].outcome == Some(Outcome::Failed(Failure::Tasks))
+                && (ended[1].reason.as_ref()).is_some_and(|r| r.contains("broken")),
         ),
         (
             "waits was cancelled while it waited".into(),
-            ended[2]["outcome"] == json!("cancelled"),
+            ended[2].outcome == Some(Outcome::Cancelled),
         ),
         (
             "every resource is destroyed".into(),
-            resources.as_array().is_some_and(Vec::is_empty),
+            resources.body.is_empty(),
         ),
     ])
 }
 
 /// Prints a job's events until it has retired (ended, and everything it
 /// held confirmed gone); returns the job.
-async fn follow(c: &Client, name: &str, id: u64) -> Result<Value> {
-    let mut after = 0;
+async fn follow(c: &Client, name: &str, id: JobId) -> Result<JobView> {
+    let mut query = WatchQuery {
+        after: 0,
+        wait_ms: 20_000,
+        limit: None,
+    };
     loop {
-        let page = tokio::time::timeout(
-            PATIENCE,
-            c.get(&format!("/0/jobs/{id}/events?after={after}&wait_ms=20000")),
-        )
-        .await
-        .with_context(|| format!("job {id} ({name}) stalled"))??;
-        for e in page["events"].as_array().into_iter().flatten() {
-            let event = &e["event"];
-            for line in describe(event).lines() {
+        let page = tokio::time::timeout(PATIENCE, c.get::<Watched>(&path::job_events(id, &query)))
+            .await
+            .with_context(|| format!("job {} ({name}) stalled", id.0))??
+            .body;
+        for e in &page.events {
+            for line in describe(&e.event).lines() {
                 println!("  [{name}] {line}");
             }
-            if event["event"] == "job_retired" {
-                return c.get(&format!("/0/jobs/{id}")).await;
+            if let StreamEvent::Scheduled(Event::JobRetired { .. }) = e.event {
+                return Ok(c.get::<JobView>(&path::job(id)).await?.body);
             }
         }
-        after = page["next"].as_u64().unwrap_or(after);
+        query.after = page.next;
     }
 }
 
-async fn output_of(c: &Client, id: u64) -> Result<String> {
-    let page = c.get(&format!("/0/jobs/{id}/events")).await?;
-    Ok((page["events"].as_array().into_iter().flatten())
-        .filter(|e| e["event"]["event"] == "output")
-        .filter_map(|e| e["event"]["text"].as_str())
+async fn output_of(c: &Client, id: JobId) -> Result<String> {
+    let everything = WatchQuery::default();
+    let page = c.get::<Watched>(&path::job_events(id, &everything)).await?;
+    Ok((page.body.events.iter())
+        .filter_map(|e| match &e.event {
+            StreamEvent::Noted(Note::Output { text, .. }) => Some(text.as_str()),
+            _ => None,
+        })
         .collect())
 }
 

@@ -2,10 +2,17 @@
 //! cancel, watch and explain.
 
 use crate::client::{Client, Endpoint};
-use crate::table::{cell, render};
+use crate::table::{cell, or_dash, render, tagged};
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
+use aquifer_protocol::jobs::{
+    Event, JobFile, JobState, JobView, ListQuery, ListedJob, Note, Outcome, StreamEvent, Submitted,
+    WatchQuery, Watched,
+};
+use aquifer_protocol::user::Explained;
+use aquifer_protocol::{JobId, path};
+use serde_json::Value;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(clap::Subcommand)]
 pub enum JobCommand {
@@ -20,8 +27,8 @@ pub enum JobCommand {
     /// List jobs, newest first.
     List {
         /// waiting, acquiring, running or ended.
-        #[arg(long)]
-        state: Option<String>,
+        #[arg(long, value_parser = |s: &str| s.parse::<JobState>())]
+        state: Option<JobState>,
         /// A user's name or id (another user's needs `admin.jobs`).
         #[arg(long)]
         owner: Option<String>,
@@ -44,19 +51,18 @@ pub enum JobCommand {
 }
 
 /// Reads a job file: TOML by default, JSON for `.json`.
-pub fn read_job_file(path: &std::path::Path) -> Result<Value> {
+pub fn read_job_file(path: &std::path::Path) -> Result<JobFile> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the job file {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "json") {
         serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
     } else {
-        let value: toml::Value = toml::from_str(&text)
-            .with_context(|| format!("{} is not a valid TOML job file", path.display()))?;
-        serde_json::to_value(value).context("converting the job file")
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid TOML job file", path.display()))
     }
 }
 
-pub async fn run(endpoint: &Endpoint, command: JobCommand) -> Result<std::process::ExitCode> {
+pub async fn run(endpoint: &Endpoint, command: JobCommand) -> Result<ExitCode> {
     let client = Client::new(endpoint)?;
     let json_out = endpoint.json;
     match command {
@@ -64,16 +70,14 @@ pub async fn run(endpoint: &Endpoint, command: JobCommand) -> Result<std::proces
             file,
             watch: follow,
         } => {
-            let body = read_job_file(&file)?;
-            let made = client.post("/0/jobs", Some(body)).await?;
-            let id = u32::try_from(made["id"].as_u64().unwrap_or(0)).unwrap_or(0);
-            if json_out {
-                println!("{made}");
-            } else {
-                println!("submitted job {id}");
-            }
+            let job = read_job_file(&file)?;
+            let made = client.post::<Submitted, _>(path::JOBS, &job).await?;
+            println!(
+                "{}",
+                made.show(json_out, |m| format!("submitted job {}", m.id.0))
+            );
             if follow {
-                return watch(&client, id, 0, json_out).await;
+                return watch(&client, made.body.id, 0, json_out).await;
             }
         }
         JobCommand::List {
@@ -81,229 +85,206 @@ pub async fn run(endpoint: &Endpoint, command: JobCommand) -> Result<std::proces
             owner,
             limit,
         } => {
-            let mut query = vec![("limit", limit.to_string())];
-            query.extend(state.map(|s| ("state", s)));
-            query.extend(owner.map(|o| ("owner", o)));
-            let query: Vec<String> = query
-                .into_iter()
-                .map(|(k, v)| format!("{k}={}", encode(&v)))
-                .collect();
-            let jobs = client.get(&format!("/0/jobs?{}", query.join("&"))).await?;
-            if json_out {
-                println!("{jobs}");
-            } else {
-                let rows = (jobs.as_array().into_iter().flatten())
-                    .map(|j| {
-                        vec![
-                            cell(&j["id"]),
-                            cell(&j["name"]),
-                            cell(&j["owner_name"]),
-                            cell(&j["state"]),
-                            outcome(&j["outcome"]),
-                        ]
-                    })
-                    .collect();
-                println!(
-                    "{}",
-                    render(&["ID", "NAME", "OWNER", "STATE", "OUTCOME"], rows)
-                );
-            }
+            let query = ListQuery {
+                state,
+                owner,
+                before: None,
+                limit: Some(limit),
+            };
+            let jobs = client
+                .get::<Vec<ListedJob>>(&path::jobs_listed(&query))
+                .await?;
+            println!("{}", jobs.show(json_out, |jobs| listing(jobs)));
         }
         JobCommand::Show { id } => {
-            let job = client.get(&format!("/0/jobs/{id}")).await?;
-            print_job(&job, json_out);
+            let job = client.get::<JobView>(&path::job(JobId(id))).await?;
+            println!("{}", job.show(json_out, job_line));
         }
         JobCommand::Cancel { id } => {
-            let job = client.post(&format!("/0/jobs/{id}/cancel"), None).await?;
-            print_job(&job, json_out);
+            let cancel = path::job_cancel(JobId(id));
+            let job = client.post_empty::<JobView>(&cancel).await?;
+            println!("{}", job.show(json_out, job_line));
         }
-        JobCommand::Watch { id, after } => return watch(&client, id, after, json_out).await,
+        JobCommand::Watch { id, after } => return watch(&client, JobId(id), after, json_out).await,
         JobCommand::Explain { id } => {
-            let e = client.get(&format!("/0/jobs/{id}/explain")).await?;
+            let e = client
+                .get::<Explained>(&path::job_explain(JobId(id)))
+                .await?;
             if json_out {
-                println!("{e}");
+                println!("{}", e.json);
             } else {
-                print!("{}", explanation(&e));
+                print!("{}", explanation(&e.body));
             }
         }
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }
 
-/// Percent-encodes a query value (names are plain; be safe anyway).
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
+fn listing(jobs: &[ListedJob]) -> String {
+    let rows = (jobs.iter())
+        .map(|j| {
+            vec![
+                j.id.0.to_string(),
+                j.name.clone(),
+                j.owner_name.clone(),
+                j.state.to_string(),
+                tagged(&j.outcome),
+            ]
         })
-        .collect()
+        .collect();
+    render(&["ID", "NAME", "OWNER", "STATE", "OUTCOME"], rows)
 }
 
-fn outcome(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        Value::Object(m) => m
-            .iter()
-            .map(|(k, v)| format!("{k}: {}", cell(v)))
-            .collect::<Vec<_>>()
-            .join(", "),
-        other => other.to_string(),
-    }
-}
-
-fn print_job(job: &Value, json_out: bool) {
-    if json_out {
-        println!("{job}");
-    } else {
-        println!(
-            "job {} {:?} (owner {}): {}{}",
-            cell(&job["id"]),
-            cell(&job["name"]),
-            cell(&job["owner"]),
-            cell(&job["state"]),
-            match &job["outcome"] {
-                Value::Null => String::new(),
-                o => format!(", {}", outcome(o)),
-            }
-        );
-    }
+fn job_line(job: &JobView) -> String {
+    format!(
+        "job {} {:?} (owner {}): {}{}",
+        job.id.0,
+        job.name,
+        job.owner.0,
+        job.state,
+        job.outcome
+            .map_or_else(String::new, |o| format!(", {}", tagged(&o)))
+    )
 }
 
 /// Follows a job's stream with long polls until it has ended. Exits 0 only
-/// if it succeeded.
-async fn watch(
-    client: &Client,
-    id: u32,
-    after: u64,
-    json_out: bool,
-) -> Result<std::process::ExitCode> {
-    let mut after = after;
+/// if it succeeded. With `--json`, each entry is printed as it came.
+async fn watch(client: &Client, id: JobId, after: u64, json_out: bool) -> Result<ExitCode> {
+    let mut query = WatchQuery {
+        after,
+        wait_ms: 25_000,
+        limit: None,
+    };
     let mut start_ms = None;
     loop {
-        let page = client
-            .get(&format!("/0/jobs/{id}/events?after={after}&wait_ms=25000"))
-            .await?;
-        for e in page["events"].as_array().into_iter().flatten() {
-            if json_out {
+        let events = path::job_events(id, &query);
+        let (next, ended) = if json_out {
+            let page = client.get::<Watched<Value>>(&events).await?.body;
+            for e in &page.events {
                 println!("{e}");
-            } else {
-                let at = e["at_ms"].as_u64().unwrap_or(0);
-                let start = *start_ms.get_or_insert(at);
-                let secs = (at.saturating_sub(start)) as f64 / 1000.0;
-                for line in describe(&e["event"]).lines() {
+            }
+            (page.next, page.ended)
+        } else {
+            let page = client.get::<Watched>(&events).await?.body;
+            for e in &page.events {
+                let start = *start_ms.get_or_insert(e.at_ms);
+                let secs = (e.at_ms.saturating_sub(start)) as f64 / 1000.0;
+                for line in describe(&e.event).lines() {
                     println!("{secs:>8.1}s  {line}");
                 }
             }
-        }
-        after = page["next"].as_u64().unwrap_or(after);
-        if page["ended"] == json!(true) {
+            (page.next, page.ended)
+        };
+        query.after = next;
+        if ended {
             // Whatever arrived in the same commit as the end is in `events`
             // already; one more page picks up the rest of the clean-up.
-            let job = client.get(&format!("/0/jobs/{id}")).await?;
-            return Ok(if job["outcome"] == json!("succeeded") {
-                std::process::ExitCode::SUCCESS
+            let job = client.get::<JobView>(&path::job(id)).await?.body;
+            return Ok(if job.outcome == Some(Outcome::Succeeded) {
+                ExitCode::SUCCESS
             } else {
-                std::process::ExitCode::FAILURE
+                ExitCode::FAILURE
             });
         }
     }
 }
 
-/// One event as a line a person reads.
-pub(crate) fn describe(e: &Value) -> String {
-    let kind = e["event"].as_str().unwrap_or("?");
-    let field = |k: &str| cell(&e[k]);
-    match kind {
-        "job_submitted" => format!(
-            "submitted for {}, deadline at {} ms",
-            field("target"),
-            field("deadline")
-        ),
-        "dependency_settled" => format!("dependency job {} has ended", field("dependency")),
-        "acquisition_began" => "acquiring resources".into(),
-        "group_queued" => format!("group {} queued", field("group")),
-        "lease_granted" => format!(
-            "well {} creates {} × {} (lease {})",
-            field("well"),
-            e["resources"].as_array().map_or(0, Vec::len),
-            field("rtype"),
-            field("lease")
-        ),
-        "resource_ready" => format!("resource #{} ready", field("resource")),
-        "lease_fulfilled" => format!("lease {} fulfilled", field("lease")),
-        "lease_ended" => format!("lease {} ended: {}", field("lease"), outcome(&e["cause"])),
-        "group_ready" => format!("group {} ready", field("group")),
-        "worker_queued" => "waiting for a worker".into(),
-        "worker_leased" => format!(
-            "factory {} makes worker {}",
-            field("factory"),
-            field("worker")
-        ),
-        "job_started" => "started".into(),
-        "job_ended" => format!("ended: {}", outcome(&e["outcome"])),
-        "output" => {
-            let prefix = format!("[{} {}]", field("task"), field("stream"));
-            (field("text").trim_end().lines())
+/// One entry of a job's stream as a line a person reads.
+pub(crate) fn describe(e: &StreamEvent) -> String {
+    match e {
+        StreamEvent::Scheduled(event) => scheduled(event).unwrap_or_else(|| plain(e)),
+        StreamEvent::Noted(Note::Output { task, stream, text }) => {
+            let prefix = format!("[{task} {}]", cell(stream));
+            (text.trim_end().lines())
                 .map(|l| format!("{prefix} {l}"))
                 .collect::<Vec<_>>()
                 .join("\n")
         }
-        _ => {
-            let mut rest = e.clone();
-            if let Some(m) = rest.as_object_mut() {
-                m.remove("event");
-            }
-            format!("{} {}", kind.replace('_', " "), rest)
-        }
+        StreamEvent::Noted(_) | StreamEvent::Other(_) => plain(e),
     }
 }
 
+/// The scheduler's facts that read as a sentence; the rest read plainly.
+fn scheduled(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::JobSubmitted {
+            target, deadline, ..
+        } => format!("submitted for {target}, deadline at {} ms", deadline.ms()),
+        Event::DependencySettled { dependency, .. } => {
+            format!("dependency job {} has ended", dependency.0)
+        }
+        Event::AcquisitionBegan { .. } => "acquiring resources".into(),
+        Event::GroupQueued { group, .. } => format!("group {group} queued"),
+        Event::LeaseGranted {
+            lease,
+            rtype,
+            well,
+            resources,
+            ..
+        } => format!(
+            "well {} creates {} × {rtype} (lease {})",
+            well.0,
+            resources.len(),
+            lease.0
+        ),
+        Event::ResourceReady { resource } => format!("resource #{} ready", resource.0),
+        Event::LeaseFulfilled { lease } => format!("lease {} fulfilled", lease.0),
+        Event::LeaseEnded { lease, cause } => format!("lease {} ended: {}", lease.0, tagged(cause)),
+        Event::GroupReady { group, .. } => format!("group {group} ready"),
+        Event::WorkerQueued { .. } => "waiting for a worker".into(),
+        Event::WorkerLeased {
+            worker, factory, ..
+        } => format!("factory {} makes worker {}", factory.0, worker.0),
+        Event::JobStarted { .. } => "started".into(),
+        Event::JobEnded { outcome, .. } => format!("ended: {}", tagged(outcome)),
+        _ => return None,
+    })
+}
+
+/// An entry as its kind in words and its other fields as JSON.
+fn plain(e: &StreamEvent) -> String {
+    let mut rest = serde_json::to_value(e).unwrap_or_default();
+    let kind = (rest.as_object_mut())
+        .and_then(|m| m.remove("event"))
+        .and_then(|k| k.as_str().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
+    format!("{} {rest}", kind.replace('_', " "))
+}
+
 /// An explanation as a few readable lines.
-fn explanation(e: &Value) -> String {
+fn explanation(e: &Explained) -> String {
     let mut out = format!(
         "job {} {:?}: {}{}\n",
-        cell(&e["id"]),
-        cell(&e["name"]),
-        cell(&e["state"]),
-        match &e["outcome"] {
-            Value::Null => String::new(),
-            o => format!(" ({})", outcome(o)),
-        }
+        e.id.0,
+        e.name,
+        e.state,
+        e.outcome
+            .map_or_else(String::new, |o| format!(" ({})", tagged(&o)))
     );
-    let x = &e["explanation"];
-    if x.is_null() {
+    let Some(x) = &e.explanation else {
         out.push_str("it has left the scheduler: everything it held is gone\n");
         return out;
-    }
-    out.push_str(&format!("waiting for: {}\n", cell(&x["waiting_for"])));
-    if x["leases_held"] == json!(true) {
+    };
+    out.push_str(&format!("waiting for: {}\n", x.waiting_for));
+    if x.leases_held {
         out.push_str("an operator holds all new leases\n");
     }
-    let rows = (x["groups"].as_array().into_iter().flatten())
+    let rows = (x.groups.iter())
         .map(|g| {
-            let holds: Vec<String> = (g["holds"].as_array().into_iter().flatten())
-                .map(|h| format!("#{} {}", cell(&h["resource"]), cell(&h["state"])))
+            let holds: Vec<String> = (g.holds.iter())
+                .map(|h| format!("#{} {}", h.resource.0, cell(&h.state)))
                 .collect();
-            let wells: Vec<String> = (g["wells"].as_array().into_iter().flatten())
-                .map(|w| {
-                    format!(
-                        "well {} ({}/{} free)",
-                        cell(&w["well"]),
-                        cell(&w["room"]),
-                        cell(&w["capacity"])
-                    )
-                })
+            let wells: Vec<String> = (g.wells.iter())
+                .map(|w| format!("well {} ({}/{} free)", w.well.0, w.room, w.capacity))
                 .collect();
-            let holders: Vec<String> = (g["holders"].as_object().into_iter().flatten())
-                .map(|(job, n)| format!("job {job} ×{n}"))
+            let holders: Vec<String> = (g.holders.iter())
+                .map(|(job, n)| format!("job {} ×{n}", job.0))
                 .collect();
             vec![
-                cell(&g["rtype"]),
-                cell(&g["count"]),
-                cell(&g["state"]),
-                cell(&g["position"]),
+                g.rtype.to_string(),
+                g.count.to_string(),
+                cell(&g.state),
+                cell(&g.position),
                 or_dash(&holds),
                 or_dash(&holders),
                 or_dash(&wells),
@@ -323,34 +304,25 @@ fn explanation(e: &Value) -> String {
         rows,
     ));
     out.push('\n');
-    let w = &x["worker"];
-    let factories: Vec<String> = (w["factories"].as_object().into_iter().flatten())
-        .map(|(f, room)| format!("factory {f} ({room} free)"))
+    let w = &x.worker;
+    let factories: Vec<String> = (w.factories.iter())
+        .map(|(f, room)| format!("factory {} ({room} free)", f.0))
         .collect();
     out.push_str(&format!(
         "worker for {}: {}{}; {}\n",
-        cell(&w["target"]),
-        cell(&w["state"]),
-        match &w["position"] {
-            Value::Null => String::new(),
-            p => format!(", place {p}"),
-        },
+        w.target,
+        cell(&w.state),
+        w.position
+            .map_or_else(String::new, |p| format!(", place {p}")),
         or_dash(&factories)
     ));
     out
 }
 
-fn or_dash(items: &[String]) -> String {
-    if items.is_empty() {
-        "-".into()
-    } else {
-        items.join(", ")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn a_toml_job_file_reads_as_the_json_the_api_takes() {
@@ -374,8 +346,9 @@ env = { RUST_LOG = "debug" }
 "#,
         )
         .expect("written");
-        let v = read_job_file(&path).expect("parsed");
+        let v = serde_json::to_value(read_job_file(&path).expect("parsed")).expect("json");
         assert_eq!(v["resources"][0]["type"], "postgres");
+        assert_eq!(v["resources"][0]["count"], 1);
         assert_eq!(v["tasks"][0]["env"]["RUST_LOG"], "debug");
         assert_eq!(v["timeout_s"], 600);
         std::fs::write(&path, "name = ").expect("written");
@@ -385,9 +358,27 @@ env = { RUST_LOG = "debug" }
 
     #[test]
     fn events_read_as_sentences() {
-        let e = json!({"event": "lease_granted", "well": 2, "rtype": "pg", "resources": [4, 5], "lease": 9});
-        assert_eq!(describe(&e), "well 2 creates 2 × pg (lease 9)");
-        let e = json!({"event": "job_ended", "outcome": {"failed": "tasks"}});
-        assert_eq!(describe(&e), "ended: failed: tasks");
+        let read = |v: Value| describe(&StreamEvent::from(v));
+        let e = json!({"event": "lease_granted", "lease": 9, "job": 1, "group": 0,
+            "rtype": "pg", "well": 2, "resources": [4, 5], "expires_at": 7});
+        assert_eq!(read(e), "well 2 creates 2 × pg (lease 9)");
+        let e = json!({"event": "job_ended", "job": 1, "outcome": {"failed": "tasks"}});
+        assert_eq!(read(e), "ended: failed: tasks");
+        let e = json!({"event": "lease_ended", "lease": 3,
+            "cause": {"failed": {"resource": 4, "retryable": true}}});
+        assert_eq!(
+            read(e),
+            r#"lease 3 ended: failed: {"resource":4,"retryable":true}"#
+        );
+        let e = json!({"event": "output", "task": "t", "stream": "stderr", "text": "a\nb\n"});
+        assert_eq!(read(e), "[t stderr] a\n[t stderr] b");
+        assert_eq!(
+            read(json!({"event": "worker_created", "worker": 3})),
+            r#"worker created {"worker":3}"#
+        );
+        assert_eq!(
+            read(json!({"event": "comet_sighted", "tail": 1})),
+            r#"comet sighted {"tail":1}"#
+        );
     }
 }

@@ -7,8 +7,10 @@
 use crate::client::{Client, Endpoint};
 use crate::server;
 use anyhow::{Context, Result};
+use aquifer_protocol::admin::{Created, NewFactory, NewTarget, NewType, NewWell, Registered};
+use aquifer_protocol::{CallError, FactoryId, TargetId, TypeId, WellId, path};
 use aquifer_server::{Config, Running};
-use serde_json::json;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio::sync::watch;
@@ -66,17 +68,21 @@ impl Stack {
     /// Types, the target, the wells and the factory; each only once.
     async fn register(&mut self) -> Result<()> {
         let c = self.client()?;
-        for (name, max) in [("license", 1), ("probe", 1)] {
-            ensure(
-                c.post(
-                    "/0/admin/types",
-                    Some(json!({"name": name, "max_per_job": max})),
-                )
-                .await,
-            )?;
+        for (name, max_per_job) in [("license", 1), ("probe", 1)] {
+            let body = NewType {
+                name: TypeId::new(name),
+                max_per_job,
+                privilege: None,
+            };
+            let defined = c.post::<Created<TypeId>, _>(path::ADMIN_TYPES, &body);
+            ensure(defined.await)?;
         }
+        let body = NewTarget {
+            name: TargetId::new(TARGET),
+            privilege: None,
+        };
         ensure(
-            c.post("/0/admin/targets", Some(json!({"name": TARGET})))
+            c.post::<Created<TargetId>, _>(path::ADMIN_TARGETS, &body)
                 .await,
         )?;
         let probes = r#"
@@ -95,47 +101,40 @@ rtype = "license"
 [well.items.seat-1]
 secrets = { key = "LIC-7F3A-92C1-55D0" }
 "#;
-        self.service("probes", "wells", json!({"pools": {"probe": 2}}), probes)
+        let pools = |rtype: &str, n| Kind::Well(BTreeMap::from([(TypeId::new(rtype), n)]));
+        self.service("probes", pools("probe", 2), probes).await?;
+        self.service("licenses", pools("license", 1), licenses)
             .await?;
-        self.service(
-            "licenses",
-            "wells",
-            json!({"pools": {"license": 1}}),
-            licenses,
-        )
-        .await?;
         let factory = format!("[targets]\n{TARGET} = 2\n");
-        self.service(
-            "local",
-            "factories",
-            json!({"targets": {TARGET: 2}}),
-            &factory,
-        )
-        .await?;
+        let targets = BTreeMap::from([(TargetId::new(TARGET), 2)]);
+        self.service("local", Kind::Factory(targets), &factory)
+            .await?;
         Ok(())
     }
 
     /// Registers a well or factory (once: its token is kept in its
     /// directory), writes its configuration and runs it on a task.
-    async fn service(
-        &mut self,
-        name: &'static str,
-        kind: &'static str,
-        registration: serde_json::Value,
-        settings: &str,
-    ) -> Result<()> {
+    async fn service(&mut self, name: &'static str, kind: Kind, settings: &str) -> Result<()> {
         let home = self.dir.join(name);
         std::fs::create_dir_all(&home)?;
         let token_file = home.join("token");
         if !token_file.exists() {
-            let mut body = registration;
-            body["name"] = json!(name);
-            let made = self
-                .client()?
-                .post(&format!("/0/admin/{kind}"), Some(body))
-                .await?;
-            let token = made["token"].as_str().context("a token")?;
-            write_private(&token_file, token)?;
+            let (c, name) = (self.client()?, name.to_string());
+            let token = match &kind {
+                Kind::Well(pools) => {
+                    let pools = pools.clone();
+                    let body = NewWell { name, pools };
+                    let made = c.post::<Registered<WellId>, _>(path::ADMIN_WELLS, &body);
+                    made.await?.body.token
+                }
+                Kind::Factory(targets) => {
+                    let targets = targets.clone();
+                    let body = NewFactory { name, targets };
+                    let made = c.post::<Registered<FactoryId>, _>(path::ADMIN_FACTORIES, &body);
+                    made.await?.body.token
+                }
+            };
+            write_private(&token_file, &token)?;
         }
         let config = home.join("config.toml");
         let text = format!(
@@ -150,10 +149,9 @@ secrets = { key = "LIC-7F3A-92C1-55D0" }
             let _ = stopped.wait_for(|s| *s).await;
         };
         self.services.spawn(async move {
-            let run = if kind == "wells" {
-                aquifer_well::run_from_config(&config, shutdown).await
-            } else {
-                aquifer_factory::run_local_from_config(&config, shutdown).await
+            let run = match kind {
+                Kind::Well(_) => aquifer_well::run_from_config(&config, shutdown).await,
+                Kind::Factory(_) => aquifer_factory::run_local_from_config(&config, shutdown).await,
             };
             (name, run)
         });
@@ -190,11 +188,18 @@ secrets = { key = "LIC-7F3A-92C1-55D0" }
     }
 }
 
+/// A service of the stack, with its capacity: per type for a well, per
+/// target for the factory.
+enum Kind {
+    Well(BTreeMap<TypeId, u16>),
+    Factory(BTreeMap<TargetId, u16>),
+}
+
 /// Accepts "already exists" as done: `dev` registers again on every start.
-fn ensure(result: Result<serde_json::Value>) -> Result<()> {
+fn ensure<T>(result: Result<T>) -> Result<()> {
     match result {
         Ok(_) => Ok(()),
-        Err(e) if e.to_string().contains("already_exists") => Ok(()),
+        Err(e) if e.downcast_ref().and_then(CallError::code) == Some("already_exists") => Ok(()),
         Err(e) => Err(e),
     }
 }

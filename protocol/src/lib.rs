@@ -1,5 +1,5 @@
 //! aquifer's wire, defined once: every request and answer of the well,
-//! factory, agent, `bmat` and user APIs (`docs/protocol.md`,
+//! factory, agent, `bmat`, user and admin APIs (`docs/protocol.md`,
 //! `docs/api.md`), the ids they carry, the error shape, the paths, and
 //! (feature `client`, on by default) the one HTTP client with its one retry
 //! table and one capped back-off.
@@ -12,12 +12,14 @@
 //! are read strictly by the server (`deny_unknown_fields`), so a typo is a
 //! 400, not a silently dropped field.
 
+pub mod admin;
 pub mod agent;
 pub mod backoff;
 pub mod error;
 pub mod factory;
 pub mod jobs;
 pub mod path;
+pub mod user;
 pub mod well;
 
 #[cfg(feature = "client")]

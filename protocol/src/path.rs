@@ -1,12 +1,27 @@
 //! The paths of every endpoint, so that no client spells one by hand. The
 //! server's router (`aquifer-server`, `api/route.rs`) resolves exactly
-//! these; a test there walks this list.
+//! these; tests there (`api/jobs.rs`, `api/admin.rs`) walk the user and
+//! admin paths and read the queries back.
 
-use crate::{JobId, LeaseId, ResourceId, WorkerId};
+use crate::jobs::{ListQuery, WatchQuery};
+use crate::user::UserId;
+use crate::{FactoryId, JobId, LeaseId, ResourceId, WellId, WorkerId};
 
 pub const WHOAMI: &str = "/0/whoami";
 
+/// `POST`: submit. A listing takes a query: `jobs_listed`.
 pub const JOBS: &str = "/0/jobs";
+/// `GET`: a page of the jobs the caller may see, newest first.
+#[must_use]
+pub fn jobs_listed(q: &ListQuery) -> String {
+    let pairs = [
+        ("state", q.state.map(|s| s.to_string())),
+        ("owner", q.owner.clone()),
+        ("before", q.before.map(|b| b.0.to_string())),
+        ("limit", q.limit.map(|l| l.to_string())),
+    ];
+    with_query(JOBS, &pairs)
+}
 #[must_use]
 pub fn job(id: JobId) -> String {
     format!("/0/jobs/{}", id.0)
@@ -15,13 +30,50 @@ pub fn job(id: JobId) -> String {
 pub fn job_cancel(id: JobId) -> String {
     format!("/0/jobs/{}/cancel", id.0)
 }
+/// `GET`: a page of the job's stream.
 #[must_use]
-pub fn job_watch(id: JobId) -> String {
-    format!("/0/jobs/{}/watch", id.0)
+pub fn job_events(id: JobId, q: &WatchQuery) -> String {
+    let pairs = [
+        ("after", Some(q.after.to_string())),
+        ("wait_ms", Some(q.wait_ms.to_string())),
+        ("limit", q.limit.map(|l| l.to_string())),
+    ];
+    with_query(&format!("/0/jobs/{}/events", id.0), &pairs)
 }
 #[must_use]
 pub fn job_explain(id: JobId) -> String {
     format!("/0/jobs/{}/explain", id.0)
+}
+
+/// `GET` the list, `POST` a definition; likewise targets, users, wells
+/// and factories.
+pub const ADMIN_TYPES: &str = "/0/admin/types";
+pub const ADMIN_TARGETS: &str = "/0/admin/targets";
+pub const ADMIN_USERS: &str = "/0/admin/users";
+#[must_use]
+pub fn admin_user_privileges(user: UserId) -> String {
+    format!("/0/admin/users/{}/privileges", user.0)
+}
+/// `POST` a new token, `DELETE` them all.
+#[must_use]
+pub fn admin_user_tokens(user: UserId) -> String {
+    format!("/0/admin/users/{}/tokens", user.0)
+}
+pub const ADMIN_WELLS: &str = "/0/admin/wells";
+#[must_use]
+pub fn admin_well_tokens(well: WellId) -> String {
+    format!("/0/admin/wells/{}/tokens", well.0)
+}
+pub const ADMIN_FACTORIES: &str = "/0/admin/factories";
+#[must_use]
+pub fn admin_factory_tokens(factory: FactoryId) -> String {
+    format!("/0/admin/factories/{}/tokens", factory.0)
+}
+pub const ADMIN_HOLD: &str = "/0/admin/hold";
+pub const ADMIN_RESOURCES: &str = "/0/admin/resources";
+#[must_use]
+pub fn admin_resource_release(resource: ResourceId) -> String {
+    format!("/0/admin/resources/{}/release", resource.0)
 }
 
 pub const WELL_LEASE: &str = "/0/well/lease";
@@ -81,7 +133,19 @@ pub fn job_resource(name: &str) -> String {
     format!("/0/job/resources/{}", encode_segment(name))
 }
 
-/// Percent-encodes a path segment.
+/// `path?k=v&...` with the pairs that have a value, each encoded.
+fn with_query(path: &str, pairs: &[(&str, Option<String>)]) -> String {
+    let query: Vec<String> = (pairs.iter())
+        .filter_map(|(k, v)| Some(format!("{k}={}", encode_segment(v.as_deref()?))))
+        .collect();
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", query.join("&"))
+    }
+}
+
+/// Percent-encodes a path segment (or a query value).
 #[must_use]
 pub fn encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
@@ -135,5 +199,30 @@ mod tests {
         }
         assert_eq!(decode_segment("bad%zz"), "bad%zz");
         assert_eq!(job_resource("db/0"), "/0/job/resources/db%2F0");
+    }
+
+    #[test]
+    fn queries_carry_what_is_set_encoded() {
+        use crate::jobs::JobState;
+        assert_eq!(jobs_listed(&ListQuery::default()), "/0/jobs");
+        let q = ListQuery {
+            state: Some(JobState::Ended),
+            owner: Some("a b".into()),
+            before: Some(JobId(9)),
+            limit: Some(5),
+        };
+        assert_eq!(
+            jobs_listed(&q),
+            "/0/jobs?state=ended&owner=a%20b&before=9&limit=5"
+        );
+        let w = WatchQuery {
+            after: 3,
+            wait_ms: 25_000,
+            limit: None,
+        };
+        assert_eq!(
+            job_events(JobId(7), &w),
+            "/0/jobs/7/events?after=3&wait_ms=25000"
+        );
     }
 }

@@ -6,47 +6,29 @@ use super::{Api, Caller, privilege};
 use crate::auth::Principal;
 use crate::users::Service;
 use aquifer_core::{
-    FactoryId, Input, Pool, Privilege, ResourceId, TargetId, TargetSpec, Time, TypeId, TypeSpec,
-    WellId,
+    FactoryId, Input, Pool, ResourceId, TargetId, TargetSpec, Time, TypeId, TypeSpec, WellId,
 };
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use aquifer_protocol::admin::{
+    Created, FactoryView, Hold, HoldState, IssuedToken, NewFactory, NewTarget, NewType, NewUser,
+    NewUserToken, PrivilegeChange, Registered, Released, ResourceView, Revoked, Slots, TargetView,
+    TypeView, UserView, WellView,
+};
+use aquifer_protocol::user::{PrincipalKind, UserId};
+use std::collections::BTreeSet;
 use warp::http::StatusCode;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewType {
-    pub name: String,
-    pub max_per_job: u16,
-    #[serde(default)]
-    pub privilege: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewTarget {
-    pub name: String,
-    #[serde(default)]
-    pub privilege: Option<String>,
-}
-
-#[derive(Serialize)]
-pub struct Created {
-    pub name: String,
-}
 
 pub async fn create_type(
     api: &Api,
     caller: Caller,
     body: &[u8],
-) -> Result<(StatusCode, Created), ApiError> {
+) -> Result<(StatusCode, Created<TypeId>), ApiError> {
     caller.require(privilege::REGISTRY)?;
     let t: NewType = super::parse_json(body)?;
     let input = Input::DefineType {
-        rtype: TypeId::new(t.name.clone()),
+        rtype: t.name.clone(),
         spec: TypeSpec {
             max_per_job: t.max_per_job,
-            privilege: t.privilege.map(Privilege::new),
+            privilege: t.privilege,
         },
     };
     api.handle.send(input).await?;
@@ -57,33 +39,17 @@ pub async fn create_target(
     api: &Api,
     caller: Caller,
     body: &[u8],
-) -> Result<(StatusCode, Created), ApiError> {
+) -> Result<(StatusCode, Created<TargetId>), ApiError> {
     caller.require(privilege::REGISTRY)?;
     let t: NewTarget = super::parse_json(body)?;
     let input = Input::DefineTarget {
-        target: TargetId::new(t.name.clone()),
+        target: t.name.clone(),
         spec: TargetSpec {
-            privilege: t.privilege.map(Privilege::new),
+            privilege: t.privilege,
         },
     };
     api.handle.send(input).await?;
     Ok((StatusCode::CREATED, Created { name: t.name }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    pub name: String,
-    #[serde(default)]
-    pub privileges: BTreeSet<String>,
-}
-
-#[derive(Serialize)]
-pub struct NewUserToken {
-    pub id: u64,
-    pub name: String,
-    /// Shown this once; only its hash is kept.
-    pub token: String,
 }
 
 pub async fn create_user(
@@ -100,10 +66,9 @@ pub async fn create_user(
             format!("bad user name {:?}", u.name),
         ));
     }
-    let privileges = u.privileges.into_iter().map(Privilege::new).collect();
     let (id, token) = api
         .store
-        .create_user(&u.name, &privileges, now)
+        .create_user(&u.name, &u.privileges, now)
         .await?
         .ok_or_else(|| {
             ApiError::new(
@@ -115,18 +80,11 @@ pub async fn create_user(
     Ok((
         StatusCode::CREATED,
         NewUserToken {
-            id,
+            id: UserId(id),
             name: u.name,
             token,
         },
     ))
-}
-
-#[derive(Serialize)]
-pub struct TypeView {
-    pub name: TypeId,
-    pub max_per_job: u16,
-    pub privilege: Option<Privilege>,
 }
 
 pub async fn list_types(
@@ -149,12 +107,6 @@ pub async fn list_types(
     Ok((StatusCode::OK, types))
 }
 
-#[derive(Serialize)]
-pub struct TargetView {
-    pub name: TargetId,
-    pub privilege: Option<Privilege>,
-}
-
 pub async fn list_targets(
     api: &Api,
     caller: &Caller,
@@ -174,13 +126,6 @@ pub async fn list_targets(
     Ok((StatusCode::OK, targets))
 }
 
-#[derive(Serialize)]
-pub struct UserView {
-    pub id: u64,
-    pub name: String,
-    pub privileges: BTreeSet<Privilege>,
-}
-
 pub async fn list_users(
     api: &Api,
     caller: &Caller,
@@ -192,21 +137,12 @@ pub async fn list_users(
         users
             .into_iter()
             .map(|(id, name, privileges)| UserView {
-                id,
+                id: UserId(id),
                 name,
                 privileges,
             })
             .collect(),
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PrivilegeChange {
-    #[serde(default)]
-    pub grant: BTreeSet<String>,
-    #[serde(default)]
-    pub revoke: BTreeSet<String>,
 }
 
 /// Grants and revokes privileges. Jobs already submitted keep running: a
@@ -225,7 +161,7 @@ pub async fn set_privileges(
             format!("{both:?} is both granted and revoked"),
         ));
     }
-    if let Some(bad) = change.grant.iter().find(|p| !valid_privilege(p)) {
+    if let Some(bad) = change.grant.iter().find(|p| !valid_privilege(p.as_str())) {
         return Err(ApiError::bad_request(
             "bad_name",
             format!("bad privilege {bad:?}: use letters, digits, '-', '_', '.' and a final '*'"),
@@ -237,17 +173,17 @@ pub async fn set_privileges(
     else {
         return Err(ApiError::not_found(format!("user {user}")));
     };
-    for p in change.revoke {
-        privileges.remove(&Privilege::new(p));
+    for p in &change.revoke {
+        privileges.remove(p);
     }
-    privileges.extend(change.grant.into_iter().map(Privilege::new));
+    privileges.extend(change.grant);
     if !api.store.set_privileges(user, &privileges).await? {
         return Err(ApiError::not_found(format!("user {user}")));
     }
     Ok((
         StatusCode::OK,
         UserView {
-            id,
+            id: UserId(id),
             name,
             privileges,
         },
@@ -263,14 +199,6 @@ fn valid_privilege(p: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-#[derive(Serialize)]
-pub struct IssuedToken {
-    pub kind: &'static str,
-    pub id: u64,
-    /// Shown this once; only its hash is kept.
-    pub token: String,
-}
-
 /// A new token for an existing user, well or factory (the old ones stay
 /// valid until revoked).
 pub async fn issue_token(
@@ -281,7 +209,8 @@ pub async fn issue_token(
     let (kind, id, exists) = match principal {
         Principal::User(id) => {
             caller.require(privilege::USERS)?;
-            ("user", id, api.store.user_privileges(id).await?.is_some())
+            let known = api.store.user_privileges(id).await?.is_some();
+            (PrincipalKind::User, id, known)
         }
         Principal::Well(id) => {
             caller.require(privilege::REGISTRY)?;
@@ -293,7 +222,7 @@ pub async fn issue_token(
                 }
                 Err(_) => false,
             };
-            ("well", id, known)
+            (PrincipalKind::Well, id, known)
         }
         Principal::Factory(id) => {
             caller.require(privilege::REGISTRY)?;
@@ -305,7 +234,7 @@ pub async fn issue_token(
                 }
                 Err(_) => false,
             };
-            ("factory", id, known)
+            (PrincipalKind::Factory, id, known)
         }
         Principal::Admin | Principal::Worker(_) | Principal::Job(_) | Principal::Bootstrap(_) => {
             return Err(ApiError::forbidden(
@@ -320,11 +249,6 @@ pub async fn issue_token(
     Ok((StatusCode::CREATED, IssuedToken { kind, id, token }))
 }
 
-#[derive(Serialize)]
-pub struct Revoked {
-    pub revoked: u64,
-}
-
 pub async fn revoke_user_tokens(
     api: &Api,
     caller: &Caller,
@@ -336,30 +260,6 @@ pub async fn revoke_user_tokens(
     }
     let revoked = api.store.revoke_tokens(Principal::User(user)).await?;
     Ok((StatusCode::OK, Revoked { revoked }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewWell {
-    pub name: String,
-    /// Capacity per resource type: one pool each (rule 7).
-    pub pools: BTreeMap<String, u16>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewFactory {
-    pub name: String,
-    /// Capacity per target.
-    pub targets: BTreeMap<String, u16>,
-}
-
-#[derive(Serialize)]
-pub struct Registered {
-    pub id: u64,
-    pub name: String,
-    /// The service's token, shown this once.
-    pub token: String,
 }
 
 fn service_name(kind: &str, name: &str) -> Result<(), ApiError> {
@@ -390,9 +290,9 @@ pub async fn create_well(
     api: &Api,
     caller: &Caller,
     body: &[u8],
-) -> Result<(StatusCode, Registered), ApiError> {
+) -> Result<(StatusCode, Registered<WellId>), ApiError> {
     caller.require(privilege::REGISTRY)?;
-    let w: NewWell = super::parse_json(body)?;
+    let w: aquifer_protocol::admin::NewWell = super::parse_json(body)?;
     service_name("well", &w.name)?;
     let id = api
         .store
@@ -407,7 +307,7 @@ pub async fn create_well(
     })?);
     let pools = (w.pools.into_iter())
         .map(|(rtype, capacity)| Pool {
-            types: BTreeSet::from([TypeId::new(rtype)]),
+            types: BTreeSet::from([rtype]),
             capacity,
         })
         .collect();
@@ -426,7 +326,7 @@ pub async fn create_well(
     Ok((
         StatusCode::CREATED,
         Registered {
-            id,
+            id: well,
             name: w.name,
             token,
         },
@@ -437,7 +337,7 @@ pub async fn create_factory(
     api: &Api,
     caller: &Caller,
     body: &[u8],
-) -> Result<(StatusCode, Registered), ApiError> {
+) -> Result<(StatusCode, Registered<FactoryId>), ApiError> {
     caller.require(privilege::REGISTRY)?;
     let f: NewFactory = super::parse_json(body)?;
     service_name("factory", &f.name)?;
@@ -452,9 +352,7 @@ pub async fn create_factory(
             "factory ids are exhausted",
         )
     })?);
-    let capacity = (f.targets.into_iter())
-        .map(|(target, n)| (TargetId::new(target), n))
-        .collect();
+    let capacity = f.targets;
     match api
         .handle
         .send(Input::RegisterFactory { factory, capacity })
@@ -474,19 +372,11 @@ pub async fn create_factory(
     Ok((
         StatusCode::CREATED,
         Registered {
-            id,
+            id: factory,
             name: f.name,
             token,
         },
     ))
-}
-
-#[derive(Serialize)]
-pub struct WellView {
-    pub id: u32,
-    pub name: String,
-    /// Per type: (capacity, room by the books).
-    pub pools: BTreeMap<TypeId, (u16, u16)>,
 }
 
 pub async fn list_wells(
@@ -500,7 +390,7 @@ pub async fn list_wells(
         .read(move |s| {
             (s.wells.iter())
                 .map(|(&id, w)| WellView {
-                    id: id.0,
+                    id,
                     name: names
                         .get(&u64::from(id.0))
                         .cloned()
@@ -508,10 +398,8 @@ pub async fn list_wells(
                     pools: (w.pools.iter())
                         .flat_map(|p| p.types.iter().map(move |t| (t, p.capacity)))
                         .map(|(t, capacity)| {
-                            (
-                                t.clone(),
-                                (capacity, aquifer_core::queue::pool_room(s, id, t)),
-                            )
+                            let free = aquifer_core::queue::pool_room(s, id, t);
+                            (t.clone(), Slots { capacity, free })
                         })
                         .collect(),
                 })
@@ -519,14 +407,6 @@ pub async fn list_wells(
         })
         .await?;
     Ok((StatusCode::OK, wells))
-}
-
-#[derive(Serialize)]
-pub struct FactoryView {
-    pub id: u32,
-    pub name: String,
-    /// Per target: (capacity, room by the books).
-    pub targets: BTreeMap<TargetId, (u16, u16)>,
 }
 
 pub async fn list_factories(
@@ -540,14 +420,15 @@ pub async fn list_factories(
         .read(move |s| {
             (s.factories.iter())
                 .map(|(&id, f)| FactoryView {
-                    id: id.0,
+                    id,
                     name: names
                         .get(&u64::from(id.0))
                         .cloned()
                         .unwrap_or_else(|| id.to_string()),
                     targets: (f.capacity.iter())
-                        .map(|(t, &c)| {
-                            (t.clone(), (c, aquifer_core::queue::factory_room(s, id, t)))
+                        .map(|(t, &capacity)| {
+                            let free = aquifer_core::queue::factory_room(s, id, t);
+                            (t.clone(), Slots { capacity, free })
                         })
                         .collect(),
                 })
@@ -557,34 +438,17 @@ pub async fn list_factories(
     Ok((StatusCode::OK, factories))
 }
 
-#[derive(Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Hold {
-    pub held: bool,
-}
-
 /// Holds (or lifts the hold on) every new lease, server-wide: running
 /// jobs go on, waiting ones wait.
 pub async fn hold_leases(
     api: &Api,
     caller: &Caller,
     body: &[u8],
-) -> Result<(StatusCode, Hold), ApiError> {
+) -> Result<(StatusCode, HoldState), ApiError> {
     caller.require(privilege::HOLDS)?;
-    let hold: Hold = super::parse_json(body)?;
-    api.handle
-        .send(Input::HoldLeases { held: hold.held })
-        .await?;
-    Ok((StatusCode::OK, hold))
-}
-
-#[derive(Serialize)]
-pub struct ResourceView {
-    pub id: u32,
-    pub job: u32,
-    pub rtype: TypeId,
-    pub well: u32,
-    pub state: &'static str,
+    let Hold { held } = super::parse_json(body)?;
+    api.handle.send(Input::HoldLeases { held }).await?;
+    Ok((StatusCode::OK, HoldState { held }))
 }
 
 /// Every resource in the books, held ones included (those need an
@@ -599,21 +463,16 @@ pub async fn list_resources(
         .read(|s| {
             (s.resources.iter())
                 .map(|(&id, r)| ResourceView {
-                    id: id.0,
-                    job: r.job.0,
+                    id,
+                    job: r.job,
                     rtype: r.rtype.clone(),
-                    well: r.well.0,
-                    state: r.state.name(),
+                    well: r.well,
+                    state: (&r.state).into(),
                 })
                 .collect()
         })
         .await?;
     Ok((StatusCode::OK, resources))
-}
-
-#[derive(Serialize)]
-pub struct Released {
-    pub resource: u32,
 }
 
 /// An operator has dealt with a held resource: its well tries again.
@@ -623,12 +482,48 @@ pub async fn release_held(
     resource: u64,
 ) -> Result<(StatusCode, Released), ApiError> {
     caller.require(privilege::HOLDS)?;
-    let id = u32::try_from(resource)
-        .map_err(|_| ApiError::not_found(format!("resource #{resource}")))?;
-    api.handle
-        .send(Input::ReleaseHeld {
-            resource: ResourceId(id),
-        })
-        .await?;
-    Ok((StatusCode::OK, Released { resource: id }))
+    let resource = ResourceId(
+        u32::try_from(resource)
+            .map_err(|_| ApiError::not_found(format!("resource #{resource}")))?,
+    );
+    api.handle.send(Input::ReleaseHeld { resource }).await?;
+    Ok((StatusCode::OK, Released { resource }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::route::{Route, resolve};
+    use super::*;
+    use aquifer_protocol::path;
+    use warp::http::Method;
+
+    #[test]
+    fn the_protocols_admin_paths_reach_these_endpoints() {
+        use Route::*;
+        let (get, post, delete) = (&Method::GET, &Method::POST, &Method::DELETE);
+        let (user, well, factory) = (UserId(3), WellId(4), FactoryId(5));
+        let at = |m: &Method, p: &str| resolve(m, p).expect(p);
+        for (p, on_get, on_post) in [
+            (path::ADMIN_TYPES, ListTypes, DefineType),
+            (path::ADMIN_TARGETS, ListTargets, DefineTarget),
+            (path::ADMIN_USERS, ListUsers, CreateUser),
+            (path::ADMIN_WELLS, ListWells, CreateWell),
+            (path::ADMIN_FACTORIES, ListFactories, CreateFactory),
+        ] {
+            assert_eq!((at(get, p), at(post, p)), (on_get, on_post), "{p}");
+        }
+        assert_eq!(at(get, path::ADMIN_RESOURCES), ListResources);
+        assert_eq!(at(post, path::ADMIN_HOLD), HoldLeases);
+        let tokens = path::admin_user_tokens(user);
+        assert_eq!(at(post, &tokens), IssueUserToken(3));
+        assert_eq!(at(delete, &tokens), RevokeUserTokens(3));
+        let privileges = path::admin_user_privileges(user);
+        assert_eq!(at(post, &privileges), SetPrivileges(3));
+        let tokens = path::admin_well_tokens(well);
+        assert_eq!(at(post, &tokens), IssueWellToken(4));
+        let tokens = path::admin_factory_tokens(factory);
+        assert_eq!(at(post, &tokens), IssueFactoryToken(5));
+        let release = path::admin_resource_release(ResourceId(6));
+        assert_eq!(at(post, &release), ReleaseHeld(6));
+    }
 }

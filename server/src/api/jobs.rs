@@ -5,8 +5,12 @@ use super::{Api, Caller};
 use crate::auth::Principal;
 use crate::driver::DriverError;
 use crate::readmodel::{JobRecord, Payload};
-use aquifer_core::{Answer, Input, JobId, JobSpec, Outcome, Rejection, Request, TargetId, TypeId};
-use serde::{Deserialize, Serialize};
+use aquifer_core::{Answer, Input, JobId, JobSpec, Outcome, Rejection, Request, TypeId};
+use aquifer_protocol::jobs::{
+    Entry, JobState, JobView, ListQuery, ListedJob, PAGE_MAX, StreamEvent, Submitted, WatchQuery,
+    Watched,
+};
+use aquifer_protocol::user::{Explained, Explanation, UserId};
 use std::collections::{BTreeMap, BTreeSet};
 use warp::http::StatusCode;
 
@@ -99,11 +103,6 @@ fn validate(file: &JobFile) -> Result<Vec<Request>, ApiError> {
         .collect())
 }
 
-#[derive(Serialize)]
-pub struct Submitted {
-    pub id: u32,
-}
-
 pub async fn submit(
     api: &Api,
     caller: Caller,
@@ -121,10 +120,10 @@ pub async fn submit(
         .checked_mul(1000)
         .ok_or_else(|| ApiError::bad_request("limit_exceeded", "timeout_s is too large"))?;
     let spec = JobSpec {
-        target: TargetId::new(file.target.clone()),
+        target: file.target.clone(),
         requests,
         timeout_ms,
-        depends_on: file.depends_on.iter().map(|&j| JobId(j)).collect(),
+        depends_on: file.depends_on.iter().copied().collect(),
         retired_outcomes: dependency_outcomes(api, &caller, &file.depends_on).await?,
         privileges: caller.privileges.clone(),
     };
@@ -162,8 +161,7 @@ pub async fn submit(
             "the submission decided nothing",
         ));
     };
-    let id = job.0;
-    Ok((StatusCode::CREATED, Submitted { id }))
+    Ok((StatusCode::CREATED, Submitted { id: job }))
 }
 
 /// The outcomes of the dependencies that have ended, from the read model:
@@ -173,42 +171,36 @@ pub async fn submit(
 async fn dependency_outcomes(
     api: &Api,
     caller: &Caller,
-    depends_on: &[u32],
+    depends_on: &[JobId],
 ) -> Result<BTreeMap<JobId, Outcome>, ApiError> {
     let mut ended = BTreeMap::new();
     for &dep in depends_on {
         let job = visible(api, caller, dep).await.map_err(|_| {
             ApiError::bad_request(
                 "unknown_dependency",
-                format!("depends_on names job {dep}, but there is no such job of yours"),
+                format!(
+                    "depends_on names job {}, but there is no such job of yours",
+                    dep.0
+                ),
             )
         })?;
-        if let Some(outcome) = job.outcome.and_then(|o| serde_json::from_value(o).ok()) {
-            ended.insert(JobId(dep), outcome);
+        if let Some(outcome) = job.outcome {
+            ended.insert(dep, outcome);
         }
     }
     Ok(ended)
 }
 
-#[derive(Serialize)]
-pub struct JobView {
-    pub id: u32,
-    pub name: String,
-    pub owner: u64,
-    pub state: String,
-    pub outcome: Option<serde_json::Value>,
-    /// Why it failed, in words, when a well or its tasks said.
-    pub reason: Option<String>,
+/// A state as the store names it (the read model's `JobState`).
+fn job_state(name: &str) -> JobState {
+    name.parse().unwrap_or(JobState::Other)
 }
 
 /// A job the caller may see: their own, or any for an admin. Another
 /// user's job is "not found", not "forbidden", so ids leak nothing.
-async fn visible(api: &Api, caller: &Caller, id: u32) -> Result<JobView, ApiError> {
-    let row = api
-        .store
-        .job_row(JobId(id))
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("job {id}")))?;
+async fn visible(api: &Api, caller: &Caller, id: JobId) -> Result<JobView, ApiError> {
+    let not_found = || ApiError::not_found(format!("job {}", id.0));
+    let row = api.store.job_row(id).await?.ok_or_else(not_found)?;
     let mine = match caller.principal {
         Principal::User(user) => row.owner == user || caller.may(super::privilege::JOBS),
         Principal::Admin => true,
@@ -219,66 +211,48 @@ async fn visible(api: &Api, caller: &Caller, id: u32) -> Result<JobView, ApiErro
         | Principal::Bootstrap(_) => false,
     };
     if !mine {
-        return Err(ApiError::not_found(format!("job {id}")));
+        return Err(not_found());
     }
     Ok(JobView {
         id,
         name: row.name,
-        owner: row.owner,
-        state: row.state,
+        owner: UserId(row.owner),
+        state: job_state(&row.state),
         outcome: row.outcome.and_then(|o| serde_json::from_str(&o).ok()),
         reason: row.reason,
     })
 }
 
 pub async fn show(api: &Api, caller: Caller, id: u32) -> Result<(StatusCode, JobView), ApiError> {
-    Ok((StatusCode::OK, visible(api, &caller, id).await?))
+    Ok((StatusCode::OK, visible(api, &caller, JobId(id)).await?))
 }
 
 pub async fn cancel(api: &Api, caller: Caller, id: u32) -> Result<(StatusCode, JobView), ApiError> {
+    let id = JobId(id);
     let job = visible(api, &caller, id).await?;
     // The core forgets a job once it retires; the read model remembers
     // that it ended.
-    if job.state == "ended" {
+    if job.state == JobState::Ended {
+        let outcome = serde_json::to_string(&job.outcome).unwrap_or_default();
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "job_ended",
-            format!(
-                "job {id} has already ended ({})",
-                job.outcome.unwrap_or_default()
-            ),
+            format!("job {} has already ended ({outcome})", id.0),
         ));
     }
-    api.handle.send(Input::CancelJob { job: JobId(id) }).await?;
+    api.handle.send(Input::CancelJob { job: id }).await?;
     Ok((StatusCode::OK, visible(api, &caller, id).await?))
-}
-
-/// The largest page of a listing or a watch.
-pub const PAGE_MAX: u32 = 1000;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// `waiting`, `acquiring`, `running` or `ended`.
-    pub state: Option<String>,
-    /// A user's name or id; another user's jobs need `admin.jobs`.
-    pub owner: Option<String>,
-    /// Only jobs older than this id (the next page).
-    pub before: Option<u32>,
-    pub limit: Option<u32>,
 }
 
 pub async fn list(
     api: &Api,
     caller: &Caller,
     q: ListQuery,
-) -> Result<(StatusCode, Vec<crate::store::ListedJob>), ApiError> {
-    if let Some(state) = &q.state
-        && !["waiting", "acquiring", "running", "ended"].contains(&state.as_str())
-    {
+) -> Result<(StatusCode, Vec<ListedJob>), ApiError> {
+    if q.state == Some(JobState::Other) {
         return Err(ApiError::bad_request(
             "bad_query",
-            format!("state {state:?} is none of waiting, acquiring, running, ended"),
+            "state is none of waiting, acquiring, running, ended",
         ));
     }
     let limit = q.limit.unwrap_or(100);
@@ -309,9 +283,22 @@ pub async fn list(
             return Err(ApiError::forbidden("only users and admins list jobs"));
         }
     };
+    let state = q.state.map(|s| s.to_string());
+    let before = q.before.map(|b| b.0);
     let jobs = (api.store)
-        .list_jobs(owner, q.state.as_deref(), q.before, limit)
-        .await?;
+        .list_jobs(owner, state.as_deref(), before, limit)
+        .await?
+        .into_iter()
+        .map(|j| ListedJob {
+            id: JobId(j.id),
+            owner: UserId(j.owner),
+            owner_name: j.owner_name,
+            name: j.name,
+            state: job_state(&j.state),
+            outcome: j.outcome.and_then(|o| serde_json::from_value(o).ok()),
+            submitted_ms: j.submitted_ms,
+        })
+        .collect();
     Ok((StatusCode::OK, jobs))
 }
 
@@ -330,27 +317,6 @@ async fn owner_id(api: &Api, owner: &str) -> Result<u64, ApiError> {
         .ok_or_else(|| ApiError::bad_request("bad_query", format!("no user is named {owner:?}")))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WatchQuery {
-    /// The last entry already seen; 0 for the whole stream.
-    #[serde(default)]
-    pub after: u64,
-    /// How long to wait for a new entry when there is none yet.
-    #[serde(default)]
-    pub wait_ms: u64,
-    pub limit: Option<u32>,
-}
-
-#[derive(Serialize)]
-pub struct Watched {
-    pub events: Vec<crate::store::JobEventRow>,
-    /// Pass as `after` to continue.
-    pub next: u64,
-    /// The job has ended; nothing but its clean-up follows.
-    pub ended: bool,
-}
-
 /// A job's stream after `after`: at once if there is something, else
 /// after waiting (up to `wait_ms`) for news of the job: the driver's
 /// `NotifyJob` effect, or task output recorded for it.
@@ -360,15 +326,23 @@ pub async fn watch(
     id: u32,
     q: WatchQuery,
 ) -> Result<(StatusCode, Watched), ApiError> {
+    let id = JobId(id);
     let limit = q.limit.unwrap_or(PAGE_MAX).clamp(1, PAGE_MAX);
-    let keys = vec![crate::wake::Key::Job(JobId(id))];
+    let keys = vec![crate::wake::Key::Job(id)];
     let page = || async {
         let job = visible(api, caller, id).await?;
-        let events = api.store.job_events(JobId(id), q.after, limit).await?;
+        let rows = api.store.job_events(id, q.after, limit).await?;
         // Ended, and this page reaches the end of what it wrote: a reader
         // that stops on `ended` misses nothing.
-        let ended = job.state == "ended" && events.len() < limit as usize;
-        let next = events.last().map_or(q.after, |e| e.n);
+        let ended = job.state == JobState::Ended && rows.len() < limit as usize;
+        let next = rows.last().map_or(q.after, |e| e.n);
+        let events = (rows.into_iter())
+            .map(|row| Entry {
+                n: row.n,
+                at_ms: row.at_ms,
+                event: StreamEvent::from(row.event),
+            })
+            .collect();
         Ok::<_, ApiError>(Watched {
             events,
             next,
@@ -388,25 +362,16 @@ pub async fn watch(
     Ok((StatusCode::OK, answer))
 }
 
-#[derive(Serialize)]
-pub struct Explained {
-    pub id: u32,
-    pub name: String,
-    pub state: String,
-    pub outcome: Option<serde_json::Value>,
-    /// The core's view, while it still has the job (until it retires).
-    pub explanation: Option<aquifer_core::explain::Explanation>,
-}
-
 pub async fn explain(
     api: &Api,
     caller: &Caller,
     id: u32,
 ) -> Result<(StatusCode, Explained), ApiError> {
+    let id = JobId(id);
     let job = visible(api, caller, id).await?;
     let explanation = api
         .handle
-        .read(move |s| aquifer_core::explain::explain(s, JobId(id)))
+        .read(move |s| aquifer_core::explain::explain(s, id))
         .await?;
     Ok((
         StatusCode::OK,
@@ -415,7 +380,46 @@ pub async fn explain(
             name: job.name,
             state: job.state,
             outcome: job.outcome,
-            explanation,
+            explanation: explanation.as_ref().map(Explanation::from),
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::route::{Route, resolve};
+    use super::*;
+    use aquifer_protocol::path;
+    use warp::http::Method;
+
+    #[test]
+    fn the_protocols_job_paths_reach_these_endpoints_and_their_queries_read_back() {
+        let at = |m: Method, p: &str| resolve(&m, p.split('?').next().unwrap_or(p)).expect(p);
+        let q = ListQuery {
+            state: Some(JobState::Running),
+            owner: Some("a b&c".into()),
+            before: Some(JobId(9)),
+            limit: Some(5),
+        };
+        let listed = path::jobs_listed(&q);
+        assert_eq!(at(Method::GET, &listed), Route::ListJobs);
+        let (_, query) = listed.split_once('?').expect("a query");
+        assert_eq!(serde_urlencoded::from_str::<ListQuery>(query), Ok(q));
+        let w = WatchQuery {
+            after: 3,
+            wait_ms: 100,
+            limit: Some(2),
+        };
+        let events = path::job_events(JobId(7), &w);
+        assert_eq!(at(Method::GET, &events), Route::WatchJob(7));
+        let (_, query) = events.split_once('?').expect("a query");
+        assert_eq!(serde_urlencoded::from_str::<WatchQuery>(query), Ok(w));
+        assert_eq!(at(Method::POST, path::JOBS), Route::SubmitJob);
+        assert_eq!(at(Method::GET, &path::job(JobId(7))), Route::ShowJob(7));
+        let cancel = path::job_cancel(JobId(7));
+        assert_eq!(at(Method::POST, &cancel), Route::CancelJob(7));
+        let explain = path::job_explain(JobId(7));
+        assert_eq!(at(Method::GET, &explain), Route::ExplainJob(7));
+        assert_eq!(at(Method::GET, path::WHOAMI), Route::Whoami);
+    }
 }

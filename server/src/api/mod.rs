@@ -88,12 +88,7 @@ pub mod privilege {
 }
 
 /// Who the caller is, as `GET /0/whoami` shows it.
-#[derive(Serialize)]
-pub struct Whoami {
-    pub kind: &'static str,
-    pub id: Option<u64>,
-    pub privileges: BTreeSet<Privilege>,
-}
+pub use aquifer_protocol::user::Whoami;
 
 impl Caller {
     /// Whether the caller holds `privilege` (or is admin).
@@ -125,14 +120,15 @@ impl Caller {
     }
 
     fn describe(&self) -> Whoami {
+        use aquifer_protocol::user::PrincipalKind as Kind;
         let (kind, id) = match self.principal {
-            Principal::Admin => ("admin", None),
-            Principal::User(id) => ("user", Some(id)),
-            Principal::Well(id) => ("well", Some(id)),
-            Principal::Factory(id) => ("factory", Some(id)),
-            Principal::Worker(id) => ("worker", Some(id)),
-            Principal::Job(id) => ("job", Some(id)),
-            Principal::Bootstrap(id) => ("bootstrap", Some(id)),
+            Principal::Admin => (Kind::Admin, None),
+            Principal::User(id) => (Kind::User, Some(id)),
+            Principal::Well(id) => (Kind::Well, Some(id)),
+            Principal::Factory(id) => (Kind::Factory, Some(id)),
+            Principal::Worker(id) => (Kind::Worker, Some(id)),
+            Principal::Job(id) => (Kind::Job, Some(id)),
+            Principal::Bootstrap(id) => (Kind::Bootstrap, Some(id)),
         };
         Whoami {
             kind,
