@@ -74,8 +74,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum WellCommand {
-    /// Run the well a TOML file describes (`slot` or `chaos`; see
-    /// docs/wells.md) until Ctrl-C or SIGTERM.
+    /// Run the well a TOML file describes (`slot`, `chaos`, `postgres`,
+    /// or `oxide` when built with it; see docs/wells.md) until Ctrl-C or
+    /// SIGTERM.
     Run {
         #[arg(long)]
         config: std::path::PathBuf,
@@ -124,10 +125,7 @@ fn main() -> Result<ExitCode> {
         Command::Dev { data_dir, listen } => runtime.block_on(demo::dev(data_dir, listen)),
         Command::Job { endpoint, command } => runtime.block_on(job::run(&endpoint, command)),
         Command::Well(WellCommand::Run { config }) => {
-            runtime.block_on(aquifer_well::run_from_config(
-                &config,
-                server::shutdown_signal(),
-            ))?;
+            runtime.block_on(run_well(&config, server::shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Factory(FactoryCommand::Local { config }) => {
@@ -145,5 +143,86 @@ fn main() -> Result<ExitCode> {
             runtime.block_on(admin::run(&endpoint, command))?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Runs the well a configuration file describes with the crate of its
+/// `kind`. The SDK knows no well crate; this binary does, and the heavy
+/// wells are its features (`postgres` on by default, `oxide` off), so a
+/// kind left out of the build is refused with how to build it in.
+async fn run_well(
+    path: &std::path::Path,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
+    match aquifer_well::config::kind(path)?.as_str() {
+        "slot" | "chaos" => aquifer_well::run_from_config(path, shutdown).await,
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            use aquifer_well_postgres::PostgresWell;
+            aquifer_well::run_configured::<PostgresWell>(path, shutdown).await
+        }
+        #[cfg(not(feature = "postgres"))]
+        "postgres" => Err(not_built(path, "postgres")),
+        #[cfg(feature = "oxide")]
+        "oxide" => {
+            use aquifer_well_oxide::OxideWell;
+            aquifer_well::run_configured::<OxideWell>(path, shutdown).await
+        }
+        #[cfg(not(feature = "oxide"))]
+        "oxide" => Err(not_built(path, "oxide")),
+        other => anyhow::bail!(
+            "{}: kind {other:?}: the wells are slot, chaos, postgres and oxide (docs/wells.md)",
+            path.display()
+        ),
+    }
+}
+
+/// The refusal of a well whose feature this build left out.
+#[cfg(not(all(feature = "postgres", feature = "oxide")))]
+fn not_built(path: &std::path::Path, feature: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: this aquifer was built without the {feature} well; build it with \
+         `cargo build --release -p aquifer --features {feature}`",
+        path.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `aquifer well run` on a configuration whose `[well]` is `well`,
+    /// against a server that is not there; its error.
+    fn refusal(well: &str) -> String {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("well.toml");
+        let text = format!(
+            "url = \"http://127.0.0.1:9\"\ntoken = \"aq_x\"\ndata_dir = \"d\"\n\
+             [capacity]\nx = 1\n[well]\n{well}\n"
+        );
+        std::fs::write(&path, text).expect("written");
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let done = runtime.block_on(run_well(&path, std::future::ready(())));
+        done.expect_err("refused").to_string()
+    }
+
+    #[test]
+    fn a_kind_nobody_ships_is_refused_with_the_kinds_there_are() {
+        let e = refusal("kind = \"postgresql\"");
+        assert!(
+            e.contains("\"postgresql\"") && e.contains("slot, chaos"),
+            "{e}"
+        );
+    }
+
+    #[cfg(not(feature = "oxide"))]
+    #[test]
+    fn a_kind_left_out_of_the_build_is_refused_with_how_to_build_it_in() {
+        let e = refusal("kind = \"oxide\"\nrtype = \"x\"");
+        let build = "cargo build --release -p aquifer --features oxide";
+        assert!(
+            e.contains("without the oxide well") && e.contains(build),
+            "{e}"
+        );
     }
 }

@@ -1,230 +1,117 @@
-//! The runner's book of workers and the reconciliation plan: given what the
-//! factory finds it owns and what the server lists, what to do about each
-//! worker. Pure, so every case is a unit test; the runner performs the
-//! actions.
+//! The factory's side of the one book (`aquifer_protocol::book`): workers
+//! as the book's things, and the server's listing and this host's workers
+//! read into what the book reconciles. Pure, so every case is a unit test;
+//! the runner performs the book's actions.
 //!
-//! Workers with an operation in flight (being created, reported, destroyed)
-//! are left alone: the operation's own result decides their next step.
+//! What is a factory's own: a worker made but whose agent never started is
+//! reported created again (for a new key) and started; one whose agent is
+//! not running while the server keeps it is reported lost; a lease the
+//! server lists whose answer never arrived is taken over.
 
-use crate::sdk::Lease;
-use crate::sdk::{AgentState, Owned};
-use aquifer_protocol::factory::{Listed, Want, WorkerState as ListedState};
-use std::collections::{BTreeMap, BTreeSet};
-use tokio::time::Instant;
+use crate::sdk::{AgentState, Lease, Owned};
+use aquifer_protocol::book::{self, Keep, Leasable, Report, Want};
+use aquifer_protocol::factory::{Listed, Want as ServerWant, WorkerState as ServerState};
+use std::collections::BTreeMap;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Being made, reported created and started.
-    Creating,
-    /// Its agent runs.
-    Running,
-    /// Its agent has stopped; the server decides what follows (it asks
-    /// for destruction once the job has ended or the loss is recorded).
-    Stopped,
-    /// Being reported lost.
-    Reporting,
-    /// Being destroyed.
-    Destroying,
-}
-
+/// A factory's workers, as the book's things: counted by target, made for
+/// a lease, started once reported created, lost when their agent stops.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    /// Unknown for an orphan the server never listed.
-    pub target: Option<String>,
-    pub phase: Phase,
-    /// Destructions that failed in a row, and when to try again.
-    pub destroy_failures: u32,
-    pub retry_at: Option<Instant>,
+pub struct Workers;
+
+impl Leasable for Workers {
+    /// The worker's target: unknown (`None`) for a worker this host has
+    /// that the server does not list, which then occupies no slot.
+    type Kind = Option<String>;
+    type Order = Lease;
+    /// A ready ("created") report asks the server for the agent's key;
+    /// the report carries nothing.
+    type Made = ();
+    /// How the agent stopped.
+    type Loss = String;
 }
 
-impl Entry {
-    #[must_use]
-    pub fn new(target: Option<String>, phase: Phase) -> Entry {
-        Entry {
-            target,
-            phase,
-            destroy_failures: 0,
-            retry_at: None,
-        }
-    }
-
-    /// Whether an operation on the worker is in flight.
-    #[must_use]
-    pub fn busy(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Creating | Phase::Reporting | Phase::Destroying
-        )
-    }
-
-    /// Whether a destruction may start now.
-    #[must_use]
-    pub fn may_destroy(&self, now: Instant) -> bool {
-        !self.busy() && self.retry_at.is_none_or(|at| at <= now)
-    }
-}
-
-/// Every worker the runner knows of on this host, by id.
-#[derive(Clone, Debug, Default)]
-pub struct Book {
-    pub entries: BTreeMap<u32, Entry>,
-}
-
-impl Book {
-    /// How many more workers of each target the factory can make now.
-    #[must_use]
-    pub fn free(&self, capacity: &BTreeMap<String, u16>) -> BTreeMap<String, u16> {
-        capacity
-            .iter()
-            .map(|(target, &cap)| (target.clone(), cap.saturating_sub(self.used(target))))
-            .collect()
-    }
-
-    /// The workers being destroyed now or after a back-off: not news when
-    /// the server lists them again.
-    #[must_use]
-    pub fn destroying(&self) -> std::collections::BTreeSet<u32> {
-        (self.entries.iter())
-            .filter(|(_, e)| e.phase == Phase::Destroying || e.retry_at.is_some())
-            .map(|(&id, _)| id)
-            .collect()
-    }
-
-    fn used(&self, target: &str) -> u16 {
-        let n = (self.entries.values())
-            .filter(|e| e.target.as_deref() == Some(target))
-            .count();
-        u16::try_from(n).unwrap_or(u16::MAX)
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Make this leased worker (again) and start its agent.
-    Create(Lease),
-    /// The worker was reported created but its agent never started: ask
-    /// for a new key and start it.
-    Restart { worker: u32, target: String },
-    /// Its agent stopped (or the worker vanished) while the server still
-    /// wants it: the job cannot finish on it.
-    ReportLost { worker: u32, target: String },
-    /// Destroy it; `confirm` tells the server afterwards (an orphan the
-    /// server does not list needs no confirmation).
-    Destroy {
-        worker: u32,
-        target: Option<String>,
-        confirm: bool,
-    },
-    /// Its agent runs (started before a restart): keep it in the book.
-    Adopt { worker: u32, target: String },
-    /// Neither the server nor this host has it any more.
-    Forget { worker: u32 },
-}
-
-/// What to do, given the book, what the factory owns and what the server
-/// lists. `owned` is read before `listed`: the server's view is then the
-/// newer one, so an agent seen dead that the server still wants is truly
-/// lost (a dead agent cannot finish its job any more).
+/// The book's capacity for `targets`.
 #[must_use]
-pub fn plan(
-    book: &Book,
-    owned: &[Owned],
+pub fn capacity(targets: &BTreeMap<String, u16>) -> BTreeMap<Option<String>, u32> {
+    (targets.iter())
+        .map(|(t, n)| (Some(t.clone()), u32::from(*n)))
+        .collect()
+}
+
+/// The server's listing and what this host has, as the book reads them.
+/// `owned` is read before `listed`: the server's view is then the newer
+/// one, so an agent seen dead that the server still wants is truly lost (a
+/// dead agent cannot finish its job any more).
+#[must_use]
+pub fn read(
     listed: &[Listed],
-    capacity: &BTreeMap<String, u16>,
-    now: Instant,
-) -> Vec<Action> {
-    let owned: BTreeMap<u32, AgentState> = owned.iter().map(|o| (o.worker, o.agent)).collect();
-    let mut free = book.free(capacity);
-    let mut actions = Vec::new();
-    let mut seen = BTreeSet::new();
-    for l in listed {
-        seen.insert(l.id.0);
-        let entry = book.entries.get(&l.id.0);
-        if entry.is_some_and(Entry::busy) {
-            continue;
+    owned: &[Owned],
+) -> (Vec<book::Listed<Workers>>, Vec<book::Owned<Option<String>>>) {
+    let agents: BTreeMap<u32, AgentState> = owned.iter().map(|o| (o.worker, o.agent)).collect();
+    let listed = (listed.iter())
+        .map(|l| book::Listed {
+            id: l.id.0,
+            kind: Some(l.target.0.clone()),
+            want: want(l, agents.get(&l.id.0).copied()),
+        })
+        .collect();
+    let owned = (owned.iter())
+        .map(|o| book::Owned {
+            id: o.worker,
+            kind: None,
+        })
+        .collect();
+    (listed, owned)
+}
+
+/// What the server wants of a listed worker whose agent is in `agent`
+/// here (`None`: this host does not have it).
+fn want(l: &Listed, agent: Option<AgentState>) -> Want<Workers> {
+    let lost = || {
+        Want::Keep(Keep::Report(Report::Lost(
+            "its agent is not running".into(),
+        )))
+    };
+    match (l.want, l.state, agent) {
+        (ServerWant::Destroy, ..) => Want::Release,
+        // A lease whose answer was lost, or a worker half made before a
+        // restart: make it (anew).
+        (ServerWant::Keep, ServerState::Leased, _) => Want::Keep(Keep::Create(Lease {
+            worker: l.id.0,
+            job: l.job.0,
+            target: l.target.0.clone(),
+            expires_at_ms: 0,
+        })),
+        // Reported created, but its agent never started: report it again
+        // for a new key, and start it.
+        (ServerWant::Keep, ServerState::Created, Some(AgentState::NotStarted)) => {
+            Want::Keep(Keep::Report(Report::Ready(())))
         }
-        let target = l.target.0.clone();
-        match (l.want, l.state, owned.get(&l.id.0)) {
-            (Want::Destroy, ..) => {
-                if entry.is_none_or(|e| e.may_destroy(now)) {
-                    actions.push(Action::Destroy {
-                        worker: l.id.0,
-                        target: Some(target),
-                        confirm: true,
-                    });
-                }
-            }
-            (Want::Keep, ListedState::Leased, _) => {
-                // A lease whose answer was lost, or a worker half made
-                // before a restart: make it (anew). One already in the
-                // book holds its slot.
-                let room = free.get_mut(&target);
-                let counted = entry.is_some();
-                if let Some(room) = room
-                    && (counted || *room > 0)
-                {
-                    if !counted {
-                        *room -= 1;
-                    }
-                    actions.push(Action::Create(Lease {
-                        worker: l.id.0,
-                        job: l.job.0,
-                        target,
-                        expires_at_ms: 0,
-                    }));
-                }
-            }
-            (Want::Keep, ListedState::Created, Some(AgentState::NotStarted)) => {
-                actions.push(Action::Restart {
-                    worker: l.id.0,
-                    target,
-                });
-            }
-            (Want::Keep, ListedState::Created | ListedState::Online, Some(AgentState::Running)) => {
-                if entry.is_none() {
-                    actions.push(Action::Adopt {
-                        worker: l.id.0,
-                        target,
-                    });
-                }
-            }
-            (
-                Want::Keep,
-                ListedState::Created | ListedState::Online,
-                Some(AgentState::Exited | AgentState::NotStarted) | None,
-            ) => {
-                actions.push(Action::ReportLost {
-                    worker: l.id.0,
-                    target,
-                });
-            }
-            (Want::Keep, ListedState::Releasing | ListedState::Other, _) | (Want::Other, ..) => {}
-        }
+        (
+            ServerWant::Keep,
+            ServerState::Created | ServerState::Online,
+            Some(AgentState::Running),
+        ) => Want::Keep(Keep::Alive),
+        (
+            ServerWant::Keep,
+            ServerState::Created | ServerState::Online,
+            Some(AgentState::Exited | AgentState::NotStarted) | None,
+        ) => lost(),
+        (ServerWant::Keep, ServerState::Releasing | ServerState::Other, _)
+        | (ServerWant::Other, ..) => Want::Leave,
     }
-    for (&worker, _) in owned.iter().filter(|(w, _)| !seen.contains(w)) {
-        let entry = book.entries.get(&worker);
-        if entry.is_none_or(|e| e.may_destroy(now)) {
-            actions.push(Action::Destroy {
-                worker,
-                target: entry.and_then(|e| e.target.clone()),
-                confirm: false,
-            });
-        }
-    }
-    for (&worker, entry) in &book.entries {
-        if !entry.busy() && !seen.contains(&worker) && !owned.contains_key(&worker) {
-            actions.push(Action::Forget { worker });
-        }
-    }
-    actions
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use aquifer_protocol::Backoff;
+    use aquifer_protocol::book::{Action, Book, Phase};
+    use std::time::{Duration, Instant};
 
-    fn listed(id: u32, state: ListedState, want: Want) -> Listed {
+    type Act = Action<Workers>;
+
+    fn listed(id: u32, state: ServerState, want: ServerWant) -> Listed {
         Listed {
             id: aquifer_protocol::WorkerId(id),
             job: aquifer_protocol::JobId(id + 100),
@@ -238,171 +125,154 @@ mod tests {
         Owned { worker, agent }
     }
 
-    fn cap(n: u16) -> BTreeMap<String, u16> {
-        BTreeMap::from([("t".to_string(), n)])
+    fn book(n: u16) -> Book<Workers> {
+        let targets = BTreeMap::from([("t".to_string(), n)]);
+        Book::new(capacity(&targets), Backoff::default(), Backoff::default())
     }
 
-    fn book(entries: &[(u32, Phase)]) -> Book {
-        Book {
-            entries: entries
-                .iter()
-                .map(|&(w, p)| (w, Entry::new(Some("t".into()), p)))
-                .collect(),
+    /// The reconcile pass `b` makes of this listing and these workers.
+    fn pass(b: &mut Book<Workers>, listed: &[Listed], owned: &[Owned], now: Instant) -> Vec<Act> {
+        let since = b.mark();
+        let (listed, owned) = read(listed, owned);
+        b.reconciled(since, &listed, Some(&owned), now)
+    }
+
+    fn t() -> Option<String> {
+        Some("t".into())
+    }
+
+    fn lost(id: u32) -> Act {
+        Action::Report {
+            id,
+            report: Report::Lost("its agent is not running".into()),
         }
     }
 
     #[test]
-    fn free_slots_count_every_worker_in_the_book() {
-        let b = book(&[(1, Phase::Running), (2, Phase::Destroying)]);
-        assert_eq!(b.free(&cap(3))["t"], 1);
-        assert_eq!(b.free(&cap(1))["t"], 0);
-    }
-
-    #[test]
     fn a_restarted_factory_adopts_running_agents_and_reports_dead_ones() {
-        let now = Instant::now();
-        let actions = plan(
-            &Book::default(),
+        let mut b = book(4);
+        let actions = pass(
+            &mut b,
+            &[
+                listed(1, ServerState::Online, ServerWant::Keep),
+                listed(2, ServerState::Online, ServerWant::Keep),
+                listed(3, ServerState::Created, ServerWant::Keep),
+                listed(4, ServerState::Online, ServerWant::Keep),
+            ],
             &[
                 owned(1, AgentState::Running),
                 owned(2, AgentState::Exited),
                 owned(3, AgentState::NotStarted),
             ],
-            &[
-                listed(1, ListedState::Online, Want::Keep),
-                listed(2, ListedState::Online, Want::Keep),
-                listed(3, ListedState::Created, Want::Keep),
-                listed(4, ListedState::Online, Want::Keep),
-            ],
-            &cap(4),
-            now,
+            Instant::now(),
         );
-        let t = || "t".to_string();
-        assert_eq!(
-            actions,
-            vec![
-                Action::Adopt {
-                    worker: 1,
-                    target: t()
-                },
-                Action::ReportLost {
-                    worker: 2,
-                    target: t()
-                },
-                Action::Restart {
-                    worker: 3,
-                    target: t()
-                },
-                Action::ReportLost {
-                    worker: 4,
-                    target: t()
-                },
-            ]
-        );
+        let restart = Action::Report {
+            id: 3,
+            report: Report::Ready(()),
+        };
+        assert_eq!(actions, [lost(2), restart, lost(4)]);
+        assert_eq!(b.entry(1).map(|e| e.phase), Some(Phase::Alive), "adopted");
     }
 
     #[test]
     fn what_the_server_wants_destroyed_and_orphans_are_destroyed() {
-        let now = Instant::now();
-        let actions = plan(
-            &Book::default(),
-            &[owned(1, AgentState::Exited), owned(9, AgentState::Running)],
+        let mut b = book(4);
+        let actions = pass(
+            &mut b,
             &[
-                listed(1, ListedState::Releasing, Want::Destroy),
-                listed(2, ListedState::Releasing, Want::Destroy),
+                listed(1, ServerState::Releasing, ServerWant::Destroy),
+                listed(2, ServerState::Releasing, ServerWant::Destroy),
             ],
-            &cap(4),
-            now,
+            &[owned(1, AgentState::Exited), owned(9, AgentState::Running)],
+            Instant::now(),
         );
+        let destroy = |id, kind, confirm| Action::Destroy { id, kind, confirm };
         assert_eq!(
             actions,
-            vec![
-                Action::Destroy {
-                    worker: 1,
-                    target: Some("t".into()),
-                    confirm: true
-                },
-                Action::Destroy {
-                    worker: 2,
-                    target: Some("t".into()),
-                    confirm: true
-                },
-                Action::Destroy {
-                    worker: 9,
-                    target: None,
-                    confirm: false
-                },
+            [
+                destroy(1, t(), true),
+                destroy(2, t(), true),
+                destroy(9, None, false)
             ]
+        );
+        assert_eq!(
+            b.free(),
+            [(t(), 2)].into_iter().collect(),
+            "an orphan of no known target"
         );
     }
 
     #[test]
     fn leases_whose_answer_was_lost_are_taken_up_while_there_is_room() {
-        let now = Instant::now();
-        let actions = plan(
-            &book(&[(1, Phase::Running)]),
+        let mut b = book(2);
+        let first = [listed(1, ServerState::Online, ServerWant::Keep)];
+        let running = owned(1, AgentState::Running);
+        pass(
+            &mut b,
+            &first,
+            std::slice::from_ref(&running),
+            Instant::now(),
+        );
+        let actions = pass(
+            &mut b,
             &[
-                owned(1, AgentState::Running),
-                owned(2, AgentState::NotStarted),
+                first[0].clone(),
+                listed(2, ServerState::Leased, ServerWant::Keep),
+                listed(3, ServerState::Leased, ServerWant::Keep),
             ],
-            &[
-                listed(1, ListedState::Online, Want::Keep),
-                listed(2, ListedState::Leased, Want::Keep),
-                listed(3, ListedState::Leased, Want::Keep),
-            ],
-            &cap(2),
-            now,
+            &[running, owned(2, AgentState::NotStarted)],
+            Instant::now(),
         );
         // Worker 2 (half made) takes the last slot; 3 waits for its lease
         // to expire and go to another factory.
-        assert_eq!(actions.len(), 1);
-        assert!(matches!(&actions[0], Action::Create(l) if l.worker == 2 && l.job == 102));
-    }
-
-    #[test]
-    fn busy_workers_are_left_to_their_operation() {
-        let now = Instant::now();
-        let actions = plan(
-            &book(&[
-                (1, Phase::Creating),
-                (2, Phase::Destroying),
-                (3, Phase::Reporting),
-            ]),
-            &[
-                owned(1, AgentState::NotStarted),
-                owned(2, AgentState::Exited),
-            ],
-            &[
-                listed(1, ListedState::Leased, Want::Keep),
-                listed(3, ListedState::Online, Want::Keep),
-            ],
-            &cap(4),
-            now,
+        let lease = Lease {
+            worker: 2,
+            job: 102,
+            target: "t".into(),
+            expires_at_ms: 0,
+        };
+        assert_eq!(
+            actions,
+            [Action::Create {
+                id: 2,
+                kind: t(),
+                order: lease
+            }]
         );
-        assert_eq!(actions, vec![]);
     }
 
     #[test]
     fn failed_destructions_wait_for_their_retry_time() {
         let now = Instant::now();
-        let mut b = book(&[(1, Phase::Stopped)]);
-        if let Some(e) = b.entries.get_mut(&1) {
-            e.destroy_failures = 1;
-            e.retry_at = Some(now + Duration::from_secs(5));
-        }
-        let l = [listed(1, ListedState::Releasing, Want::Destroy)];
+        let mut b = book(1);
+        let gone = [listed(1, ServerState::Releasing, ServerWant::Destroy)];
         let o = [owned(1, AgentState::Exited)];
-        assert_eq!(plan(&b, &o, &l, &cap(1), now), vec![]);
+        pass(&mut b, &gone, &o, now);
+        b.destroyed(1, book::Destroyed::Failed, now);
+        assert_eq!(pass(&mut b, &gone, &o, now), []);
         assert_eq!(
-            plan(&b, &o, &l, &cap(1), now + Duration::from_secs(5)).len(),
+            pass(&mut b, &gone, &o, now + Duration::from_secs(1)).len(),
             1
         );
     }
 
     #[test]
     fn workers_gone_everywhere_are_forgotten() {
-        let now = Instant::now();
-        let actions = plan(&book(&[(1, Phase::Stopped)]), &[], &[], &cap(1), now);
-        assert_eq!(actions, vec![Action::Forget { worker: 1 }]);
+        let mut b = book(1);
+        let l = [listed(1, ServerState::Online, ServerWant::Keep)];
+        pass(&mut b, &l, &[owned(1, AgentState::Running)], Instant::now());
+        assert_eq!(pass(&mut b, &[], &[], Instant::now()), []);
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn workers_in_states_the_factory_does_not_act_on_are_left_alone() {
+        let mut b = book(2);
+        let l = [
+            listed(1, ServerState::Releasing, ServerWant::Keep),
+            listed(2, ServerState::Other, ServerWant::Other),
+        ];
+        assert_eq!(pass(&mut b, &l, &[], Instant::now()), []);
+        assert_eq!(b.entry(2).map(|e| e.phase), Some(Phase::Parked));
     }
 }

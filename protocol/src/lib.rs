@@ -15,6 +15,7 @@
 pub mod admin;
 pub mod agent;
 pub mod backoff;
+pub mod book;
 pub mod error;
 pub mod factory;
 pub mod jobs;
@@ -93,18 +94,18 @@ impl<G, D> Default for LeaseAnswer<G, D> {
 impl<G, D: Ord> LeaseAnswer<G, D> {
     /// The answer, if it tells the caller anything it did not know: a
     /// grant; something to destroy that it is not destroying already; or
-    /// that something it is destroying, and that the server listed for
-    /// destruction when the wait began (`listed_first`), has left the books
-    /// since. That last is a confirmed destruction: a slot is coming free
-    /// at the caller, which must ask again with it, or a group that needs
-    /// it waits out the whole poll. (Comparing with the first listing, not
-    /// with `destroying` alone, keeps orphans, which the server never
-    /// listed, from ending every wait at once.)
+    /// that something it says it is destroying is no longer to be
+    /// destroyed (its destruction was confirmed, perhaps before this
+    /// request arrived, or it is held). A confirmed destruction means a
+    /// slot is coming free at the caller, which must ask again with it, or
+    /// a group that needs that slot waits out the whole poll. (So callers
+    /// name only what the server asked them to destroy, never their
+    /// orphans, which the server does not list.)
     #[must_use]
-    pub fn if_news(self, destroying: &BTreeSet<D>, listed_first: &[D]) -> Option<Self> {
+    pub fn if_news(self, destroying: &BTreeSet<D>) -> Option<Self> {
         let news = self.lease.is_some()
             || self.destroy.iter().any(|d| !destroying.contains(d))
-            || (listed_first.iter()).any(|d| destroying.contains(d) && !self.destroy.contains(d));
+            || destroying.iter().any(|d| !self.destroy.contains(d));
         news.then_some(self)
     }
 }

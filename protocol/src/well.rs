@@ -143,6 +143,21 @@ mod tests {
     }
 
     #[test]
+    fn a_wait_ends_for_what_the_caller_does_not_know_yet() {
+        let named = std::collections::BTreeSet::from([ResourceId(1)]);
+        let answer = |destroy: &[u32]| WellLeaseAnswer {
+            lease: None,
+            destroy: destroy.iter().copied().map(ResourceId).collect(),
+        };
+        assert!(answer(&[1]).if_news(&named).is_none(), "nothing new");
+        assert!(answer(&[1, 2]).if_news(&named).is_some(), "more to destroy");
+        assert!(
+            answer(&[]).if_news(&named).is_some(),
+            "1 was confirmed (maybe before the poll came in): a slot is coming free"
+        );
+    }
+
+    #[test]
     fn requests_are_read_strictly_and_serialise_as_documented() {
         let r: WellLeaseRequest = serde_json::from_str(
             r#"{"free": {"postgres": 2}, "wait_ms": 20000, "destroying": [4]}"#,

@@ -1,75 +1,48 @@
-//! The runner's books: what this well is doing with each resource, the
-//! free-slot arithmetic, and the decisions the runner acts on.
+//! The well's side of the one book (`aquifer_protocol::book`): a well's
+//! resources as the book's things, the lease renewals (a well's lease
+//! covers several resources and lives until the last is reported), and the
+//! wire's answers and listings read into the book's inputs.
 //!
-//! Pure, in the style of the core: every input (a lease, a destroy list, a
-//! finished create, report or destruction, a reconcile's listings) comes in
-//! with the time, and what to do comes out as `Action`s. The runner owns one
-//! `Book` on one task and performs the actions; the tests drive it directly.
+//! Pure like the book: the runner owns one `WellBook` on one task and
+//! performs the `WellAction`s; the tests drive it directly.
 
-use crate::well::{CreateError, CreateRequest, Created};
+use crate::well::{CreateError, CreateRequest, Created, Owned};
 use aquifer_protocol::Backoff;
-use aquifer_protocol::well::Grant;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use aquifer_protocol::book::{self as generic, Failure, Granted, Keep, Leasable, Report, Want};
+use aquifer_protocol::well::{Listed, ResourceState as ServerState, Want as ServerWant};
+use aquifer_protocol::well::{WellLeaseAnswer, WellLeaseRequest};
+use aquifer_protocol::{ResourceId, TypeId};
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
 use std::time::Instant;
 
-/// At most this many orphans are taken on per reconcile pass; the rest wait
-/// for the next, so one pass over a littered cloud account cannot flood the
-/// runner with tasks.
-pub const ORPHANS_PER_PASS: usize = 64;
-/// How many confirmed ids are remembered, to ignore them in destroy lists
-/// that were computed before the confirmation landed.
-const GONE_REMEMBERED: usize = 1024;
+pub use generic::{
+    Destroyed, Entry, ORPHANS_PER_PASS, Oddity, Phase, PollId, ReportKind, Reported,
+};
 
-/// What the runner is doing with one resource.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// `Well::create` is running under `lease`. `release`: the server has
-    /// since asked for it to be destroyed (the lease expired), so it is
-    /// destroyed as soon as the create returns, instead of reported.
-    Creating { lease: u32, release: bool },
-    /// Its ready or failed report is on its way. A report without a lease
-    /// is the failure of a create a previous run of the process began.
-    Reporting {
-        lease: Option<u32>,
-        release: bool,
-        made: Made,
-    },
-    /// It exists and the server keeps it.
-    Alive,
-    /// The server has it in a state this well leaves alone: held for an
-    /// operator, or being created under a lease this process does not hold.
-    Parked,
-    /// `Well::destroy` (then the confirmation, if `confirm`) is running.
-    /// Orphans are destroyed without confirmation.
-    Destroying { confirm: bool, failures: u32 },
-    /// Destruction failed `failures` times in a row; not tried again before
-    /// `at`, however often the server asks.
-    Retrying {
-        confirm: bool,
-        failures: u32,
-        at: Instant,
-    },
-}
-
-/// Which report a create led to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Made {
-    Ready,
-    Failed,
-}
-
+/// A well's resources, as the book's things: counted by type, made under a
+/// lease for a job, ready with metadata and secrets, never lost.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub rtype: String,
-    pub phase: Phase,
-    /// The book's sequence number when this entry last changed: a listing
-    /// requested before that cannot speak for it.
-    touched: u64,
+pub struct Resources;
+
+impl Leasable for Resources {
+    type Kind = String;
+    type Order = Order;
+    type Made = Created;
+    type Loss = Infallible;
+}
+
+/// What a create needs besides the resource and its type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    pub lease: u32,
+    pub job: u32,
+    pub deadline_ms: u64,
 }
 
 /// What the runner should do.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum WellAction {
     Create {
         lease: u32,
         req: CreateRequest,
@@ -99,200 +72,103 @@ pub enum Action {
     /// Run a reconcile pass soon: the server named a resource this book
     /// does not know (its type is in the listing).
     Reconcile,
+    /// Log it: the book was told something it did not expect.
+    Alert(Oddity),
 }
 
-/// How a report ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reported {
-    /// The server took it.
-    Accepted,
-    /// A ready report the server already had (an earlier attempt landed
-    /// but its answer was lost).
-    Duplicate,
-    /// The server refused the report's content (400): the thing cannot be
-    /// offered as it is, so the create has failed after all.
-    Invalid(String),
-    /// Too late (the lease expired, the resource left the books) or not
-    /// ours: whatever was made must go.
-    Refused,
-}
-
-/// How a destruction ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Destroyed {
-    /// Gone, and confirmed if it had to be.
-    Done,
-    /// `Well::destroy` failed (and the failure was reported if the server
-    /// knows the resource).
-    Failed,
-    /// Gone, but the server refused the confirmation: its books disagree,
-    /// and the next reconcile pass sorts it out.
-    ConfirmRefused,
-}
-
-pub struct Book {
-    capacity: BTreeMap<String, u32>,
-    entries: BTreeMap<u32, Entry>,
+pub struct WellBook {
+    book: generic::Book<Resources>,
     /// The resources of each lease still being created or reported: the
     /// lease is renewed until this empties.
     leases: BTreeMap<u32, BTreeSet<u32>>,
-    gone: VecDeque<u32>,
-    seq: u64,
-    backoff: Backoff,
 }
 
-impl Book {
-    /// `backoff` spaces the attempts to destroy a resource whose
-    /// destruction keeps failing.
+impl WellBook {
+    /// `destroy_backoff` spaces the attempts to destroy a resource whose
+    /// destruction keeps failing; `poll_backoff` the lease polls after a
+    /// failed one.
     #[must_use]
-    pub fn new(capacity: BTreeMap<String, u32>, backoff: Backoff) -> Book {
-        Book {
-            capacity,
-            entries: BTreeMap::new(),
+    pub fn new(
+        capacity: BTreeMap<String, u32>,
+        destroy_backoff: Backoff,
+        poll_backoff: Backoff,
+    ) -> WellBook {
+        WellBook {
+            book: generic::Book::new(capacity, destroy_backoff, poll_backoff),
             leases: BTreeMap::new(),
-            gone: VecDeque::new(),
-            seq: 0,
-            backoff,
         }
     }
 
+    /// What the book knows, and when it next wants to poll.
     #[must_use]
-    pub fn entry(&self, resource: u32) -> Option<&Entry> {
-        self.entries.get(&resource)
+    pub fn book(&self) -> &generic::Book<Resources> {
+        &self.book
     }
 
     #[must_use]
-    pub fn len(&self) -> usize {
-        self.entries.len()
+    pub fn entry(&self, resource: u32) -> Option<&Entry<String>> {
+        self.book.entry(resource)
     }
 
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Whether some task is still working on a resource (creating,
-    /// reporting, destroying): a graceful shutdown waits for these.
-    #[must_use]
-    pub fn busy(&self) -> bool {
-        self.entries.values().any(|e| {
-            matches!(
-                e.phase,
-                Phase::Creating { .. } | Phase::Reporting { .. } | Phase::Destroying { .. }
-            )
-        })
-    }
-
-    /// The resources this runner is destroying (or will, after a back-off).
-    #[must_use]
-    pub fn destroying(&self) -> std::collections::BTreeSet<u32> {
-        (self.entries.iter())
-            .filter(|(_, e)| matches!(e.phase, Phase::Destroying { .. }))
-            .map(|(&id, _)| id)
-            .collect()
-    }
-
-    /// Free slots per served type: the capacity less every resource this
-    /// well has in any phase. A resource occupies its slot from the lease
-    /// to the confirmation of its destruction, as on the server, and an
-    /// orphan occupies one until it is gone, since it may hold the very
-    /// thing (a probe, a quota) a new create would need. Types with no free
-    /// slot are left out, as the protocol's `free` expects.
-    #[must_use]
-    pub fn free(&self) -> BTreeMap<String, u16> {
-        let mut used: BTreeMap<&str, u32> = BTreeMap::new();
-        for e in self.entries.values() {
-            *used.entry(e.rtype.as_str()).or_insert(0) += 1;
-        }
-        (self.capacity.iter())
-            .filter_map(|(t, cap)| {
-                let n = cap.saturating_sub(used.get(t.as_str()).copied().unwrap_or(0));
-                (n > 0).then(|| (t.clone(), u16::try_from(n).unwrap_or(u16::MAX)))
-            })
-            .collect()
-    }
-
-    /// A sequence number for a reconcile pass about to ask for listings:
-    /// entries that change after this are newer than the listings.
+    /// See `generic::Book::mark`.
     pub fn mark(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
+        self.book.mark()
     }
 
-    fn put(&mut self, resource: u32, rtype: String, phase: Phase) {
-        self.seq += 1;
-        let touched = self.seq;
-        self.entries.insert(
-            resource,
-            Entry {
-                rtype,
-                phase,
-                touched,
-            },
-        );
+    /// The lease poll to send now, if one is due: see
+    /// `generic::Book::next_poll`.
+    pub fn next_poll(&mut self, now: Instant, wait_ms: u64) -> Option<(PollId, WellLeaseRequest)> {
+        let (poll, asking) = self.book.next_poll(now)?;
+        let request = asking.request(wait_ms, |t| Some(TypeId::new(t.clone())), ResourceId);
+        Some((poll, request))
     }
 
-    fn set_phase(&mut self, resource: u32, phase: Phase) {
-        self.seq += 1;
-        let touched = self.seq;
-        if let Some(e) = self.entries.get_mut(&resource) {
-            e.phase = phase;
-            e.touched = touched;
-        }
+    /// See `generic::Book::abandon_poll`.
+    pub fn abandon_poll(&mut self, now: Instant) -> bool {
+        self.book.abandon_poll(now)
     }
 
-    fn forget(&mut self, resource: u32) {
-        self.seq += 1;
-        self.entries.remove(&resource);
+    /// See `generic::Book::poll_failed`.
+    pub fn poll_failed(&mut self, now: Instant, poll: PollId) {
+        self.book.poll_failed(now, poll);
     }
 
-    /// Starts destroying `resource` and says so.
-    fn destroy(&mut self, resource: u32, confirm: bool, failures: u32) -> Option<Action> {
-        let rtype = self.entries.get(&resource)?.rtype.clone();
-        self.set_phase(resource, Phase::Destroying { confirm, failures });
-        Some(Action::Destroy {
-            resource,
-            rtype,
-            confirm,
-        })
-    }
-
-    /// The server granted a lease: create each of its resources, and keep
-    /// the lease alive meanwhile.
-    pub fn granted(&mut self, grant: &Grant) -> Vec<Action> {
-        let mut actions = Vec::new();
-        let mut mine = BTreeSet::new();
-        for resource in grant.resources.iter().map(|r| r.0) {
-            if self.entries.contains_key(&resource) {
-                // Resource ids are never handed out twice; a book that
-                // already has this one is confused, and creating a second
-                // thing with the same tag would be worse.
-                tracing::error!(
-                    resource,
-                    lease = grant.id.0,
-                    "a lease names a resource already in the books"
-                );
-                continue;
-            }
-            let phase = Phase::Creating {
-                lease: grant.id.0,
-                release: false,
+    /// The answer to a lease poll: create each resource of its lease and
+    /// keep the lease alive meanwhile; destroy what it lists.
+    pub fn answered(
+        &mut self,
+        now: Instant,
+        poll: PollId,
+        answer: &WellLeaseAnswer,
+    ) -> Vec<WellAction> {
+        let lease = answer.lease.as_ref().map(|g| {
+            let order = Order {
+                lease: g.id.0,
+                job: g.job.0,
+                deadline_ms: g.deadline_ms,
             };
-            self.put(resource, grant.rtype.0.clone(), phase);
-            mine.insert(resource);
-            actions.push(Action::Create {
-                lease: grant.id.0,
-                req: CreateRequest {
-                    resource,
-                    rtype: grant.rtype.0.clone(),
-                    job: grant.job.0,
-                    deadline_ms: grant.deadline_ms,
-                },
-            });
-        }
+            (g.resources.iter())
+                .map(|r| Granted {
+                    id: r.0,
+                    kind: g.rtype.0.clone(),
+                    order: order.clone(),
+                })
+                .collect()
+        });
+        let destroy: Vec<u32> = answer.destroy.iter().map(|r| r.0).collect();
+        let mut actions = map(self.book.answered(now, poll, lease, &destroy));
+        let Some(grant) = &answer.lease else {
+            return actions;
+        };
+        let mine: BTreeSet<u32> = (actions.iter())
+            .filter_map(|a| match a {
+                WellAction::Create { lease, req } if *lease == grant.id.0 => Some(req.resource),
+                _ => None,
+            })
+            .collect();
         if !mine.is_empty() {
             self.leases.insert(grant.id.0, mine);
-            actions.push(Action::Renew {
+            actions.push(WellAction::Renew {
                 lease: grant.id.0,
                 expires_at_ms: grant.expires_at_ms,
             });
@@ -300,204 +176,148 @@ impl Book {
         actions
     }
 
-    /// The server wants these destroyed (they are `releasing`).
-    pub fn destroy_listed(&mut self, ids: &[u32], now: Instant) -> Vec<Action> {
-        let mut actions = Vec::new();
-        let mut unknown = false;
-        for &id in ids {
-            let Some(e) = self.entries.get(&id) else {
-                // Confirmed since the list was made; otherwise its type is
-                // in the listing.
-                unknown |= !self.gone.contains(&id);
-                continue;
-            };
-            match e.phase {
-                Phase::Creating { lease, .. } => {
-                    self.set_phase(
-                        id,
-                        Phase::Creating {
-                            lease,
-                            release: true,
-                        },
-                    );
-                }
-                Phase::Reporting { lease, made, .. } => {
-                    self.set_phase(
-                        id,
-                        Phase::Reporting {
-                            lease,
-                            release: true,
-                            made,
-                        },
-                    );
-                }
-                Phase::Alive | Phase::Parked => actions.extend(self.destroy(id, true, 0)),
-                Phase::Destroying { .. } => {}
-                Phase::Retrying { failures, at, .. } => {
-                    if at <= now {
-                        actions.extend(self.destroy(id, true, failures));
-                    }
-                }
-            }
-        }
-        if unknown {
-            actions.push(Action::Reconcile);
-        }
-        actions
-    }
-
-    /// Ends a lease's renewal once none of its resources is being created
-    /// or reported.
-    fn done_with_lease(&mut self, lease: Option<u32>, resource: u32) -> Option<Action> {
-        let lease = lease?;
-        let set = self.leases.get_mut(&lease)?;
-        set.remove(&resource);
-        if set.is_empty() {
-            self.leases.remove(&lease);
-            return Some(Action::StopRenew { lease });
-        }
-        None
-    }
-
     /// `Well::create` returned (or gave up).
-    pub fn created(&mut self, resource: u32, result: Result<Created, CreateError>) -> Vec<Action> {
-        let Some(Phase::Creating { lease, release }) = self.entries.get(&resource).map(|e| e.phase)
-        else {
-            tracing::error!(
-                resource,
-                "a create finished for a resource that was not being created"
-            );
-            return Vec::new();
-        };
-        if release {
-            // Too late to report: the server has released it. Whatever the
-            // create made, or half made, goes.
-            let mut actions: Vec<Action> = self
-                .done_with_lease(Some(lease), resource)
-                .into_iter()
-                .collect();
-            actions.extend(self.destroy(resource, true, 0));
-            return actions;
-        }
-        let lease = Some(lease);
-        match result {
-            Ok(created) => {
-                let made = Made::Ready;
-                self.set_phase(
-                    resource,
-                    Phase::Reporting {
-                        lease,
-                        release,
-                        made,
-                    },
-                );
-                vec![Action::ReportReady { resource, created }]
-            }
-            Err(e) => {
-                let made = Made::Failed;
-                self.set_phase(
-                    resource,
-                    Phase::Reporting {
-                        lease,
-                        release,
-                        made,
-                    },
-                );
-                vec![Action::ReportFailed {
-                    resource,
-                    reason: e.reason,
-                    retryable: e.retryable,
-                }]
-            }
-        }
+    pub fn created(
+        &mut self,
+        resource: u32,
+        result: Result<Created, CreateError>,
+    ) -> Vec<WellAction> {
+        let result = result.map_err(|e| Failure {
+            reason: e.reason,
+            retryable: e.retryable,
+        });
+        let actions = self.book.created(resource, result);
+        self.settled(resource, actions)
     }
 
     /// A ready or failed report has landed, or will never land.
-    pub fn reported(&mut self, resource: u32, outcome: Reported) -> Vec<Action> {
-        let Some(Phase::Reporting {
-            lease,
-            release,
-            made,
-        }) = self.entries.get(&resource).map(|e| e.phase)
-        else {
-            tracing::error!(
-                resource,
-                "a report finished for a resource that was not being reported"
-            );
-            return Vec::new();
-        };
-        if let (Made::Ready, Reported::Invalid(why)) = (made, &outcome) {
-            // The lease is still live: the failure can still be reported,
-            // so the job hears why rather than waiting for an expiry.
-            let reason = format!("the well's ready report was refused: {why}");
-            let made = Made::Failed;
-            self.set_phase(
-                resource,
-                Phase::Reporting {
-                    lease,
-                    release,
-                    made,
-                },
-            );
-            return vec![Action::ReportFailed {
-                resource,
-                reason,
-                retryable: false,
-            }];
-        }
-        let mut actions: Vec<Action> = self.done_with_lease(lease, resource).into_iter().collect();
-        let kept = made == Made::Ready
-            && !release
-            && matches!(outcome, Reported::Accepted | Reported::Duplicate);
-        if kept {
-            self.set_phase(resource, Phase::Alive);
-        } else {
-            // A failure (reported or not) releases the lease's resources on
-            // the server: destroy what may exist and confirm, without
-            // waiting to be told.
-            actions.extend(self.destroy(resource, true, 0));
-        }
-        actions
+    pub fn reported(&mut self, resource: u32, outcome: Reported) -> Vec<WellAction> {
+        let actions = self.book.reported(resource, outcome);
+        self.settled(resource, actions)
     }
 
     /// A destruction has ended.
-    pub fn destroyed(&mut self, resource: u32, outcome: Destroyed, now: Instant) {
-        let Some(Phase::Destroying { confirm, failures }) =
-            self.entries.get(&resource).map(|e| e.phase)
-        else {
-            tracing::error!(
-                resource,
-                "a destruction finished for a resource that was not being destroyed"
-            );
-            return;
-        };
-        match outcome {
-            Destroyed::Done | Destroyed::ConfirmRefused => {
-                self.forget(resource);
-                if confirm {
-                    if self.gone.len() >= GONE_REMEMBERED {
-                        self.gone.pop_front();
-                    }
-                    self.gone.push_back(resource);
-                }
-            }
-            Destroyed::Failed => {
-                let failures = failures.saturating_add(1);
-                let at = now + self.backoff.wait_jittered(failures.saturating_sub(1));
-                self.set_phase(
-                    resource,
-                    Phase::Retrying {
-                        confirm,
-                        failures,
-                        at,
-                    },
-                );
+    pub fn destroyed(
+        &mut self,
+        resource: u32,
+        outcome: Destroyed,
+        now: Instant,
+    ) -> Vec<WellAction> {
+        let actions = self.book.destroyed(resource, outcome, now);
+        map(actions)
+    }
+
+    /// A reconcile pass: the server's listing and, if the well could say,
+    /// what the well owns, both requested after `mark()` returned `since`.
+    /// `initial` is the pass before the first lease poll, when anything the
+    /// server has `creating` was begun by an earlier run of the process.
+    pub fn reconciled(
+        &mut self,
+        since: u64,
+        listed: &[Listed],
+        owned: Option<&[Owned]>,
+        initial: bool,
+        now: Instant,
+    ) -> Vec<WellAction> {
+        let listed: Vec<generic::Listed<Resources>> = (listed.iter())
+            .map(|l| generic::Listed {
+                id: l.id.0,
+                kind: l.rtype.0.clone(),
+                want: want(l, initial),
+            })
+            .collect();
+        let owned: Option<Vec<generic::Owned<String>>> = owned.map(|o| {
+            (o.iter())
+                .map(|o| generic::Owned {
+                    id: o.resource,
+                    kind: o.rtype.clone(),
+                })
+                .collect()
+        });
+        let actions = self.book.reconciled(since, &listed, owned.as_deref(), now);
+        map(actions)
+    }
+
+    /// The actions of a create or report on `resource`, and the end of its
+    /// lease's renewal once none of the lease's resources is being created
+    /// or reported.
+    fn settled(
+        &mut self,
+        resource: u32,
+        actions: Vec<generic::Action<Resources>>,
+    ) -> Vec<WellAction> {
+        let mut done = Vec::new();
+        let making = self.book.entry(resource).is_some_and(|e| e.phase.making());
+        if !making
+            && let Some((&lease, set)) = self.leases.iter_mut().find(|(_, s)| s.contains(&resource))
+        {
+            set.remove(&resource);
+            if set.is_empty() {
+                self.leases.remove(&lease);
+                done.push(WellAction::StopRenew { lease });
             }
         }
+        done.extend(map(actions));
+        done
     }
 }
 
-mod reconcile;
+/// The book's actions as the runner performs them.
+fn map(actions: Vec<generic::Action<Resources>>) -> Vec<WellAction> {
+    (actions.into_iter())
+        .map(|a| match a {
+            generic::Action::Create { id, kind, order } => WellAction::Create {
+                lease: order.lease,
+                req: CreateRequest {
+                    resource: id,
+                    rtype: kind,
+                    job: order.job,
+                    deadline_ms: order.deadline_ms,
+                },
+            },
+            generic::Action::Report { id, report } => match report {
+                Report::Ready(created) => WellAction::ReportReady {
+                    resource: id,
+                    created,
+                },
+                Report::Failed(f) => WellAction::ReportFailed {
+                    resource: id,
+                    reason: f.reason,
+                    retryable: f.retryable,
+                },
+                Report::Lost(never) => match never {},
+            },
+            generic::Action::Destroy { id, kind, confirm } => WellAction::Destroy {
+                resource: id,
+                rtype: kind,
+                confirm,
+            },
+            generic::Action::Reconcile => WellAction::Reconcile,
+            generic::Action::Alert(o) => WellAction::Alert(o),
+        })
+        .collect()
+}
+
+/// What the server's listing wants of a resource, as the book reads it.
+fn want(l: &Listed, initial: bool) -> Want<Resources> {
+    match (l.want, l.state) {
+        (ServerWant::Release, _) => Want::Release,
+        (ServerWant::Hold, _) => Want::Hold,
+        (ServerWant::Keep, ServerState::Ready) => Want::Keep(Keep::Alive),
+        // Begun by an earlier run: nobody is creating it now. Failing it
+        // at once gives the job its place back sooner than the lease's
+        // expiry would.
+        (ServerWant::Keep, ServerState::Creating) if initial => {
+            Want::Keep(Keep::Report(Report::Failed(Failure {
+                reason: "the well restarted while creating it".into(),
+                retryable: true,
+            })))
+        }
+        // Later passes leave a lease they do not hold to its expiry: it
+        // may be one whose grant is on its way to this very runner.
+        (ServerWant::Keep | ServerWant::Other, _) => Want::Leave,
+    }
+}
 
 #[cfg(test)]
 mod tests;

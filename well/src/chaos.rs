@@ -8,8 +8,10 @@
 //! stream: the same configuration fails the same resources whatever order
 //! concurrent creates happen to run in.
 
+use crate::config::{ConfiguredWell, Serves, WellSettings};
 use crate::statefile::{self, StateError};
 use crate::well::{CreateError, CreateRequest, Created, Owned, Well};
+use anyhow::Context as _;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -54,8 +56,10 @@ pub struct ChaosConfig {
     pub crash_in_create_probability: f64,
 }
 
-impl ChaosConfig {
-    pub fn validate(&self) -> Result<(), String> {
+impl WellSettings for ChaosConfig {
+    const KIND: &'static str = "chaos";
+
+    fn validate(&self) -> Result<(), String> {
         for (name, p) in [
             ("create_fail_probability", self.create_fail_probability),
             ("destroy_fail_probability", self.destroy_fail_probability),
@@ -82,6 +86,10 @@ impl ChaosConfig {
             return Err("crash_after_creates counts from 1".into());
         }
         Ok(())
+    }
+
+    fn serves(&self) -> Serves<'_> {
+        Serves::Named
     }
 }
 
@@ -112,6 +120,14 @@ fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+impl ConfiguredWell for ChaosWell {
+    type Settings = ChaosConfig;
+
+    async fn from_settings(settings: ChaosConfig, data_dir: &Path) -> anyhow::Result<ChaosWell> {
+        ChaosWell::open(settings, data_dir).context("opening the chaos well's state")
+    }
 }
 
 impl ChaosWell {

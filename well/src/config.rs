@@ -1,15 +1,18 @@
 //! The well's configuration file (TOML): where the server is, the well's
 //! token, its capacity per type, the runner's timings, and which well to
 //! run with its settings. `docs/wells.md` describes every key.
+//!
+//! The file's common keys are read here; the `[well]` table belongs to the
+//! well its `kind` names, as a [`WellSettings`], so the SDK knows no well
+//! crate and each well crate knows only its own table.
 
-use crate::chaos::ChaosConfig;
-use crate::oxide::OxideConfig;
-use crate::postgres::PostgresConfig;
 use crate::runner::RunnerConfig;
-use crate::slot::SlotConfig;
+use crate::well::Well;
 use aquifer_protocol::Backoff;
-use serde::Deserialize;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,9 +35,10 @@ fn default_shutdown_grace_ms() -> u64 {
     30_000
 }
 
+/// A well configuration file, with the `[well]` table of the well `S`.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
+#[serde(deny_unknown_fields, bound(deserialize = "S: WellSettings"))]
+pub struct Config<S> {
     /// The server, `http://host:port`.
     pub url: String,
     /// The well's token, from `aquifer admin well create`; or
@@ -60,17 +64,101 @@ pub struct Config {
     pub destroy_timeout_ms: u64,
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
-    pub well: WellConfig,
+    /// The `[well]` table: `kind = S::KIND` and the well's settings.
+    #[serde(deserialize_with = "well_table")]
+    pub well: S,
 }
 
-/// Which well, and its settings.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum WellConfig {
-    Slot(SlotConfig),
-    Chaos(ChaosConfig),
-    Postgres(PostgresConfig),
-    Oxide(OxideConfig),
+/// A well's `[well]` table: the `kind` that names the well, its own
+/// rules, and what it serves, which `[capacity]` is checked against.
+pub trait WellSettings: DeserializeOwned {
+    /// `kind` in the `[well]` table.
+    const KIND: &'static str;
+
+    /// Checks the settings themselves.
+    fn validate(&self) -> Result<(), String>;
+
+    /// What the well serves.
+    fn serves(&self) -> Serves<'_>;
+
+    /// Makes the paths in the settings relative to `base`, the
+    /// configuration file's directory.
+    fn resolve_paths(&mut self, _base: &Path) {}
+}
+
+/// What a well serves, and so what its `[capacity]` must say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serves<'a> {
+    /// The types `[capacity]` names, at least one (the chaos well).
+    Named,
+    /// One type, as many at once as `[capacity]` says, which it must.
+    Counted(&'a str),
+    /// One type, one resource per item, or fewer if `[capacity]` says so
+    /// (the slot well).
+    Items { rtype: &'a str, items: u32 },
+}
+
+/// A well made from its `[well]` table: what [`crate::run_configured`]
+/// runs.
+pub trait ConfiguredWell: Well + Sized {
+    type Settings: WellSettings;
+
+    /// Opens the well, keeping what it keeps on disk under `data_dir`.
+    fn from_settings(
+        settings: Self::Settings,
+        data_dir: &Path,
+    ) -> impl Future<Output = anyhow::Result<Self>> + Send;
+}
+
+/// "a slot well", "an oxide well": the well a message is about.
+fn a_well(kind: &str) -> String {
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {kind} well")
+}
+
+/// Reads the `[well]` table as `S`'s, once its `kind` is seen to be `S`'s.
+fn well_table<'de, D: Deserializer<'de>, S: WellSettings>(d: D) -> Result<S, D::Error> {
+    let mut table = toml::Table::deserialize(d)?;
+    match table.remove("kind") {
+        Some(toml::Value::String(kind)) if kind == S::KIND => {}
+        Some(kind) => {
+            return Err(D::Error::custom(format!(
+                "kind {kind}: not a {} well's configuration",
+                S::KIND
+            )));
+        }
+        None => return Err(D::Error::missing_field("kind")),
+    }
+    S::deserialize(table).map_err(|e| D::Error::custom(e.message()))
+}
+
+/// What `kind` names in the file at `path`: which well it configures.
+pub fn kind(path: &Path) -> Result<String, ConfigError> {
+    #[derive(Deserialize)]
+    struct File {
+        well: Table,
+    }
+    #[derive(Deserialize)]
+    struct Table {
+        kind: String,
+    }
+    let text = read(path)?;
+    let file: File = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })?;
+    Ok(file.well.kind)
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,15 +177,12 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
-impl Config {
+impl<S: WellSettings> Config<S> {
     /// Reads and checks `path`; relative paths in it are made relative to
     /// its directory.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut config = Config::parse(&text).map_err(|e| match e {
+    pub fn load(path: &Path) -> Result<Config<S>, ConfigError> {
+        let text = read(path)?;
+        let mut config = Config::<S>::parse(&text).map_err(|e| match e {
             ParseError::Toml(source) => ConfigError::Parse {
                 path: path.to_path_buf(),
                 source: Box::new(source),
@@ -112,20 +197,13 @@ impl Config {
         if let Some(f) = &config.token_file {
             config.token_file = Some(base.join(f));
         }
-        if let WellConfig::Postgres(p) = &mut config.well
-            && let Some(f) = &p.admin_url_file
-        {
-            p.admin_url_file = Some(base.join(f));
-        }
-        if let WellConfig::Oxide(o) = &mut config.well {
-            o.resolve_paths(base);
-        }
+        config.well.resolve_paths(base);
         Ok(config)
     }
 
     /// Parses and checks a configuration's text.
-    pub fn parse(text: &str) -> Result<Config, ParseError> {
-        let config: Config = toml::from_str(text).map_err(ParseError::Toml)?;
+    pub fn parse(text: &str) -> Result<Config<S>, ParseError> {
+        let config: Config<S> = toml::from_str(text).map_err(ParseError::Toml)?;
         config.validate().map_err(ParseError::Invalid)?;
         Ok(config)
     }
@@ -150,62 +228,45 @@ impl Config {
                 return Err(format!("capacity of {t}: use 1 to {}", u16::MAX));
             }
         }
-        match &self.well {
-            WellConfig::Slot(s) => {
-                s.validate()?;
-                if let Some(t) = self.capacity.keys().find(|t| **t != s.rtype) {
-                    return Err(format!("a slot well serves {} only, not {t}", s.rtype));
-                }
-            }
-            WellConfig::Chaos(c) => {
-                c.validate()?;
-                if self.capacity.is_empty() {
-                    return Err(
-                        "a chaos well serves the types in [capacity]: name at least one".into(),
-                    );
-                }
-            }
-            WellConfig::Postgres(p) => {
-                p.validate()?;
-                if let Some(t) = self.capacity.keys().find(|t| **t != p.rtype) {
-                    return Err(format!("a postgres well serves {} only, not {t}", p.rtype));
-                }
-                if !self.capacity.contains_key(&p.rtype) {
-                    return Err(format!(
-                        "a postgres well serves {0}: set how many it holds ([capacity] {0} = n)",
-                        p.rtype
-                    ));
-                }
-            }
-            WellConfig::Oxide(o) => {
-                o.validate()?;
-                if let Some(t) = self.capacity.keys().find(|t| **t != o.rtype) {
-                    return Err(format!("an oxide well serves {} only, not {t}", o.rtype));
-                }
-                if !self.capacity.contains_key(&o.rtype) {
-                    return Err(format!(
-                        "an oxide well serves {0}: set how many it holds ([capacity] {0} = n)",
-                        o.rtype
-                    ));
-                }
-            }
-        }
-        Ok(())
+        self.well.validate()?;
+        self.validate_capacity()
     }
 
-    /// The well's capacity per type: a slot well holds as many as it has
-    /// items, or fewer if `[capacity]` says so.
+    /// `[capacity]` against what the well serves.
+    fn validate_capacity(&self) -> Result<(), String> {
+        let well = a_well(S::KIND);
+        let only = |rtype: &str| match self.capacity.keys().find(|t| *t != rtype) {
+            Some(t) => Err(format!("{well} serves {rtype} only, not {t}")),
+            None => Ok(()),
+        };
+        match self.well.serves() {
+            Serves::Named if self.capacity.is_empty() => Err(format!(
+                "{well} serves the types in [capacity]: name at least one"
+            )),
+            Serves::Named => Ok(()),
+            Serves::Items { rtype, .. } => only(rtype),
+            Serves::Counted(rtype) => {
+                only(rtype)?;
+                if !self.capacity.contains_key(rtype) {
+                    return Err(format!(
+                        "{well} serves {rtype}: set how many it holds ([capacity] {rtype} = n)"
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The well's capacity per type (a slot well, for one, holds as many
+    /// as it has items, or fewer if `[capacity]` says so).
     #[must_use]
     pub fn capacity(&self) -> BTreeMap<String, u32> {
-        match &self.well {
-            WellConfig::Slot(s) => {
-                let items = u32::try_from(s.items.len()).unwrap_or(u32::MAX);
-                let n = self.capacity.get(&s.rtype).map_or(items, |&c| c.min(items));
-                BTreeMap::from([(s.rtype.clone(), n)])
+        match self.well.serves() {
+            Serves::Items { rtype, items } => {
+                let n = self.capacity.get(rtype).map_or(items, |&c| c.min(items));
+                BTreeMap::from([(rtype.to_string(), n)])
             }
-            WellConfig::Chaos(_) => self.capacity.clone(),
-            WellConfig::Postgres(_) => self.capacity.clone(),
-            WellConfig::Oxide(_) => self.capacity.clone(),
+            Serves::Named | Serves::Counted(_) => self.capacity.clone(),
         }
     }
 
@@ -215,10 +276,7 @@ impl Config {
             return Ok(t.trim().to_string());
         }
         let path = self.token_file.clone().unwrap_or_default();
-        let t = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let t = read(&path)?;
         let t = t.trim().to_string();
         if t.is_empty() {
             return Err(ConfigError::Invalid {
@@ -257,6 +315,8 @@ pub enum ParseError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chaos::ChaosConfig;
+    use crate::slot::SlotConfig;
 
     const SLOT: &str = r#"
         url = "http://127.0.0.1:8440"
@@ -298,29 +358,27 @@ mod tests {
 
     #[test]
     fn a_slot_well_holds_as_many_as_it_has_items() {
-        let c = Config::parse(SLOT).expect("a slot configuration");
+        let c = Config::<SlotConfig>::parse(SLOT).expect("a slot configuration");
         assert_eq!(c.capacity(), BTreeMap::from([("lab-probe".to_string(), 2)]));
         assert_eq!(c.reconcile_interval_ms, 10_000);
         assert_eq!(c.wait_ms, 20_000);
-        let WellConfig::Slot(s) = &c.well else {
-            panic!("{:?}", c.well);
-        };
+        let s = &c.well;
         assert_eq!(s.items["probe-a"].secrets["pin"], "1234");
         assert_eq!(s.reset_timeout_ms, 300_000);
         let fewer = format!("{SLOT}\n[capacity]\nlab-probe = 1\n");
         assert_eq!(
-            Config::parse(&fewer).expect("fewer").capacity(),
+            Config::<SlotConfig>::parse(&fewer)
+                .expect("fewer")
+                .capacity(),
             BTreeMap::from([("lab-probe".to_string(), 1)])
         );
     }
 
     #[test]
     fn a_chaos_well_serves_its_capacity() {
-        let c = Config::parse(CHAOS).expect("a chaos configuration");
+        let c = Config::<ChaosConfig>::parse(CHAOS).expect("a chaos configuration");
         assert_eq!(c.capacity().len(), 2);
-        let WellConfig::Chaos(k) = &c.well else {
-            panic!("{:?}", c.well);
-        };
+        let k = &c.well;
         assert_eq!(k.create_delay_ms, [10, 50]);
         assert_eq!(k.crash_after_creates, Some(3));
         assert!(!k.create_fail_retryable);
@@ -328,32 +386,41 @@ mod tests {
 
     #[test]
     fn mistakes_are_refused_with_the_reason() {
+        let slot = |text: String| Config::<SlotConfig>::parse(&text).map(drop);
+        let chaos = |text: String| Config::<ChaosConfig>::parse(&text).map(drop);
         let bad = [
-            (SLOT.replace("token = \"aq_x\"", ""), "token"),
+            (slot(SLOT.replace("token = \"aq_x\"", "")), "token"),
             (
-                SLOT.replace("kind = \"slot\"", "kind = \"postgresql\""),
+                slot(SLOT.replace("kind = \"slot\"", "kind = \"postgresql\"")),
                 "postgresql",
             ),
-            (SLOT.replace("reset =", "resett ="), "resett"),
+            (slot(SLOT.replace("kind = \"slot\"", "")), "kind"),
+            (slot(SLOT.replace("reset =", "resett =")), "resett"),
             (
-                SLOT.replace("data_dir = \"state\"", "data_dir = \"state\"\nbogus = 1"),
+                slot(SLOT.replace("data_dir = \"state\"", "data_dir = \"state\"\nbogus = 1")),
                 "bogus",
             ),
-            (CHAOS.replace("seed = 42", "seed = 42\nfail = 1"), "fail"),
-            (CHAOS.replace("0.05", "5.0"), "destroy_fail_probability"),
             (
-                CHAOS.replace("pg = 4", "").replace("oxide-token = 2", ""),
+                chaos(CHAOS.replace("seed = 42", "seed = 42\nfail = 1")),
+                "fail",
+            ),
+            (
+                chaos(CHAOS.replace("0.05", "5.0")),
+                "destroy_fail_probability",
+            ),
+            (
+                chaos(CHAOS.replace("pg = 4", "").replace("oxide-token = 2", "")),
                 "capacity",
             ),
             (
-                format!("{SLOT}\n[capacity]\npg = 1\n"),
+                slot(format!("{SLOT}\n[capacity]\npg = 1\n")),
                 "serves lab-probe only",
             ),
-            (SLOT.replace("http://", "ftp://"), "url"),
-            (format!("wait_ms = 90000\n{SLOT}"), "wait_ms"),
+            (slot(SLOT.replace("http://", "ftp://")), "url"),
+            (slot(format!("wait_ms = 90000\n{SLOT}")), "wait_ms"),
         ];
-        for (text, needle) in bad {
-            let e = Config::parse(&text).expect_err(needle).to_string();
+        for (parsed, needle) in bad {
+            let e = parsed.expect_err(needle).to_string();
             assert!(e.contains(needle), "{needle}: {e}");
         }
     }
@@ -364,7 +431,9 @@ mod tests {
         let text = SLOT.replace("token = \"aq_x\"", "token_file = \"well.token\"");
         std::fs::write(dir.path().join("well.toml"), text).expect("written");
         std::fs::write(dir.path().join("well.token"), "aq_secret\n").expect("written");
-        let c = Config::load(&dir.path().join("well.toml")).expect("loaded");
+        let path = dir.path().join("well.toml");
+        assert_eq!(kind(&path).expect("a kind"), "slot");
+        let c = Config::<SlotConfig>::load(&path).expect("loaded");
         assert_eq!(c.data_dir, dir.path().join("state"));
         assert_eq!(c.token().expect("a token"), "aq_secret");
         let r = c.runner().expect("a runner configuration");

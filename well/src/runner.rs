@@ -1,19 +1,19 @@
 //! The runner: drives a `Well` against the server. One task owns the
-//! `Book`; everything that waits (the lease poll, creates, reports,
+//! `WellBook`; everything that waits (the lease polls, creates, reports,
 //! renewals, destructions, reconcile passes) runs on tasks of its own and
 //! reports back by message.
 //!
 //! ```text
-//!   poller ──Answer──▶ ┌────────────────────┐ ──spawn──▶ create, report, renew,
-//!   tasks ───Msg─────▶ │ actor: Book::*(..) │            destroy, reconcile tasks
-//!   tick, shutdown ──▶ └────────────────────┘ ──watch──▶ free slots (poller)
+//!   tasks ───Msg─────▶ ┌────────────────────┐ ──spawn──▶ lease poll, create, report,
+//!   tick, shutdown ──▶ │ actor: WellBook::*(..) │            renew, destroy, reconcile tasks
+//!   poll deadline ───▶ └────────────────────┘ ──abort──▶ a poll the book abandons
 //! ```
 //!
-//! The poller waits for the actor to take in each answer before it polls
-//! again, so it never asks with a count of free slots that a lease it has
-//! just been granted has already used.
+//! The book decides when a lease poll goes out, with what, and when one
+//! out is abandoned; the actor takes in each answer before the next poll,
+//! so no poll asks with free slots that a lease just granted has used.
 
-use crate::book::{Action, Book, Destroyed, Reported};
+use crate::book::{Destroyed, PollId, Reported, WellAction, WellBook};
 use crate::well::{CreateError, Created, Owned, Well};
 use aquifer_protocol::well::{Listed, WellLeaseAnswer};
 use aquifer_protocol::{Backoff, CallError, Client};
@@ -22,8 +22,7 @@ use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
-use tasks::Asking;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 
@@ -97,9 +96,13 @@ pub enum RunError {
 }
 
 enum Msg {
-    Answer {
+    Polled {
+        poll: PollId,
         answer: WellLeaseAnswer,
-        ack: oneshot::Sender<bool>,
+    },
+    /// The poll failed in a way a retry may mend.
+    PollFailed {
+        poll: PollId,
     },
     Created {
         resource: u32,
@@ -133,18 +136,17 @@ pub async fn run<W: Well>(
         .map_err(RunError::Client)?
         .with_backoff(config.backoff);
     let (tx, rx) = mpsc::channel(INBOX);
-    let book = Book::new(config.capacity.clone(), config.destroy_backoff);
-    let (free_tx, _) = watch::channel(Asking {
-        free: book.free(),
-        destroying: book.destroying(),
-    });
+    let book = WellBook::new(
+        config.capacity.clone(),
+        config.destroy_backoff,
+        config.backoff,
+    );
     let mut actor = Actor {
         well,
         client,
         config,
         book,
         tx,
-        free: free_tx,
         tasks: JoinSet::new(),
         renewers: HashMap::new(),
         poller: None,
@@ -158,9 +160,8 @@ struct Actor<W: Well> {
     well: Arc<W>,
     client: Client,
     config: RunnerConfig,
-    book: Book,
+    book: WellBook,
     tx: mpsc::Sender<Msg>,
-    free: watch::Sender<Asking>,
     tasks: JoinSet<()>,
     renewers: HashMap<u32, AbortHandle>,
     poller: Option<AbortHandle>,
@@ -182,10 +183,16 @@ impl<W: Well> Actor<W> {
         let mut stop_by: Option<Instant> = None;
         let mut result = Ok(());
         loop {
-            if stop_by.is_some() && !self.book.busy() {
+            if stop_by.is_some() && !self.book.book().busy() {
                 break;
             }
+            if stop_by.is_none() {
+                self.drive_poll();
+            }
             let deadline = stop_by.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            let look_again = (self.book.book())
+                .poll_deadline(Instant::now().into_std())
+                .map(Instant::from_std);
             tokio::select! {
                 () = &mut shutdown, if stop_by.is_none() => {
                     tracing::info!("shutting down: finishing the work under way");
@@ -208,9 +215,10 @@ impl<W: Well> Actor<W> {
                     }
                 }
                 _ = tick.tick(), if stop_by.is_none() => self.start_reconcile(false),
+                () = sleep_until_some(look_again), if stop_by.is_none() && look_again.is_some() => {}
                 () = tokio::time::sleep_until(deadline), if stop_by.is_some() => {
                     tracing::warn!(
-                        entries = self.book.len(),
+                        entries = self.book.book().len(),
                         "shutdown grace over: abandoning the work under way to the next start's reconcile"
                     );
                     break;
@@ -234,34 +242,15 @@ impl<W: Well> Actor<W> {
 
     fn handle(&mut self, msg: Msg, stopping: bool) {
         let now = Instant::now().into_std();
-        let mut poll_now = false;
         let actions = match msg {
-            Msg::Answer { answer, ack } => {
-                let mut actions = answer
-                    .lease
-                    .as_ref()
-                    .map(|g| self.book.granted(g))
-                    .unwrap_or_default();
-                let destroy: Vec<u32> = answer.destroy.iter().map(|r| r.0).collect();
-                actions.extend(self.book.destroy_listed(&destroy, now));
-                // Nothing new came of an answer that was not a timeout (a
-                // reconcile pass to learn an unknown id's type is under way
-                // or about to be): the poller should pause rather than ask
-                // again at once.
-                let idle = answer.lease.is_none()
-                    && !answer.destroy.is_empty()
-                    && actions.iter().all(|a| matches!(a, Action::Reconcile));
-                self.perform(actions, stopping);
-                self.publish_free();
-                let _ = ack.send(idle);
-                return;
+            Msg::Polled { poll, answer } => self.book.answered(now, poll, &answer),
+            Msg::PollFailed { poll } => {
+                self.book.poll_failed(now, poll);
+                Vec::new()
             }
             Msg::Created { resource, result } => self.book.created(resource, result),
             Msg::Reported { resource, outcome } => self.book.reported(resource, outcome),
-            Msg::Destroyed { resource, outcome } => {
-                self.book.destroyed(resource, outcome, now);
-                Vec::new()
-            }
+            Msg::Destroyed { resource, outcome } => self.book.destroyed(resource, outcome, now),
             Msg::Reconciled {
                 since,
                 listed,
@@ -275,58 +264,39 @@ impl<W: Well> Actor<W> {
                 if std::mem::take(&mut self.reconcile_again) && !stopping {
                     self.start_reconcile(false);
                 }
-                poll_now = initial && !stopping;
                 actions
             }
             Msg::Fatal(_) => Vec::new(),
         };
         self.perform(actions, stopping);
-        self.publish_free();
-        // Only now: the first poll must see the free slots the first pass
-        // found, not the whole capacity.
-        if poll_now {
-            self.start_poller();
-        }
     }
 
-    fn publish_free(&self) {
-        let asking = Asking {
-            free: self.book.free(),
-            destroying: self.book.destroying(),
-        };
-        self.free.send_if_modified(|f| {
-            let changed = *f != asking;
-            *f = asking;
-            changed
-        });
-    }
-
-    fn perform(&mut self, actions: Vec<Action>, stopping: bool) {
+    fn perform(&mut self, actions: Vec<WellAction>, stopping: bool) {
         let (well, client, tx) = (self.well.clone(), self.client.clone(), self.tx.clone());
         for action in actions {
             match action {
-                Action::Create { lease, req } => {
+                WellAction::Create { lease, req } => {
                     let limit = self.config.create_timeout;
                     let (well, tx) = (well.clone(), tx.clone());
                     self.tasks.spawn(tasks::create(well, tx, lease, req, limit));
                 }
-                Action::Renew {
+                WellAction::Renew {
                     lease,
                     expires_at_ms,
                 } => {
                     let fut = tasks::renew(client.clone(), lease, expires_at_ms);
                     self.renewers.insert(lease, self.tasks.spawn(fut));
                 }
-                Action::StopRenew { lease } => {
+                WellAction::StopRenew { lease } => {
                     if let Some(h) = self.renewers.remove(&lease) {
                         h.abort();
                     }
                 }
-                Action::ReportReady { resource, created } => {
+                WellAction::ReportReady { resource, created } => {
                     let fut = tasks::report_ready(client.clone(), tx.clone(), resource, created);
                     self.tasks.spawn(fut);
                 }
-                Action::ReportFailed {
+                WellAction::ReportFailed {
                     resource,
                     reason,
                     retryable,
@@ -335,7 +305,7 @@ impl<W: Well> Actor<W> {
                     let fut = tasks::report_failed(client, tx, resource, reason, retryable);
                     self.tasks.spawn(fut);
                 }
-                Action::Destroy {
+                WellAction::Destroy {
                     resource,
                     rtype,
                     confirm,
@@ -345,11 +315,12 @@ impl<W: Well> Actor<W> {
                     let fut = tasks::destroy(well, client, tx, resource, rtype, confirm, limit);
                     self.tasks.spawn(fut);
                 }
-                Action::Reconcile => {
+                WellAction::Reconcile => {
                     if !stopping {
                         self.start_reconcile(false);
                     }
                 }
+                WellAction::Alert(oddity) => tracing::error!(%oddity, "the book is confused"),
             }
         }
     }
@@ -369,14 +340,28 @@ impl<W: Well> Actor<W> {
             .spawn(tasks::reconcile(well, client, tx, since, initial, limit));
     }
 
-    fn start_poller(&mut self) {
-        let fut = tasks::poll(
-            self.client.clone(),
-            self.tx.clone(),
-            self.free.subscribe(),
-            self.config.wait_ms,
-        );
-        self.poller = Some(self.tasks.spawn(fut));
+    /// Abandons the poll out and sends the next, when the book says so.
+    /// The first goes out once the first reconcile pass is in, so that it
+    /// offers the slots that pass found free, not the whole capacity.
+    fn drive_poll(&mut self) {
+        let now = Instant::now().into_std();
+        if self.book.abandon_poll(now)
+            && let Some(p) = self.poller.take()
+        {
+            p.abort();
+        }
+        if let Some((poll, request)) = self.book.next_poll(now, self.config.wait_ms) {
+            let fut = tasks::poll(self.client.clone(), self.tx.clone(), poll, request);
+            self.poller = Some(self.tasks.spawn(fut));
+        }
+    }
+}
+
+/// Sleeps until `at`, or for ever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

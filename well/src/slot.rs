@@ -3,8 +3,10 @@
 //! when they come back. Which item went to which resource is kept in a
 //! state file, so a restarted well still knows what it handed out.
 
+use crate::config::{ConfiguredWell, Serves, WellSettings};
 use crate::statefile::{self, StateError};
 use crate::well::{CreateError, CreateRequest, Created, Owned, Well};
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -49,10 +51,12 @@ pub struct SlotItem {
     pub secrets: BTreeMap<String, String>,
 }
 
-impl SlotConfig {
+impl WellSettings for SlotConfig {
+    const KIND: &'static str = "slot";
+
     /// Whatever the server would refuse in a ready report, refused here at
     /// start instead.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         if self.items.is_empty() {
             return Err("a slot well needs at least one item".into());
         }
@@ -75,6 +79,13 @@ impl SlotConfig {
             }
         }
         Ok(())
+    }
+
+    fn serves(&self) -> Serves<'_> {
+        Serves::Items {
+            rtype: &self.rtype,
+            items: u32::try_from(self.items.len()).unwrap_or(u32::MAX),
+        }
     }
 }
 
@@ -109,6 +120,14 @@ pub struct SlotWell {
     config: SlotConfig,
     path: PathBuf,
     state: Mutex<SlotState>,
+}
+
+impl ConfiguredWell for SlotWell {
+    type Settings = SlotConfig;
+
+    async fn from_settings(settings: SlotConfig, data_dir: &Path) -> anyhow::Result<SlotWell> {
+        SlotWell::open(settings, data_dir).context("opening the slot well's state")
+    }
 }
 
 impl SlotWell {

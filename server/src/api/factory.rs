@@ -14,7 +14,6 @@ use aquifer_protocol::factory::{
     Bootstrap, FactoryLeaseAnswer, FactoryLeaseRequest, Grant, Listed, Listing,
 };
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 use warp::http::StatusCode;
 
 fn factory_of(caller: &Caller) -> Result<FactoryId, ApiError> {
@@ -37,14 +36,11 @@ pub async fn lease(
     let mut keys: Vec<Key> = free.keys().cloned().map(Key::Target).collect();
     keys.push(Key::Factory(factory));
     let destroying = &req.destroying;
-    let listed_first = OnceLock::new();
     let answer = super::long_poll(api, keys, req.wait_ms, || {
         let free = free.clone();
-        let listed_first = &listed_first;
         async move {
             let answer = lease_once(api, factory, free).await?;
-            let first: &Vec<WorkerId> = listed_first.get_or_init(|| answer.destroy.clone());
-            Ok(answer.if_news(destroying, first))
+            Ok(answer.if_news(destroying))
         }
     })
     .await?;

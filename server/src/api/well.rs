@@ -15,7 +15,6 @@ use aquifer_protocol::well::{
     WellLeaseRequest,
 };
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 use warp::http::StatusCode;
 
 /// The most a ready report may carry (metadata and secrets together).
@@ -45,14 +44,11 @@ pub async fn lease(
     let mut keys: Vec<Key> = free.keys().cloned().map(Key::Type).collect();
     keys.push(Key::Well(well));
     let destroying = &req.destroying;
-    let listed_first = OnceLock::new();
     let answer = super::long_poll(api, keys, req.wait_ms, || {
         let free = free.clone();
-        let listed_first = &listed_first;
         async move {
             let answer = lease_once(api, well, free).await?;
-            let first: &Vec<ResourceId> = listed_first.get_or_init(|| answer.destroy.clone());
-            Ok(answer.if_news(destroying, first))
+            Ok(answer.if_news(destroying))
         }
     })
     .await?;

@@ -3,58 +3,23 @@
 //! message and decides nothing the book should decide.
 
 use super::{Msg, RunError};
-use crate::book::{Destroyed, Reported};
+use crate::book::{Destroyed, PollId, Reported};
 use crate::well::{CreateError, CreateRequest, Created, Well};
 use aquifer_protocol::well::{DestroyFailed, Failed, Ready, WellLeaseRequest};
-use aquifer_protocol::{Client, Kind, LeaseId, ResourceId, TypeId};
-use std::collections::{BTreeMap, BTreeSet};
+use aquifer_protocol::{Client, Kind, LeaseId, ResourceId};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// How long the poller pauses after an answer that brought nothing new but
-/// was not a timeout. The poll names what this runner destroys already, so
-/// the server answers early only with news; this guards the rare answer
-/// that is news to the server's books but not yet to ours (an id whose
-/// type a reconcile pass must learn first).
-const IDLE_PAUSE: Duration = Duration::from_secs(1);
 /// Renewal bounds: never more often than this...
 const RENEW_MIN: Duration = Duration::from_millis(200);
 /// ...and never less often than this, whatever the lease's expiry says
 /// (which is read against this host's clock).
 const RENEW_MAX: Duration = Duration::from_secs(20);
-
-/// What a lease poll asks with: free slots per type, and the resources
-/// this runner is destroying already (so that the server does not answer
-/// at once with them as news).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Asking {
-    pub free: BTreeMap<String, u16>,
-    pub destroying: BTreeSet<u32>,
-}
-
-impl Asking {
-    fn request(&self, wait_ms: u64) -> WellLeaseRequest {
-        WellLeaseRequest {
-            free: (self.free.iter())
-                .map(|(t, n)| (TypeId::new(t.clone()), *n))
-                .collect(),
-            wait_ms,
-            destroying: self.destroying.iter().copied().map(ResourceId).collect(),
-        }
-    }
-
-    /// Whether the server's books no longer list for destruction something
-    /// this poll said it was destroying: its destruction was confirmed, and
-    /// a slot is about to come free here.
-    fn confirmed_since(&self, destroy: &[ResourceId]) -> bool {
-        (self.destroying.iter()).any(|d| !destroy.contains(&ResourceId(*d)))
-    }
-}
 
 /// A spawned future that is aborted when this handle is dropped, so that
 /// abandoning a task (a timeout, a shutdown) abandons the well's work too.
@@ -234,85 +199,27 @@ pub(super) async fn reconcile<W: Well>(
     let _ = tx.send(msg).await;
 }
 
-/// Waits until some slot is free.
-async fn some_free(free: &mut watch::Receiver<Asking>) {
-    loop {
-        if free.changed().await.is_err() {
-            // The actor is gone; so is the point of polling.
-            std::future::pending::<()>().await;
-        }
-        if !free.borrow_and_update().free.is_empty() {
-            return;
-        }
-    }
-}
-
-/// The lease poll loop.
+/// One lease poll, as the book asked for it; the book paces the next.
 pub(super) async fn poll(
     client: Client,
     tx: mpsc::Sender<Msg>,
-    mut free: watch::Receiver<Asking>,
-    wait_ms: u64,
+    poll: PollId,
+    request: WellLeaseRequest,
 ) {
-    let backoff = client.backoff();
-    let mut failures: u32 = 0;
-    loop {
-        let asked = free.borrow_and_update().clone();
-        let request = asked.request(wait_ms);
-        let call = client.well_lease(&request);
-        let result = if asked.free.is_empty() {
-            // Only a poll that asked for nothing may be abandoned: it cannot
-            // have been granted a lease, and its destroy list is the
-            // server's state, which the next poll gets again. A poll that
-            // asked for work runs to its end, so no grant is ever dropped.
-            tokio::select! {
-                r = call => r,
-                () = some_free(&mut free) => continue,
-            }
-        } else {
-            call.await
-        };
-        match result {
-            Ok(answer) => {
-                failures = 0;
-                // The server ends a wait early when a destruction this poll
-                // named is confirmed: a slot is coming free here, and the
-                // next poll must offer it (a group of two waits for it).
-                let slot_coming = answer.lease.is_none() && asked.confirmed_since(&answer.destroy);
-                let (ack, acked) = oneshot::channel();
-                if tx.send(Msg::Answer { answer, ack }).await.is_err() {
-                    return;
-                }
-                match acked.await {
-                    Ok(idle) if idle || slot_coming => {
-                        tokio::select! {
-                            () = tokio::time::sleep(IDLE_PAUSE) => {}
-                            _ = free.changed() => {}
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => return,
-                }
-            }
-            // A poll is one try; the loop retries it as a read, asking
-            // with what is free then.
-            Err(e) if e.is_retryable(Kind::Idempotent) => {
-                let wait = backoff.wait_jittered(failures);
-                tracing::warn!(error = %e, ?wait, "lease poll failed; retrying");
-                failures = failures.saturating_add(1);
-                tokio::time::sleep(wait).await;
-            }
-            Err(e) => {
-                let _ = tx
-                    .send(Msg::Fatal(RunError::Refused {
-                        what: "a lease request",
-                        error: e,
-                    }))
-                    .await;
-                return;
-            }
+    let msg = match client.well_lease(&request).await {
+        Ok(answer) => Msg::Polled { poll, answer },
+        // A poll is one try; the book asks again as a read, with what is
+        // free then.
+        Err(e) if e.is_retryable(Kind::Idempotent) => {
+            tracing::warn!(error = %e, "lease poll failed; retrying");
+            Msg::PollFailed { poll }
         }
-    }
+        Err(e) => Msg::Fatal(RunError::Refused {
+            what: "a lease request",
+            error: e,
+        }),
+    };
+    let _ = tx.send(msg).await;
 }
 
 /// Keeps a lease alive until aborted, or until the server says it has

@@ -3,7 +3,8 @@
 //! or failed with a 500 before or after it takes effect; and the warp
 //! server that turns HTTP into the fake's requests and its answers back.
 
-use super::http::{self, Req, Resp};
+use super::http::{Req, Resp};
+use super::route::route;
 use super::state::State;
 use chrono::Utc;
 use rand::Rng as _;
@@ -150,7 +151,7 @@ impl Shared {
         if matches!(fate, Fate::FailBefore) {
             return Resp::error(500, "Internal", "injected fault, before the call");
         }
-        let resp = http::route(&mut lock(&self.state), &req, Utc::now());
+        let resp = route(&mut lock(&self.state), &req, Utc::now());
         if let Some((r, true)) = injected {
             return r;
         }

@@ -3,7 +3,7 @@
 //! the well's own cost and its number of calls, not a rack's:
 //!
 //! ```text
-//! cargo run -p aquifer-well --example oxide_bench -- [N] [project|silo] [seeded]
+//! cargo run -p aquifer-well-oxide --example oxide_bench -- [N] [project|silo] [seeded]
 //! ```
 //!
 //! N resources (default 100) are created one after another, then
@@ -11,9 +11,9 @@
 //! everything a job might leave (instances, disks, VPCs, ...) first.
 
 use anyhow::Context as _;
-use aquifer_well::oxide::fake::FakeOxide;
-use aquifer_well::oxide::{OxideConfig, OxideWell};
+use aquifer_oxide_fake::FakeOxide;
 use aquifer_well::{CreateRequest, Well};
+use aquifer_well_oxide::{OxideConfig, OxideWell};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[tokio::main]

@@ -2,7 +2,7 @@
 //! errors and sorted into what a job owner can act on: worth retrying at
 //! once, worth asking again later, or needing an operator.
 
-use crate::well::CreateError;
+use aquifer_well::CreateError;
 use futures_util::StreamExt as _;
 use std::fmt;
 use std::future::Future;

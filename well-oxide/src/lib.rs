@@ -9,13 +9,18 @@
 //! resource, with an admin user of its own to clean it up with. What it
 //! made is found by name (`<prefix>-<resource id>`) and description, so
 //! nothing needs to be remembered across a crash.
+//!
+//! It is not in `aquifer` by default (the `oxide` crate is the largest
+//! compile unit in the tree): `cargo build --release -p aquifer --features
+//! oxide` builds it into `aquifer well run`;
+//! `aquifer_well::run_configured::<OxideWell>` runs it from a
+//! configuration file in any other program. Its tests and benchmark
+//! run against `aquifer-oxide-fake`.
 
 pub mod api;
 pub mod config;
 mod empty;
 mod error;
-#[cfg(feature = "fake-oxide")]
-pub mod fake;
 pub mod names;
 mod project;
 mod silo;
@@ -24,19 +29,31 @@ mod users;
 
 pub use config::{Mode, OxideConfig, ProjectRole, Quotas};
 
-use crate::well::{CreateError, CreateRequest, Created, Owned, Well};
+use anyhow::Context as _;
 use api::{Connector, Failure, OxideError, Retry};
 use aquifer_protocol::Backoff;
+use aquifer_well::ConfiguredWell;
+use aquifer_well::{CreateError, CreateRequest, Created, Owned, Well};
 use chrono::{DateTime, SecondsFormat, Utc};
 use names::{Names, is_marked, resource_of};
 use oxide::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::num::NonZeroU32;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::OnceCell;
 use users::Scope;
 use uuid::Uuid;
+
+impl ConfiguredWell for OxideWell {
+    type Settings = OxideConfig;
+
+    /// It keeps nothing on disk: names and descriptions on the rack say
+    /// what it made.
+    async fn from_settings(settings: OxideConfig, _data_dir: &Path) -> anyhow::Result<Self> {
+        OxideWell::new(settings).context("setting up the oxide well")
+    }
+}
 
 /// Why the well cannot start.
 #[derive(Debug, thiserror::Error)]

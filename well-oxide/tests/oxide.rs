@@ -6,13 +6,11 @@
 //! retried and leave nothing; and through the real server and runner a
 //! job gets its accounts and leaves nothing behind.
 
-mod common;
-
-use aquifer_well::oxide::api::Connector;
-use aquifer_well::oxide::fake::{FakeOxide, Faults};
-use aquifer_well::oxide::{OxideConfig, OxideWell};
-use aquifer_well::{CreateRequest, Created, Well};
-use common::*;
+use aquifer_oxide_fake::{FakeOxide, Faults};
+use aquifer_well::{CreateRequest, Created, Well, WellSettings as _};
+use aquifer_well_harness::*;
+use aquifer_well_oxide::api::Connector;
+use aquifer_well_oxide::{OxideConfig, OxideWell};
 use oxide::prelude::*;
 use oxide::types::SiloRole;
 use serde_json::json;
@@ -473,7 +471,7 @@ async fn through_the_server_and_runner_a_job_gets_accounts_and_leaves_nothing() 
     std::fs::write(&path, text).expect("written");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(async move {
-        aquifer_well::run_from_config(&path, async {
+        aquifer_well::run_configured::<OxideWell>(&path, async {
             let _ = stopped.await;
         })
         .await

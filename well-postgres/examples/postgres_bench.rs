@@ -2,15 +2,15 @@
 //! another, against the cluster of `AQUIFER_TEST_POSTGRES_URL` (a role
 //! with CREATEROLE and CREATEDB, or a superuser), and prints p50, p99 and
 //! the maximum of each. Run it with
-//! `cargo run --release -p aquifer-well --example postgres_bench [COUNT]`
+//! `cargo run --release -p aquifer-well-postgres --example postgres_bench [COUNT]`
 //! (100 by default); build mode changes the figures (the password
 //! verifier's 4096 HMAC rounds are CPU work).
 //!
 //! Everything it makes is under the prefix `aqbench_<pid>_`, and it checks
 //! at the end that nothing with that prefix is left.
 
-use aquifer_well::postgres::{PostgresConfig, PostgresWell};
 use aquifer_well::{CreateRequest, Well};
+use aquifer_well_postgres::{PostgresConfig, PostgresWell};
 use std::time::{Duration, Instant};
 
 /// The `p`th percentile (0 to 100) of `sorted`, by the nearest rank.

@@ -4,7 +4,7 @@
 //! refuses or privileges the well's role lacks will not change until an
 //! operator acts.
 
-use crate::well::CreateError;
+use aquifer_well::CreateError;
 
 /// A failure of `doing` (a phrase: "create the role aq_7") against the
 /// cluster at `endpoint` (`host:port`, never with credentials).

@@ -1,8 +1,9 @@
-//! A fake Oxide API (feature `fake-oxide`), for the oxide well's tests and
-//! benchmark: a warp server on loopback that answers the calls the well
-//! makes with the `oxide` crate's own types and Nexus's status codes,
-//! keeps state, enforces Nexus's ordering and authorization rules, and
-//! fails or dawdles on demand.
+//! A fake Oxide API, for the oxide well's tests and benchmark (a
+//! dev-dependency of `aquifer-well-oxide`; no production crate uses it):
+//! a warp server on loopback that answers the calls the well makes with
+//! the `oxide` crate's own types and Nexus's status codes, keeps state,
+//! enforces Nexus's ordering and authorization rules, and fails or
+//! dawdles on demand.
 //!
 //! It is not Nexus: it implements what the well uses, the way the well
 //! expects a rack to behave. The shapes come from the `oxide` crate; the
@@ -14,6 +15,7 @@ mod auth;
 mod door;
 mod http;
 mod projects;
+mod route;
 mod state;
 mod system;
 mod views;

@@ -3,10 +3,11 @@
 //! may hold a password, so it is never printed, not even in an error.
 
 use super::sql;
+use aquifer_well::config::{Serves, WellSettings};
 use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
 
 fn default_prefix() -> String {
@@ -76,9 +77,11 @@ impl fmt::Debug for PostgresConfig {
     }
 }
 
-impl PostgresConfig {
+impl WellSettings for PostgresConfig {
+    const KIND: &'static str = "postgres";
+
     /// Checks what can be checked before the admin URL is read.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         if self.rtype.is_empty() {
             return Err("rtype: name the resource type the well serves".into());
         }
@@ -106,6 +109,16 @@ impl PostgresConfig {
             return Err(format!("host {h:?}: use a host name or an address"));
         }
         Ok(())
+    }
+
+    fn serves(&self) -> Serves<'_> {
+        Serves::Counted(&self.rtype)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        if let Some(f) = &self.admin_url_file {
+            self.admin_url_file = Some(base.join(f));
+        }
     }
 }
 
@@ -142,7 +155,7 @@ pub(super) mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    pub(in crate::postgres) fn config() -> PostgresConfig {
+    pub(crate) fn config() -> PostgresConfig {
         PostgresConfig {
             rtype: "postgres".into(),
             admin_url: Some("postgres://aquifer:s3cret@db1.example:5433/postgres".into()),
@@ -199,7 +212,7 @@ pub(super) mod tests {
 
     #[test]
     fn a_configuration_file_names_the_well_and_its_capacity() {
-        use crate::config::Config;
+        use aquifer_well::config::Config;
         let text = r#"
             url = "http://127.0.0.1:8440"
             token = "aq_x"
@@ -216,10 +229,8 @@ pub(super) mod tests {
         "#;
         let dir = tempfile::tempdir().expect("a temp dir");
         std::fs::write(dir.path().join("well.toml"), text).expect("written");
-        let c = Config::load(&dir.path().join("well.toml")).expect("loaded");
-        let crate::config::WellConfig::Postgres(p) = &c.well else {
-            panic!("{:?}", c.well);
-        };
+        let c = Config::<PostgresConfig>::load(&dir.path().join("well.toml")).expect("loaded");
+        let p = &c.well;
         assert_eq!(p.admin_url_file, Some(dir.path().join("pg-admin.url")));
         assert_eq!((p.prefix.as_str(), p.connection_limit), ("aq_", 10));
         assert_eq!(c.capacity(), BTreeMap::from([("postgres".to_string(), 20)]));
@@ -231,7 +242,9 @@ pub(super) mod tests {
             ),
             (text.replace("host =", "hots ="), "hots"),
         ] {
-            let e = Config::parse(&bad).expect_err(needle).to_string();
+            let e = Config::<PostgresConfig>::parse(&bad)
+                .expect_err(needle)
+                .to_string();
             assert!(e.contains(needle), "{needle}: {e}");
         }
     }

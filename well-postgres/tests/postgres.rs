@@ -10,11 +10,9 @@
 //! starts one). Without it these tests say so and pass, unless `CI` is set.
 //! Roles are cluster-wide, so each test works under a prefix of its own.
 
-mod common;
-
-use aquifer_well::postgres::{PostgresConfig, PostgresWell, scram, sql};
 use aquifer_well::{CreateRequest, Created, Well};
-use common::*;
+use aquifer_well_harness::*;
+use aquifer_well_postgres::{PostgresConfig, PostgresWell, scram, sql};
 use serde_json::{Value, json};
 use sqlx::{Column as _, Connection, PgConnection, PgPool, Row as _};
 use std::sync::Arc;

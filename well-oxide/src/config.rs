@@ -2,6 +2,7 @@
 //! which credential, in which mode, and the limits of what it makes.
 //! `docs/wells.md` describes every key.
 
+use aquifer_well::config::{Serves, WellSettings};
 use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -161,8 +162,10 @@ impl fmt::Debug for OxideConfig {
     }
 }
 
-impl OxideConfig {
-    pub fn validate(&self) -> Result<(), String> {
+impl WellSettings for OxideConfig {
+    const KIND: &'static str = "oxide";
+
+    fn validate(&self) -> Result<(), String> {
         if !(self.host.starts_with("https://") || self.host.starts_with("http://")) {
             return Err(format!("host {:?}: use https://host", self.host));
         }
@@ -211,9 +214,12 @@ impl OxideConfig {
         Ok(())
     }
 
-    /// Makes the configured paths relative to `base` (the configuration
-    /// file's directory).
-    pub fn resolve_paths(&mut self, base: &Path) {
+    fn serves(&self) -> Serves<'_> {
+        Serves::Counted(&self.rtype)
+    }
+
+    /// `token_file` and `ca_cert`.
+    fn resolve_paths(&mut self, base: &Path) {
         for p in [&mut self.token_file, &mut self.ca_cert]
             .into_iter()
             .flatten()
@@ -221,7 +227,9 @@ impl OxideConfig {
             *p = base.join(&*p);
         }
     }
+}
 
+impl OxideConfig {
     /// The endpoint the job is told to use for `silo`.
     #[must_use]
     pub fn job_host(&self, silo: &str) -> String {
@@ -235,6 +243,7 @@ impl OxideConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aquifer_well::config::Config;
 
     fn parse(text: &str) -> Result<OxideConfig, String> {
         let c: OxideConfig = toml::from_str(text).map_err(|e| e.to_string())?;
@@ -291,12 +300,13 @@ mod tests {
                  host = \"https://rack\"\ntoken = \"oxide-token-secret\"\n"
             )
         };
-        let c = crate::config::Config::parse(&well("[capacity]\noxide-token = 3")).expect("parsed");
+        let parse = |text: &str| Config::<OxideConfig>::parse(text);
+        let c = parse(&well("[capacity]\noxide-token = 3")).expect("parsed");
         assert_eq!(c.capacity().get("oxide-token"), Some(&3));
         assert!(!format!("{c:?}").contains("oxide-token-secret"), "{c:?}");
-        let e = crate::config::Config::parse(&well("")).expect_err("no capacity");
+        let e = parse(&well("")).expect_err("no capacity");
         assert!(e.to_string().contains("[capacity] oxide-token = n"), "{e}");
-        let e = crate::config::Config::parse(&well("[capacity]\npg = 1")).expect_err("a stranger");
+        let e = parse(&well("[capacity]\npg = 1")).expect_err("a stranger");
         assert!(e.to_string().contains("not pg"), "{e}");
     }
 

@@ -4,21 +4,38 @@
 //! named `<prefix><resource id>` and commented `aquifer resource <id>`, so
 //! the catalog itself says what the well made: `list_owned` reads it, and
 //! nothing is kept on disk.
+//!
+//! `aquifer well run` runs it when `aquifer` is built with the feature
+//! `postgres` (on by default); `aquifer_well::run_configured::<PostgresWell>`
+//! runs it from a configuration file in any other program.
 
 mod config;
 mod errors;
 pub mod scram;
 pub mod sql;
 
-use crate::well::{CreateError, CreateRequest, Created, Owned, Well};
+use anyhow::Context as _;
+use aquifer_well::{ConfiguredWell, WellSettings as _};
+use aquifer_well::{CreateError, CreateRequest, Created, Owned, Well};
 pub use config::PostgresConfig;
 use config::admin_options;
 use sql::{DatabaseRow, RoleRow};
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions as _};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+impl ConfiguredWell for PostgresWell {
+    type Settings = PostgresConfig;
+
+    /// It keeps nothing on disk: the catalog says what it made.
+    async fn from_settings(settings: PostgresConfig, _data_dir: &Path) -> anyhow::Result<Self> {
+        PostgresWell::open(settings)
+            .await
+            .context("opening the postgres well")
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
