@@ -6,7 +6,8 @@ use aquifer_protocol::{CallError, Client};
 use std::time::Duration;
 
 /// How long bmat keeps trying a server that does not answer (a restart, a
-/// busy database) before it fails the script's call.
+/// busy database) before it fails the script's call, unless the job sets
+/// `AQUIFER_BMAT_PATIENCE_MS` (a script that would rather fail fast).
 pub const PATIENCE: Duration = Duration::from_secs(120);
 
 /// Why bmat could not answer.
@@ -62,9 +63,17 @@ pub fn from_env() -> Result<Client, Failure> {
                 .into(),
         ));
     };
+    let patience = match var("AQUIFER_BMAT_PATIENCE_MS") {
+        None => PATIENCE,
+        Some(ms) => ms.parse().map(Duration::from_millis).map_err(|_| {
+            Failure::Usage(format!(
+                "AQUIFER_BMAT_PATIENCE_MS is {ms:?}; give a number of milliseconds"
+            ))
+        })?,
+    };
     Ok(Client::new(&base, Some(token))
         .map_err(Failure::from)?
-        .with_patience(Some(PATIENCE)))
+        .with_patience(Some(patience)))
 }
 
 #[cfg(test)]

@@ -263,6 +263,8 @@ async fn bmat_reads_the_running_jobs_resources_and_refuses_clearly() {
         &["resource", "list"],
         &[
             ("AQUIFER_URL", "http://127.0.0.1:9"),
+            // bmat would keep trying for two minutes; fail fast here.
+            ("AQUIFER_BMAT_PATIENCE_MS", "300"),
             ("AQUIFER_JOB_TOKEN", "x"),
         ],
     )
