@@ -119,40 +119,35 @@ pub async fn submit(
         .timeout_s
         .checked_mul(1000)
         .ok_or_else(|| ApiError::bad_request("limit_exceeded", "timeout_s is too large"))?;
-    let spec = JobSpec {
-        target: file.target.clone(),
-        requests,
-        timeout_ms,
-        depends_on: file.depends_on.iter().copied().collect(),
-        retired_outcomes: dependency_outcomes(api, &caller, &file.depends_on).await?,
-        privileges: caller.privileges.clone(),
-    };
-    let record = JobRecord {
-        owner,
-        name: file.name.clone(),
-        spec: serde_json::to_value(&file)
-            .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?,
-    };
-    let t = match (api.handle)
-        .send_with(
-            Input::SubmitJob(spec.clone()),
-            Some(Payload::Job(record.clone())),
-        )
-        .await
-    {
-        // A dependency ended and retired between the read of the outcomes
-        // above and the step; its outcome is committed now, so one more
-        // read settles it.
-        Err(DriverError::Rejected(Rejection::DependencyRetired { .. })) => {
-            let spec = JobSpec {
-                retired_outcomes: dependency_outcomes(api, &caller, &file.depends_on).await?,
-                ..spec
-            };
-            (api.handle)
-                .send_with(Input::SubmitJob(spec), Some(Payload::Job(record)))
-                .await?
+    // A dependency may end and retire between the read of the outcomes and
+    // the step (`dependency_retired`); its outcome is committed by then, so
+    // one more read settles it. The job's record is built per try, not
+    // copied, since it carries the whole job file.
+    let mut retried = false;
+    let t = loop {
+        let spec = JobSpec {
+            target: file.target.clone(),
+            requests: requests.clone(),
+            timeout_ms,
+            depends_on: file.depends_on.iter().copied().collect(),
+            retired_outcomes: dependency_outcomes(api, &caller, &file.depends_on).await?,
+            privileges: caller.privileges.clone(),
+        };
+        let record = JobRecord {
+            owner,
+            name: file.name.clone(),
+            spec: serde_json::to_value(&file)
+                .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?,
+        };
+        match (api.handle)
+            .send_with(Input::SubmitJob(spec), Some(Payload::Job(record)))
+            .await
+        {
+            Err(DriverError::Rejected(Rejection::DependencyRetired { .. })) if !retried => {
+                retried = true;
+            }
+            other => break other?,
         }
-        other => other?,
     };
     let Answer::Submitted { job } = t.answer else {
         return Err(ApiError::new(
