@@ -4,14 +4,14 @@
 //! protocols, and bmat, with the job token the agent would give it, lists
 //! and reads the resources; then it fails as a script needs it to.
 
-use reqwest::Method;
+use aquifer_protocol::{Client, Method};
 use serde_json::{Value, json};
 
 const BOOT: &str = "bootstrap-token-for-bmat-tests";
 
 struct Server {
     base: String,
-    http: reqwest::Client,
+    client: Client,
     _dir: tempfile::TempDir,
     _running: aquifer_server::Running,
 }
@@ -27,7 +27,7 @@ async fn server() -> Server {
     .expect("a server");
     Server {
         base: running.url.clone(),
-        http: reqwest::Client::new(),
+        client: Client::new(&running.url, None).expect("a client"),
         _dir: dir,
         _running: running,
     }
@@ -35,14 +35,14 @@ async fn server() -> Server {
 
 impl Server {
     async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Value) -> Value {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let res = req.json(&body).send().await.expect("an answer");
-        let status = res.status();
-        let body: Value = res.json().await.expect("JSON");
-        assert!(status.is_success(), "{path}: {status} {body}");
+        let client = match token {
+            Some(t) => self.client.with_token(t.to_string()),
+            None => self.client.clone(),
+        };
+        let (status, body) = (client.exchange(method, path, Some(&body)))
+            .await
+            .expect("an answer");
+        assert!((200..300).contains(&status), "{path}: {status} {body}");
         body
     }
 

@@ -28,14 +28,12 @@ fn dev(dir: &std::path::Path) -> (std::process::Child, String, String) {
 }
 
 async fn get(url: &str, token: &str, path: &str) -> serde_json::Value {
-    let res = reqwest::Client::new()
-        .get(format!("{url}{path}"))
-        .bearer_auth(token)
-        .send()
+    let client = aquifer_protocol::Client::new(url, Some(token.into())).expect("a client");
+    let (status, body) = (client.exchange(aquifer_protocol::Method::GET, path, None::<&()>))
         .await
         .expect("an answer");
-    assert!(res.status().is_success(), "{path}: {}", res.status());
-    res.json().await.expect("JSON")
+    assert_eq!(status, 200, "{path}: {body}");
+    body
 }
 
 #[tokio::test]

@@ -40,15 +40,14 @@ fn start(db: &str, config: Option<&std::path::Path>) -> (Child, String) {
 }
 
 async fn define_target(url: &str, name: &str) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{url}/0/admin/targets"))
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({ "name": name }))
-        .send()
-        .await
-        .expect("an answer")
-        .status()
-        .as_u16()
+    let client = aquifer_protocol::Client::new(url, Some(TOKEN.into())).expect("a client");
+    let target = serde_json::json!({ "name": name });
+    let answer = client.exchange(
+        aquifer_protocol::Method::POST,
+        "/0/admin/targets",
+        Some(&target),
+    );
+    answer.await.expect("an answer").0
 }
 
 #[tokio::test]

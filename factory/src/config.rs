@@ -13,6 +13,7 @@
 use crate::local::LocalFactory;
 use crate::runner::{RunnerConfig, run};
 use anyhow::{Context, Result, bail};
+use aquifer_protocol::Credential;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -100,17 +101,7 @@ impl LocalConfig {
     }
 
     fn check(&self) -> Result<()> {
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            bail!(
-                "url must start with http:// or https://, not {:?}",
-                self.url
-            );
-        }
-        match (&self.token, &self.token_file) {
-            (Some(_), Some(_)) => bail!("give token or token_file, not both"),
-            (None, None) => bail!("give the factory's token: token or token_file"),
-            _ => {}
-        }
+        self.server().check().map_err(anyhow::Error::msg)?;
         if self.targets.is_empty() {
             bail!("no targets: add a [targets] table, e.g. \"ubuntu-24.04\" = 2");
         }
@@ -129,21 +120,20 @@ impl LocalConfig {
         Ok(())
     }
 
+    /// The server and the factory's token, as the file gives them.
+    fn server(&self) -> Credential<'_> {
+        Credential {
+            url_key: "url",
+            url: &self.url,
+            whose: "the factory's",
+            token: self.token.as_deref(),
+            token_file: self.token_file.as_deref(),
+        }
+    }
+
     /// The token, read from `token_file` if that is how it is given.
     pub fn token(&self) -> Result<String> {
-        if let Some(t) = &self.token {
-            return Ok(t.trim().to_string());
-        }
-        let Some(path) = &self.token_file else {
-            bail!("no token configured");
-        };
-        let t = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the token from {}", path.display()))?;
-        let t = t.trim().to_string();
-        if t.is_empty() {
-            bail!("{} is empty", path.display());
-        }
-        Ok(t)
+        self.server().token().context("reading the factory's token")
     }
 
     /// The agent command, defaulting to this executable's `agent`.

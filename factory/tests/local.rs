@@ -223,7 +223,7 @@ async fn a_cancelled_job_stops_its_task_and_its_worker_is_destroyed() {
 
     let (status, body) = s
         .call(
-            reqwest::Method::POST,
+            aquifer_protocol::Method::POST,
             &format!("/0/jobs/{job}/cancel"),
             None,
         )

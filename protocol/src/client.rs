@@ -223,13 +223,14 @@ impl Client {
         }
     }
 
-    async fn once<T: DeserializeOwned, B: Serialize + ?Sized>(
+    /// One try: the status and the body's bytes, whatever the status.
+    async fn send<B: Serialize + ?Sized>(
         &self,
         method: Method,
         path: &str,
         body: Option<&B>,
         wait: Duration,
-    ) -> Result<T, CallError> {
+    ) -> Result<(reqwest::StatusCode, Vec<u8>), CallError> {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -251,6 +252,32 @@ impl Client {
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(transport)?;
+        Ok((status, bytes.to_vec()))
+    }
+
+    /// One try, not retried, and the answer as it came: its status and its
+    /// JSON body (`null` if it has none). For tests and probes that check
+    /// what the server says, refusals included; everything else uses
+    /// [`Client::call`] and its typed answers.
+    pub async fn exchange<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(u16, serde_json::Value), CallError> {
+        let (status, bytes) = self.send(method, path, body, Duration::ZERO).await?;
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Ok((status.as_u16(), body))
+    }
+
+    async fn once<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        wait: Duration,
+    ) -> Result<T, CallError> {
+        let (status, bytes) = self.send(method, path, body, wait).await?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| CallError::BadAnswer {
                 path: path.to_string(),

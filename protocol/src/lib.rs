@@ -16,6 +16,7 @@ pub mod admin;
 pub mod agent;
 pub mod backoff;
 pub mod book;
+pub mod credential;
 pub mod error;
 pub mod factory;
 pub mod jobs;
@@ -30,10 +31,11 @@ pub use aquifer_core::{
     FactoryId, JobId, LeaseId, Privilege, ResourceId, TargetId, TypeId, WellId, WorkerId,
 };
 pub use backoff::Backoff;
+pub use credential::{Credential, TokenError};
 pub use error::ErrorBody;
 
 #[cfg(feature = "client")]
-pub use client::{CallError, Client, Kind};
+pub use client::{CallError, Client, Kind, Method};
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};

@@ -6,7 +6,7 @@
 //! recorded history is replayed through the model.
 
 use anyhow::{Context, Result, bail};
-use reqwest::Method;
+use aquifer_protocol::Method;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -49,7 +49,8 @@ pub struct Stack {
     server: Option<Child>,
     /// Wells and factories, by name.
     services: Vec<(String, Child)>,
-    http: reqwest::Client,
+    /// The API, as the operator (the bootstrap token).
+    api: aquifer_protocol::Client,
 }
 
 impl Stack {
@@ -83,9 +84,10 @@ impl Stack {
             dir,
             server: None,
             services: Vec::new(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(90))
-                .build()?,
+            api: aquifer_protocol::Client::new(
+                &format!("http://127.0.0.1:{port}"),
+                Some(BOOT.into()),
+            )?,
         };
         stack.start_server().await?;
         Ok(stack)
@@ -134,13 +136,8 @@ impl Stack {
         // Up when it answers.
         let up = async {
             loop {
-                if self
-                    .http
-                    .get(format!("{}/0/whoami", self.url))
-                    .send()
-                    .await
-                    .is_ok()
-                {
+                let whoami = self.api.exchange(Method::GET, "/0/whoami", None::<&Value>);
+                if whoami.await.is_ok() {
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -176,17 +173,9 @@ impl Stack {
         path: &str,
         body: Option<Value>,
     ) -> Result<(u16, Value)> {
-        let mut r = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(BOOT);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let res = r.send().await.with_context(|| format!("calling {path}"))?;
-        let status = res.status().as_u16();
-        let body = res.json().await.unwrap_or(Value::Null);
-        Ok((status, body))
+        (self.api.exchange(method, path, body.as_ref()))
+            .await
+            .with_context(|| format!("calling {path}"))
     }
 
     /// A call that must succeed.

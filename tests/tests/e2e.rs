@@ -5,7 +5,7 @@
 //! model.
 
 use aquifer_e2e::Stack;
-use reqwest::Method;
+use aquifer_protocol::Method;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 

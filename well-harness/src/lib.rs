@@ -21,7 +21,8 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 
 pub struct Server {
     pub base: String,
-    pub http: reqwest::Client,
+    /// The API without a token; [`Server::call`] adds one.
+    pub client: aquifer_protocol::Client,
     pub dir: tempfile::TempDir,
     running: Option<aquifer_server::Running>,
 }
@@ -53,7 +54,7 @@ pub async fn server_with(limits: Limits) -> Server {
     .expect("a server");
     let s = Server {
         base: running.url.clone(),
-        http: reqwest::Client::new(),
+        client: aquifer_protocol::Client::new(&running.url, None).expect("a client"),
         dir,
         running: Some(running),
     };
@@ -68,27 +69,23 @@ pub async fn server_with(limits: Limits) -> Server {
 impl Server {
     pub async fn call(
         &self,
-        method: reqwest::Method,
+        method: aquifer_protocol::Method,
         path: &str,
         token: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("the server answers");
-        let status = res.status().as_u16();
-        (status, res.json().await.expect("JSON"))
+        let client = self.client.with_token(token.to_string());
+        let (status, body) = (client.exchange(method, path, body.as_ref()))
+            .await
+            .expect("the server answers");
+        assert!(!body.is_null(), "{path}: an answer is JSON");
+        (status, body)
     }
 
     /// An admin call that must succeed.
     pub async fn admin(&self, path: &str, body: Value) -> Value {
         let (status, answer) = self
-            .call(reqwest::Method::POST, path, BOOT, Some(body))
+            .call(aquifer_protocol::Method::POST, path, BOOT, Some(body))
             .await;
         assert!(status == 200 || status == 201, "{path}: {status} {answer}");
         answer
@@ -117,7 +114,12 @@ impl Server {
 
     pub async fn job(&self, id: u64) -> Value {
         let (status, job) = self
-            .call(reqwest::Method::GET, &format!("/0/jobs/{id}"), BOOT, None)
+            .call(
+                aquifer_protocol::Method::GET,
+                &format!("/0/jobs/{id}"),
+                BOOT,
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{job}");
         job
@@ -130,7 +132,12 @@ impl Server {
     /// The well's resources as the well sees them: `(id, state, want)`.
     pub async fn resources(&self, token: &str) -> Vec<(u64, String, String)> {
         let (status, l) = self
-            .call(reqwest::Method::GET, "/0/well/resources", token, None)
+            .call(
+                aquifer_protocol::Method::GET,
+                "/0/well/resources",
+                token,
+                None,
+            )
             .await;
         assert_eq!(status, 200, "{l}");
         let list = l["resources"].as_array().expect("a list").iter();
@@ -150,7 +157,9 @@ impl Server {
             let mut after = 0;
             loop {
                 let path = format!("/0/jobs/{id}/events?after={after}&wait_ms=5000");
-                let (status, page) = self.call(reqwest::Method::GET, &path, BOOT, None).await;
+                let (status, page) = self
+                    .call(aquifer_protocol::Method::GET, &path, BOOT, None)
+                    .await;
                 assert_eq!(status, 200, "{page}");
                 if page["ended"] == json!(true) {
                     return self.job(id).await["outcome"].clone();

@@ -2,6 +2,7 @@
 //! which credential, in which mode, and the limits of what it makes.
 //! `docs/wells.md` describes every key.
 
+use aquifer_protocol::Credential;
 use aquifer_well::config::{Serves, WellSettings};
 use serde::Deserialize;
 use std::fmt;
@@ -162,18 +163,24 @@ impl fmt::Debug for OxideConfig {
     }
 }
 
+impl OxideConfig {
+    /// The rack and the well's Oxide token, as the table gives them.
+    pub(crate) fn rack(&self) -> Credential<'_> {
+        Credential {
+            url_key: "host",
+            url: &self.host,
+            whose: "the oxide",
+            token: self.token.as_deref(),
+            token_file: self.token_file.as_deref(),
+        }
+    }
+}
+
 impl WellSettings for OxideConfig {
     const KIND: &'static str = "oxide";
 
     fn validate(&self) -> Result<(), String> {
-        if !(self.host.starts_with("https://") || self.host.starts_with("http://")) {
-            return Err(format!("host {:?}: use https://host", self.host));
-        }
-        match (&self.token, &self.token_file) {
-            (Some(_), Some(_)) => return Err("set the oxide token or token_file, not both".into()),
-            (None, None) => return Err("set the oxide token or token_file".into()),
-            _ => {}
-        }
+        self.rack().check()?;
         let p = &self.prefix;
         let ok = p.len() <= PREFIX_LEN_MAX
             && p.starts_with(|c: char| c.is_ascii_lowercase())

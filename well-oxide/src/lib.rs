@@ -31,7 +31,7 @@ pub use config::{Mode, OxideConfig, ProjectRole, Quotas};
 
 use anyhow::Context as _;
 use api::{Connector, Failure, OxideError, Retry};
-use aquifer_protocol::Backoff;
+use aquifer_protocol::{Backoff, TokenError};
 use aquifer_well::ConfiguredWell;
 use aquifer_well::{CreateError, CreateRequest, Created, Owned, Well};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -65,6 +65,8 @@ pub enum SetupError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("the oxide token: {0}")]
+    Token(#[from] TokenError),
 }
 
 /// What every step needs: the configuration, the well's own client and
@@ -93,14 +95,7 @@ impl OxideWell {
     /// rack is not called until the first create, destroy or listing, so
     /// a rack that is down does not keep the well from starting.
     pub fn new(config: OxideConfig) -> Result<OxideWell, SetupError> {
-        let token = match (&config.token, &config.token_file) {
-            (Some(t), _) => t.trim().to_string(),
-            (None, Some(path)) => read(path)?.trim().to_string(),
-            (None, None) => return Err(SetupError::Invalid("no oxide token".into())),
-        };
-        if token.is_empty() {
-            return Err(SetupError::Invalid("the oxide token is empty".into()));
-        }
+        let token = config.rack().token()?;
         let certs = match &config.ca_cert {
             Some(path) => {
                 let pem = read(path)?;
@@ -394,12 +389,15 @@ mod tests {
         )));
         assert!(matches!(
             OxideWell::new(missing),
-            Err(SetupError::Read { .. })
+            Err(SetupError::Token(TokenError::Read { .. }))
         ));
         let blank = dir.path().join("blank");
         std::fs::write(&blank, "\n").expect("written");
         let empty = parse(&text(&format!("token_file = \"{}\"", blank.display())));
-        assert!(matches!(OxideWell::new(empty), Err(SetupError::Invalid(_))));
+        assert!(matches!(
+            OxideWell::new(empty),
+            Err(SetupError::Token(TokenError::Empty { .. }))
+        ));
         let pem = dir.path().join("ca.pem");
         std::fs::write(&pem, "not a certificate").expect("written");
         let bad_ca = parse(&text(&format!(

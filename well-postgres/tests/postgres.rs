@@ -127,16 +127,16 @@ async fn start_a_job(s: &Server, factory: &str) -> (u64, String) {
         .call(reqwest::Method::POST, &path, factory, Some(json!({})))
         .await;
     assert_eq!(status, 200, "{key}");
-    let booted: Value = s
-        .http
-        .post(format!("{}/0/agent/bootstrap", s.base))
-        .json(&json!({"key": key["bootstrap"]}))
-        .send()
+    let bootstrap = json!({"key": key["bootstrap"]});
+    let (status, booted) = (s.client)
+        .exchange(
+            reqwest::Method::POST,
+            "/0/agent/bootstrap",
+            Some(&bootstrap),
+        )
         .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("JSON");
+        .expect("an answer");
+    assert_eq!(status, 200, "{booted}");
     let agent = booted["token"].as_str().expect("a worker token");
     let (status, started) = s
         .call(

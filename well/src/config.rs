@@ -8,7 +8,7 @@
 
 use crate::runner::RunnerConfig;
 use crate::well::Well;
-use aquifer_protocol::Backoff;
+use aquifer_protocol::{Backoff, Credential, TokenError};
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -175,6 +175,8 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("the well's token: {0}")]
+    Token(TokenError),
 }
 
 impl<S: WellSettings> Config<S> {
@@ -209,14 +211,7 @@ impl<S: WellSettings> Config<S> {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if !(self.url.starts_with("http://") || self.url.starts_with("https://")) {
-            return Err(format!("url {:?}: use http://host:port", self.url));
-        }
-        match (&self.token, &self.token_file) {
-            (Some(_), Some(_)) => return Err("set token or token_file, not both".into()),
-            (None, None) => return Err("set token or token_file".into()),
-            _ => {}
-        }
+        self.server().check()?;
         if self.wait_ms > WAIT_MS_MAX {
             return Err(format!("wait_ms is at most {WAIT_MS_MAX}"));
         }
@@ -270,21 +265,20 @@ impl<S: WellSettings> Config<S> {
         }
     }
 
+    /// The server and the well's token, as the file gives them.
+    fn server(&self) -> Credential<'_> {
+        Credential {
+            url_key: "url",
+            url: &self.url,
+            whose: "the well's",
+            token: self.token.as_deref(),
+            token_file: self.token_file.as_deref(),
+        }
+    }
+
     /// The token, from the configuration or its file.
     pub fn token(&self) -> Result<String, ConfigError> {
-        if let Some(t) = &self.token {
-            return Ok(t.trim().to_string());
-        }
-        let path = self.token_file.clone().unwrap_or_default();
-        let t = read(&path)?;
-        let t = t.trim().to_string();
-        if t.is_empty() {
-            return Err(ConfigError::Invalid {
-                path,
-                message: "the token file is empty".into(),
-            });
-        }
-        Ok(t)
+        self.server().token().map_err(ConfigError::Token)
     }
 
     /// What the runner runs with.

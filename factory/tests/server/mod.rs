@@ -4,8 +4,8 @@
 
 #![allow(dead_code)]
 
+use aquifer_protocol::{Client, Method};
 use aquifer_server::driver::Handle;
-use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -16,7 +16,8 @@ pub const PATIENCE: Duration = Duration::from_secs(90);
 pub struct Server {
     pub base: String,
     pub handle: Handle,
-    pub http: reqwest::Client,
+    /// The API as the operator.
+    pub client: Client,
     _dir: tempfile::TempDir,
     _running: aquifer_server::Running,
 }
@@ -35,7 +36,7 @@ pub async fn server(capacity: u16) -> (Server, String) {
     let s = Server {
         base: running.url.clone(),
         handle: running.handle.clone(),
-        http: reqwest::Client::new(),
+        client: Client::new(&running.url, Some(BOOT.into())).expect("a client"),
         _dir: dir,
         _running: running,
     };
@@ -58,16 +59,11 @@ pub async fn server(capacity: u16) -> (Server, String) {
 impl Server {
     /// Calls the API as the operator.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(BOOT);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("the server answers");
-        let status = res.status().as_u16();
-        (status, res.json().await.expect("JSON"))
+        let (status, body) = (self.client.exchange(method, path, body.as_ref()))
+            .await
+            .expect("the server answers");
+        assert!(!body.is_null(), "{path}: an answer is JSON");
+        (status, body)
     }
 
     /// Submits a job for target `t` with these tasks; returns its id.

@@ -188,3 +188,19 @@ async fn an_answer_that_is_not_the_protocol_is_named() {
         .expect_err("not a lease answer");
     assert!(matches!(e, CallError::BadAnswer { .. }), "{e:?}");
 }
+
+#[tokio::test]
+async fn an_exchange_is_one_try_with_the_answer_as_it_came() {
+    let (base, seen) = scripted(vec![UNAVAILABLE, (502, "<html>proxy</html>")]).await;
+    let client = fast(&base);
+    let (status, body) = (client.exchange(Method::POST, "/0/jobs", Some(&Empty {})))
+        .await
+        .expect("an answer");
+    assert_eq!(status, 503);
+    assert_eq!(body["code"], "unavailable");
+    assert_eq!(seen.load(Ordering::SeqCst), 1, "not retried");
+    let (status, body) = (client.exchange(Method::GET, "/0/whoami", None::<&Empty>))
+        .await
+        .expect("an answer");
+    assert_eq!((status, body), (502, serde_json::Value::Null));
+}

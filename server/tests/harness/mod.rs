@@ -22,7 +22,11 @@ pub struct Server {
     pub handle: Handle,
     pub effects: Arc<Recorder>,
     pub api: Arc<Api>,
+    /// For requests the protocol's client would not send (malformed
+    /// bodies, streams).
     pub http: reqwest::Client,
+    /// The API without a token.
+    pub client: aquifer_protocol::Client,
     dir: tempfile::TempDir,
     running: aquifer_server::Running,
 }
@@ -89,6 +93,7 @@ async fn start(url: &str, dir: tempfile::TempDir) -> Server {
             .pool_max_idle_per_host(0)
             .build()
             .expect("a client"),
+        client: aquifer_protocol::Client::new(&running.url, None).expect("a client"),
         dir,
         running,
     }
@@ -135,16 +140,14 @@ impl Server {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("the server answers");
-        let status = res.status().as_u16();
-        let body = res.json::<Value>().await.expect("every answer is JSON");
+        let client = match token {
+            Some(t) => self.client.with_token(t.to_string()),
+            None => self.client.clone(),
+        };
+        let (status, body) = (client.exchange(method, path, body.as_ref()))
+            .await
+            .expect("the server answers");
+        assert!(!body.is_null(), "{path}: every answer is JSON");
         (status, body)
     }
 
