@@ -159,8 +159,10 @@ impl State {
             return None;
         }
         let mut by_type: BTreeMap<TypeId, Vec<ResourceId>> = BTreeMap::new();
-        for (id, r) in &self.resources {
-            if r.job == job && r.state == ResourceState::Ready {
+        for id in &self.holdings(job).resources {
+            if let Some(r) = self.resources.get(id)
+                && r.state == ResourceState::Ready
+            {
                 by_type.entry(r.rtype.clone()).or_default().push(*id);
             }
         }

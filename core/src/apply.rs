@@ -6,6 +6,7 @@
 
 use crate::event::{Event, LeaseEnd};
 use crate::ids::{JobId, LeaseId, ResourceId, TypeId, WellId, WorkerId};
+use crate::index::Touch;
 use crate::job::{Group, GroupState, Job, Phase, WorkerWant};
 use crate::lease::Lease;
 use crate::registry::{Factory, Well};
@@ -15,8 +16,15 @@ use crate::time::Time;
 use crate::worker::{Worker, WorkerState};
 use std::collections::BTreeSet;
 
-/// Folds one committed event into the state.
+/// Folds one committed event into the state, and keeps the indexes over
+/// its books.
 pub fn apply(state: &mut State, event: &Event) {
+    let touch = Touch::before(state, event);
+    fold(state, event);
+    touch.after(state, event);
+}
+
+fn fold(state: &mut State, event: &Event) {
     match event {
         Event::TypeDefined { rtype, spec } => {
             state.types.insert(rtype.clone(), spec.clone());

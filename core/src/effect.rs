@@ -7,7 +7,6 @@
 
 use crate::event::Event;
 use crate::ids::{FactoryId, JobId, LeaseId, ResourceId, TargetId, TypeId, WellId, WorkerId};
-use crate::job::{Phase, WorkerWant};
 use crate::queue;
 use crate::resource;
 use crate::state::State;
@@ -54,8 +53,8 @@ pub(crate) fn effects_of(before: &State, after: &State, events: &[Event]) -> Vec
     // once rather than at the end of a poll. A spurious wake costs one
     // empty lease request.
     if events.iter().any(|e| wakes(e).0) {
-        for c in queue::waiting(after) {
-            push(Effect::WakeWells { rtype: c.rtype });
+        for rtype in queue::waiting_types(after) {
+            push(Effect::WakeWells { rtype });
         }
     }
     if events.iter().any(|e| wakes(e).1) {
@@ -119,12 +118,7 @@ fn wakes(event: &Event) -> (bool, bool) {
 
 /// Targets for which a job waits for a worker.
 fn targets_waiting(state: &State) -> BTreeSet<TargetId> {
-    state
-        .jobs
-        .values()
-        .filter(|j| j.phase == Phase::Acquiring && j.worker == WorkerWant::Queued)
-        .map(|j| j.target.clone())
-        .collect()
+    state.index.workers_wanted.keys().cloned().collect()
 }
 
 /// The job an event concerns. Things that leave the books in the step are
@@ -217,8 +211,8 @@ impl State {
 #[must_use]
 pub fn pending_effects(state: &State) -> Vec<Effect> {
     let mut out: BTreeSet<Effect> = BTreeSet::new();
-    for c in queue::waiting(state) {
-        out.insert(Effect::WakeWells { rtype: c.rtype });
+    for rtype in queue::waiting_types(state) {
+        out.insert(Effect::WakeWells { rtype });
     }
     for target in targets_waiting(state) {
         out.insert(Effect::WakeFactories { target });

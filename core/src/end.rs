@@ -5,7 +5,7 @@
 use crate::acquire::begin_acquisition;
 use crate::event::{Event, LeaseEnd};
 use crate::ids::{JobId, ResourceId};
-use crate::job::{Failure, Job, Outcome, Phase, WorkerWant};
+use crate::job::{Failure, Job, Outcome, WorkerWant};
 use crate::resource::ResourceState;
 use crate::tx::Tx;
 use crate::worker::WorkerState;
@@ -28,25 +28,17 @@ pub(crate) fn end_job(tx: &mut Tx, job: JobId, outcome: Outcome) {
 }
 
 fn release_all(tx: &mut Tx, job: JobId) {
-    let leases: Vec<_> = tx
-        .state
-        .leases
-        .iter()
-        .filter(|(_, l)| l.job == job)
-        .map(|(id, _)| *id)
-        .collect();
-    for lease in leases {
+    let held = tx.state.holdings(job);
+    for &lease in &held.leases {
         tx.emit(Event::LeaseEnded {
             lease,
             cause: LeaseEnd::JobEnded,
         });
     }
-    let ready: Vec<ResourceId> = tx
-        .state
-        .resources
-        .iter()
-        .filter(|(_, r)| r.job == job && r.state == ResourceState::Ready)
-        .map(|(id, _)| *id)
+    // Those the ended leases covered are releasing already.
+    let ready: Vec<ResourceId> = (held.resources.iter())
+        .filter(|&r| tx.state.resources.get(r).map(|r| r.state) == Some(ResourceState::Ready))
+        .copied()
         .collect();
     for resource in ready {
         tx.emit(Event::ResourceReleased { resource });
@@ -63,13 +55,9 @@ fn release_all(tx: &mut Tx, job: JobId) {
 /// acquiring (when nothing else holds them back) or fail with it. Returns
 /// the jobs that must now end.
 fn settle_dependents(tx: &mut Tx, ended: JobId, outcome: Outcome) -> Vec<(JobId, Outcome)> {
-    let dependents: Vec<JobId> = tx
-        .state
-        .jobs
-        .iter()
-        .filter(|(_, j)| j.phase == Phase::Blocked && j.depends_on.contains(&ended))
-        .map(|(id, _)| *id)
-        .collect();
+    let dependents = (tx.state.index.dependents.get(&ended))
+        .cloned()
+        .unwrap_or_default();
     let mut failing = Vec::new();
     for job in dependents {
         if outcome == Outcome::Succeeded {
@@ -93,10 +81,7 @@ pub(crate) fn retire_if_done(tx: &mut Tx, job: JobId) {
     let Some(entry) = tx.state.jobs.get(&job) else {
         return;
     };
-    let done = entry.is_ended()
-        && !tx.state.leases.values().any(|l| l.job == job)
-        && !tx.state.resources.values().any(|r| r.job == job)
-        && !tx.state.workers.values().any(|w| w.job == job);
+    let done = entry.is_ended() && !tx.state.index.holdings.contains_key(&job);
     if done {
         tx.emit(Event::JobRetired { job });
     }

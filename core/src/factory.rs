@@ -6,8 +6,8 @@ use crate::answer::Answer;
 use crate::end::{end_job, retire_if_done};
 use crate::event::Event;
 use crate::ids::{FactoryId, TargetId, WorkerId};
-use crate::job::{Failure, Outcome, Phase, WorkerWant};
-use crate::queue::factory_room;
+use crate::job::{Failure, Outcome};
+use crate::queue::{factory_room, worker_head};
 use crate::rejection::Rejection;
 use crate::state::State;
 use crate::tx::{Tx, known_worker};
@@ -46,13 +46,13 @@ pub(crate) fn handle_request(
     if tx.state.lease_hold {
         return Ok(Answer::NoLease);
     }
-    let chosen = tx.state.jobs.iter().find(|(_, j)| {
-        j.phase == Phase::Acquiring
-            && j.worker == WorkerWant::Queued
-            && free.get(&j.target).is_some_and(|&n| n > 0)
-            && factory_room(&tx.state, factory, &j.target) > 0
-    });
-    let Some((&job, j)) = chosen else {
+    // The oldest job waiting for a worker of a target the factory has
+    // room for.
+    let chosen = (free.iter())
+        .filter(|&(target, &n)| n > 0 && factory_room(&tx.state, factory, target) > 0)
+        .filter_map(|(target, _)| worker_head(&tx.state, target))
+        .min();
+    let Some((job, j)) = chosen.and_then(|job| tx.state.jobs.get(&job).map(|j| (job, j))) else {
         return Ok(Answer::NoLease);
     };
     if tx.state.next_worker.exhausted(1) {

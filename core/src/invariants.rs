@@ -3,6 +3,7 @@
 
 use crate::config::{AcquisitionPolicy, GrantMode};
 use crate::ids::{JobId, WorkerId};
+use crate::index::Index;
 use crate::job::{GroupState, Job, Phase, WorkerWant};
 use crate::resource::ResourceState;
 use crate::state::State;
@@ -38,20 +39,26 @@ pub fn check(state: &State) -> Result<(), Violation> {
     for (&id, job) in &state.jobs {
         check_job(state, &counts, id, job)?;
     }
-    check_workers(state)
+    check_workers(state)?;
+    // Last: a state whose books break a rule is named by that rule.
+    ensure(
+        state.index == Index::build(state),
+        "indexes-match-books",
+        || "the indexes kept by apply differ from those the books give".into(),
+    )
 }
 
 fn check_ids(state: &State) -> Result<(), Violation> {
     let below = |max: Option<u32>, next: u32| max.is_none_or(|m| m < next);
     ensure(
-        below(state.jobs.keys().last().map(|j| j.0), state.next_job.0)
-            && below(state.leases.keys().last().map(|l| l.0), state.next_lease.0)
+        below(state.jobs.get_max().map(|(j, _)| j.0), state.next_job.0)
+            && below(state.leases.get_max().map(|(l, _)| l.0), state.next_lease.0)
             && below(
-                state.resources.keys().last().map(|r| r.0),
+                state.resources.get_max().map(|(r, _)| r.0),
                 state.next_resource.0,
             )
             && below(
-                state.workers.keys().last().map(|w| w.0),
+                state.workers.get_max().map(|(w, _)| w.0),
                 state.next_worker.0,
             ),
         "ids-below-counters",

@@ -19,6 +19,7 @@ pub mod event;
 pub mod explain;
 pub mod factory;
 pub mod ids;
+pub mod index;
 pub mod input;
 pub mod invariants;
 pub mod job;

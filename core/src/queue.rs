@@ -5,9 +5,7 @@
 
 use crate::config::GrantMode;
 use crate::ids::{FactoryId, JobId, TargetId, TypeId, WellId};
-use crate::job::{GroupState, Phase};
 use crate::state::State;
-use std::collections::BTreeMap;
 
 /// One group a well could be given: whose, which, and how many instances.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,41 +20,63 @@ pub struct Candidate {
 /// instances it still needs in one lease. This is the queue of every type
 /// at once: the queue of type `t` is the subsequence with `rtype == t`.
 pub fn waiting(state: &State) -> Vec<Candidate> {
-    let mut live: BTreeMap<(JobId, u8), u16> = BTreeMap::new();
-    for r in state.resources.values().filter(|r| r.state.is_live()) {
-        *live.entry((r.job, r.group)).or_insert(0) += 1;
-    }
-    let mut out = Vec::new();
-    for (&job, entry) in &state.jobs {
-        if entry.phase != Phase::Acquiring {
-            continue;
-        }
-        for (index, g) in entry.groups.iter().enumerate() {
-            if !matches!(g.state, GroupState::Acquiring { .. }) {
-                continue;
-            }
-            let group = crate::job::group_index(index);
-            let missing = g
-                .count
-                .saturating_sub(live.get(&(job, group)).copied().unwrap_or(0));
-            let needed = match state.rules.grant {
-                GrantMode::Together if missing == g.count => g.count,
-                // Under the production rule a group is either wholly leased
-                // or wholly waiting.
-                GrantMode::Together => 0,
-                GrantMode::OneByOne => missing.min(1),
-            };
-            if needed > 0 {
-                out.push(Candidate {
-                    job,
-                    group,
-                    rtype: g.rtype.clone(),
-                    needed,
-                });
-            }
-        }
-    }
+    let mut out: Vec<Candidate> = (state.index.groups.iter())
+        .flat_map(|(rtype, groups)| {
+            (groups.iter()).filter_map(|&(job, group)| candidate(state, job, group, rtype))
+        })
+        .collect();
+    out.sort_by_key(|c| (c.job, c.group));
     out
+}
+
+/// The head of `rtype`'s queue: its oldest group that needs instances.
+/// Groups part-way through a lease need none and do not block it.
+pub fn head(state: &State, rtype: &TypeId) -> Option<Candidate> {
+    (state.index.groups.get(rtype)?.iter())
+        .find_map(|&(job, group)| candidate(state, job, group, rtype))
+}
+
+/// The types with a group waiting, ordered by where their queue's head
+/// stands in the queue of every type.
+pub fn waiting_types(state: &State) -> Vec<TypeId> {
+    let mut heads: Vec<Candidate> = (state.index.groups.keys())
+        .filter_map(|rtype| head(state, rtype))
+        .collect();
+    heads.sort_by_key(|c| (c.job, c.group));
+    heads.into_iter().map(|c| c.rtype).collect()
+}
+
+/// A group being acquired, as a candidate for a lease, if it needs any
+/// instances in one.
+fn candidate(state: &State, job: JobId, group: u8, rtype: &TypeId) -> Option<Candidate> {
+    let g = state.jobs.get(&job)?.groups.get(usize::from(group))?;
+    let live = (state.index.holdings.get(&job)).map_or(0, |h| {
+        (h.resources.iter())
+            .filter_map(|r| state.resources.get(r))
+            .filter(|r| r.group == group && r.state.is_live())
+            .count()
+    });
+    let missing = g
+        .count
+        .saturating_sub(u16::try_from(live).unwrap_or(u16::MAX));
+    let needed = match state.rules.grant {
+        GrantMode::Together if missing == g.count => g.count,
+        // Under the production rule a group is either wholly leased or
+        // wholly waiting.
+        GrantMode::Together => 0,
+        GrantMode::OneByOne => missing.min(1),
+    };
+    (needed > 0).then(|| Candidate {
+        job,
+        group,
+        rtype: rtype.clone(),
+        needed,
+    })
+}
+
+/// The oldest acquiring job of `target` whose worker is queued.
+pub fn worker_head(state: &State, target: &TargetId) -> Option<JobId> {
+    state.index.workers_wanted.get(target)?.get_min().copied()
 }
 
 /// How many more instances of `rtype` the well's pool can take by the

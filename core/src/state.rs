@@ -4,6 +4,7 @@
 use crate::config::{Limits, Rules};
 use crate::event::Event;
 use crate::ids::{FactoryId, JobId, LeaseId, ResourceId, TargetId, TypeId, WellId, WorkerId};
+use crate::index::Index;
 use crate::job::{Group, Job};
 use crate::lease::Lease;
 use crate::registry::{Factory, TargetSpec, TypeSpec, Well};
@@ -12,9 +13,19 @@ use crate::worker::Worker;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The books of things that grow with the work (jobs, leases, resources,
+/// workers): ordered maps that share structure between copies, so that a
+/// step's working copy costs O(1) and each change O(log n), however many
+/// jobs wait.
+pub type Books<K, V> = imbl::OrdMap<K, V>;
+
 /// Everything the scheduler decides from: ids, states and counts, never
 /// payloads (scripts, metadata, names live in the store).
+///
+/// The indexes over the books are not serialised: reading a state builds
+/// them again (`State::reindex`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct State {
     pub rules: Rules,
     pub limits: Limits,
@@ -24,14 +35,30 @@ pub struct State {
     pub factories: BTreeMap<FactoryId, Factory>,
     /// While set, no new lease is granted to wells or factories.
     pub lease_hold: bool,
-    pub jobs: BTreeMap<JobId, Job>,
-    pub leases: BTreeMap<LeaseId, Lease>,
-    pub resources: BTreeMap<ResourceId, Resource>,
-    pub workers: BTreeMap<WorkerId, Worker>,
+    pub jobs: Books<JobId, Job>,
+    pub leases: Books<LeaseId, Lease>,
+    pub resources: Books<ResourceId, Resource>,
+    pub workers: Books<WorkerId, Worker>,
     pub next_job: JobId,
     pub next_lease: LeaseId,
     pub next_resource: ResourceId,
     pub next_worker: WorkerId,
+    #[serde(skip)]
+    pub(crate) index: Index,
+}
+
+impl Serialize for State {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        State::serialize(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for State {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<State, D::Error> {
+        let mut state = State::deserialize(d)?;
+        state.reindex();
+        Ok(state)
+    }
 }
 
 /// A committed event that the state cannot take is a bug in `step` or a
@@ -51,14 +78,15 @@ impl State {
             wells: BTreeMap::new(),
             factories: BTreeMap::new(),
             lease_hold: false,
-            jobs: BTreeMap::new(),
-            leases: BTreeMap::new(),
-            resources: BTreeMap::new(),
-            workers: BTreeMap::new(),
+            jobs: Books::new(),
+            leases: Books::new(),
+            resources: Books::new(),
+            workers: Books::new(),
             next_job: JobId(1),
             next_lease: LeaseId(1),
             next_resource: ResourceId(1),
             next_worker: WorkerId(1),
+            index: Index::default(),
         }
     }
 

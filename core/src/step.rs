@@ -35,14 +35,12 @@ impl Transition {
 /// `now` must not go backwards between steps; the server feeds its clock,
 /// the model its simulated time.
 pub fn step(state: &State, input: Input, now: Time) -> Result<Transition, Rejection> {
-    // TODO-perf: the working copy costs O(size of the state) per step, and
-    // so do `queue::waiting` and `effects_of`, which scan every job and
-    // resource. Measured (server/examples/submit_bench, release, SQLite,
-    // 16 clients): 3,118 submissions/s with 1,000 live jobs but 709/s with
-    // 10,000. A step in place on the driver's batch copy, and queues kept
-    // as indexes in the state, would make a step O(log n); the first needs
-    // effects computed from events alone (`LeaseEnded` would carry its
-    // resources) rather than from the state before.
+    // The working copy is O(1) to make (the books share structure), and
+    // the queues, deadlines, dependents and holdings are indexes
+    // (`index`), so a step costs O(log n) in the number of jobs. What is
+    // still scanned is bounded by the wells' and factories' capacity, not
+    // by the queue: the resources and workers (`effects_of`, `pool_room`,
+    // `factory_room`) and the leases (`next_deadline`).
     let mut tx = Tx::new(state, now);
     let answer = dispatch(&mut tx, input)?;
     let effects = effect::effects_of(state, &tx.state, &tx.events);

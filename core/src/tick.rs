@@ -1,6 +1,7 @@
 //! Time: what falls due at `now` (job timeouts, lease expiry, worker lease
 //! expiry), and the next instant at which something will.
 
+use crate::ids::JobId;
 use crate::state::State;
 use crate::time::Time;
 use crate::tx::Tx;
@@ -11,13 +12,12 @@ use crate::{end, factory, job, well};
 /// releases its leases as part of ending, rather than having them expire
 /// and be requeued first.
 pub(crate) fn handle_tick(tx: &mut Tx) {
-    let due: Vec<_> = tx
-        .state
-        .jobs
-        .iter()
-        .filter(|(_, j)| !j.is_ended() && j.deadline <= tx.now)
-        .map(|(id, _)| *id)
+    // In job order, as a dependency ends before the jobs that wait for it.
+    let mut due: Vec<JobId> = (tx.state.index.deadlines.iter())
+        .take_while(|(deadline, _)| *deadline <= tx.now)
+        .map(|&(_, job)| job)
         .collect();
+    due.sort_unstable();
     for job in due {
         // An earlier timeout in this loop may have ended it as a dependent,
         // and it may even have retired already.
@@ -33,14 +33,14 @@ pub(crate) fn handle_tick(tx: &mut Tx) {
 #[must_use]
 pub fn next_deadline(state: &State) -> Option<Time> {
     let jobs = state
-        .jobs
-        .values()
-        .filter(|j| !j.is_ended())
-        .map(|j| j.deadline);
+        .index
+        .deadlines
+        .get_min()
+        .map(|&(deadline, _)| deadline);
     let leases = state.leases.values().map(|l| l.expires_at);
     let workers = state.workers.values().filter_map(|w| match w.state {
         WorkerState::Leased { expires_at } => Some(expires_at),
         WorkerState::Created | WorkerState::Online | WorkerState::Releasing => None,
     });
-    jobs.chain(leases).chain(workers).min()
+    jobs.into_iter().chain(leases).chain(workers).min()
 }

@@ -9,11 +9,11 @@ use crate::event::{Event, LeaseEnd};
 use crate::ids::{JobId, LeaseId, ResourceId, TypeId, WellId};
 use crate::job::{Failure, GroupState, Outcome};
 use crate::lease::Lease;
-use crate::queue::{pool_room, waiting};
+use crate::queue::{Candidate, head, pool_room};
 use crate::rejection::Rejection;
 use crate::resource::{Resource, ResourceState};
 use crate::tx::{Tx, in_books};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The well asks for work, saying how many slots it has free per type.
 /// It gets the oldest waiting group of one of those types that fits, never
@@ -37,26 +37,21 @@ pub(crate) fn handle_request(
     if tx.state.lease_hold {
         return Ok(Answer::NoLease);
     }
-    let mut blocked: BTreeSet<&TypeId> = BTreeSet::new();
-    let mut chosen = None;
-    let candidates = waiting(&tx.state);
-    for c in &candidates {
-        let Some(&reported) = free.get(&c.rtype) else {
+    // The oldest group of the types asked for that fits: each type's
+    // head, or nothing of that type, since nobody behind a head that does
+    // not fit may take its place (rule 5).
+    let mut chosen: Option<Candidate> = None;
+    for (rtype, &reported) in &free {
+        let Some(c) = head(&tx.state, rtype) else {
             continue;
         };
-        if blocked.contains(&c.rtype) {
-            continue;
-        }
-        let room = reported.min(pool_room(&tx.state, well, &c.rtype));
-        if c.needed <= room {
+        let fits = c.needed <= reported.min(pool_room(&tx.state, well, rtype));
+        if fits
+            && chosen
+                .as_ref()
+                .is_none_or(|b| (c.job, c.group) < (b.job, b.group))
+        {
             chosen = Some(c);
-            break;
-        }
-        // The oldest of this type does not fit: nobody behind it may take
-        // its place.
-        blocked.insert(&c.rtype);
-        if blocked.len() == free.len() {
-            break;
         }
     }
     let Some(c) = chosen else {

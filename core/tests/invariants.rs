@@ -42,3 +42,12 @@ fn a_job_out_of_rank_order_is_caught() {
     s.jobs.get_mut(&J1).expect("job").groups[1].state = job::GroupState::Acquiring { failures: 0 };
     assert_eq!(check(&s).map_err(|v| v.name), Err("rank-order"));
 }
+
+#[test]
+fn books_changed_behind_apply_are_caught_by_the_indexes() {
+    let mut s = holding();
+    s.jobs.get_mut(&J1).expect("job").deadline = Time(1);
+    assert_eq!(check(&s).map_err(|v| v.name), Err("indexes-match-books"));
+    s.reindex();
+    check(&s).expect("rebuilt indexes match");
+}

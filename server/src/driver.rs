@@ -278,14 +278,11 @@ impl Driver {
         let (snapshot_seq, mut state) = match snapshot {
             // The configuration in force now wins over the one the snapshot
             // was taken under, as it does when the log is replayed from 0.
-            Some((seq, state)) => (
-                seq,
-                State {
-                    rules,
-                    limits,
-                    ..state
-                },
-            ),
+            Some((seq, mut state)) => {
+                state.rules = rules;
+                state.limits = limits;
+                (seq, state)
+            }
             None => (0, State::new(rules, limits)),
         };
         let events = store.events_after(snapshot_seq).await?;
