@@ -5,7 +5,9 @@
 use crate::readmodel::Write;
 use aquifer_core::{Event, JobId, State, Time};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -123,6 +125,10 @@ pub fn redact(url: &str) -> String {
     }
 }
 
+/// Events per `INSERT`: three parameters each, well below SQLite's limit
+/// of 32,766 parameters a statement and PostgreSQL's of 65,535.
+const EVENTS_PER_INSERT: usize = 1_000;
+
 fn seq_i64(seq: u64) -> i64 {
     i64::try_from(seq).expect("sequence numbers stay below 2^63")
 }
@@ -144,6 +150,11 @@ impl Store {
                 } else {
                     SqliteJournalMode::Wal
                 })
+                // A batch is answered and acted on only once it is
+                // durable, so the log must survive a power cut too, not
+                // only a crash of the server: fsync at every commit (one
+                // per batch; see BENCHMARKS.md on durability).
+                .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(5));
             // An in-memory database exists once per connection.
             let max = if memory { 1 } else { 4 };
@@ -199,13 +210,18 @@ impl Store {
         let last = seq_i64(after + events.len() as u64);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            for (i, body) in rows.iter().enumerate() {
-                sqlx::query("INSERT INTO events (seq, at_ms, body) VALUES ($1, $2, $3)")
-                    .bind(seq_i64(after + 1 + i as u64))
-                    .bind(at_ms)
-                    .bind(body)
-                    .execute(&mut *tx)
-                    .await?;
+            // The batch's events in as few statements as the databases'
+            // limits on parameters allow: one round trip per chunk, not
+            // per event.
+            for (c, chunk) in rows.chunks(EVENTS_PER_INSERT).enumerate() {
+                let first = after + 1 + (c * EVENTS_PER_INSERT) as u64;
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO events (seq, at_ms, body) ");
+                insert.push_values(chunk.iter().enumerate(), |mut row, (i, body)| {
+                    row.push_bind(seq_i64(first + i as u64))
+                        .push_bind(at_ms)
+                        .push_bind(body);
+                });
+                insert.build().execute(&mut *tx).await?;
             }
             for w in writes {
                 match w {

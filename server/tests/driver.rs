@@ -380,3 +380,31 @@ async fn an_unreadable_snapshot_falls_back_to_the_whole_log() {
     let second = start(&url, Options::default()).await;
     assert_eq!(second.stop().await, before);
 }
+
+/// A batch larger than one `INSERT` holds is logged whole and in order.
+async fn a_large_batch_is_logged_in_order(url: &str) {
+    let store = Store::open(url).await.expect("a store");
+    let events: Vec<Event> = (0..2_500)
+        .map(|i| Event::LeasesHeld { held: i % 2 == 0 })
+        .collect();
+    (store.append(0, Time::ZERO, &events, &[]))
+        .await
+        .expect("appended");
+    let logged = store.events_after(0).await.expect("read back");
+    let seqs: Vec<u64> = logged.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=2_500).collect::<Vec<u64>>());
+    assert!(logged.iter().map(|(_, e)| e).eq(events.iter()));
+}
+
+#[tokio::test]
+async fn sqlite_a_large_batch_is_logged_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    a_large_batch_is_logged_in_order(&sqlite_url(&dir)).await;
+}
+
+#[tokio::test]
+async fn postgres_a_large_batch_is_logged_in_order() {
+    if let Some(url) = postgres_url("large_batch").await {
+        a_large_batch_is_logged_in_order(&url).await;
+    }
+}
