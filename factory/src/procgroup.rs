@@ -150,6 +150,10 @@ pub fn signal_all(pgids: &[i32], signal: Signal) {
 /// Returns whether they are all gone.
 pub async fn wait_gone(pgids: &[i32], limit: Duration) -> bool {
     let until = Instant::now() + limit;
+    // Most groups are gone within a few milliseconds of SIGTERM: look
+    // again after 1 ms, doubling up to `POLL`, so that a quick exit is
+    // seen quickly and a slow one costs few looks.
+    let mut pause = Duration::from_millis(1);
     loop {
         if !pgids.iter().any(|&p| may_signal(p) && alive(p)) {
             return true;
@@ -157,7 +161,8 @@ pub async fn wait_gone(pgids: &[i32], limit: Duration) -> bool {
         if Instant::now() >= until {
             return false;
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(POLL);
     }
 }
 
