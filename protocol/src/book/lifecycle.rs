@@ -8,8 +8,15 @@ use std::time::Instant;
 impl<T: Leasable> Book<T> {
     /// The server leased `id` to this runner: make it.
     pub fn leased(&mut self, id: u32, kind: T::Kind, order: T::Order) -> Vec<Action<T>> {
-        if self.entries.contains_key(&id) {
-            return vec![Action::Alert(Oddity::AlreadyKnown(id))];
+        match self.entries.get(&id).map(|e| e.phase) {
+            None => {}
+            // A listing showed it being made under a lease this book did
+            // not hold yet, and parked it: this is that lease's grant,
+            // which left the server before the listing and arrived after.
+            // Dropping it would leave the job waiting for the lease to
+            // expire.
+            Some(Phase::Parked) => {}
+            Some(_) => return vec![Action::Alert(Oddity::AlreadyKnown(id))],
         }
         self.put(id, kind.clone(), Phase::Creating { release: false });
         vec![Action::Create { id, kind, order }]

@@ -288,3 +288,20 @@ fn orphans_are_taken_on_a_bounded_number_per_pass() {
     assert_eq!(actions.len(), ORPHANS_PER_PASS);
     assert_eq!(b.len(), ORPHANS_PER_PASS);
 }
+
+#[test]
+fn a_grant_that_arrives_after_a_listing_showed_its_lease_is_taken() {
+    // The server grants 7 to this runner's poll and lists it, being made,
+    // to the reconcile pass; the listing is read first.
+    let (mut b, now) = started(&[("pg", 2)]);
+    reconcile(&mut b, &[], None, now);
+    assert_eq!(reconcile(&mut b, &[listed(7, "pg", Want::Leave)], None, now), []);
+    assert_eq!(phase(&b, 7), Some(Phase::Parked));
+    assert_eq!(lease(&mut b, 7, "pg"), [create(7, "pg")]);
+    assert_eq!(phase(&b, 7), Some(Phase::Creating { release: false }));
+    // A second grant of the same thing is still refused.
+    assert_eq!(
+        lease(&mut b, 7, "pg"),
+        [Action::Alert(Oddity::AlreadyKnown(7))]
+    );
+}
