@@ -295,7 +295,10 @@ fn a_grant_that_arrives_after_a_listing_showed_its_lease_is_taken() {
     // to the reconcile pass; the listing is read first.
     let (mut b, now) = started(&[("pg", 2)]);
     reconcile(&mut b, &[], None, now);
-    assert_eq!(reconcile(&mut b, &[listed(7, "pg", Want::Leave)], None, now), []);
+    assert_eq!(
+        reconcile(&mut b, &[listed(7, "pg", Want::Leave)], None, now),
+        []
+    );
     assert_eq!(phase(&b, 7), Some(Phase::Parked));
     assert_eq!(lease(&mut b, 7, "pg"), [create(7, "pg")]);
     assert_eq!(phase(&b, 7), Some(Phase::Creating { release: false }));
