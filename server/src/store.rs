@@ -8,6 +8,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -129,6 +130,82 @@ pub fn redact(url: &str) -> String {
 /// of 32,766 parameters a statement and PostgreSQL's of 65,535.
 const EVENTS_PER_INSERT: usize = 1_000;
 
+/// Rows per multi-row statement of the read model's writes: at most
+/// seven parameters a row, well within both databases' limits.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// A batch's read-model writes, grouped by kind so that each kind goes to
+/// the database in as few statements as it can. The order that matters
+/// within a batch is kept: rows are inserted before they are updated or
+/// deleted, of a job's several state changes only the last is written,
+/// and a job's stream entries keep their order.
+#[derive(Default)]
+struct Grouped<'a> {
+    jobs: Vec<(JobId, &'a crate::readmodel::JobRecord, u64)>,
+    states: BTreeMap<JobId, (&'static str, Option<String>)>,
+    reasons: BTreeMap<JobId, &'a str>,
+    resources: Vec<(aquifer_core::ResourceId, JobId, String, String)>,
+    forget: Vec<aquifer_core::ResourceId>,
+    delete: Vec<aquifer_core::ResourceId>,
+    revoke: Vec<(&'static str, u64)>,
+    inputs: Vec<(u64, u64, String)>,
+    job_events: Vec<(JobId, u64, String)>,
+}
+
+impl<'a> Grouped<'a> {
+    fn of(writes: &'a [Write]) -> Result<Grouped<'a>, StoreError> {
+        let mut g = Grouped::default();
+        for w in writes {
+            match w {
+                Write::InsertJob {
+                    job,
+                    record,
+                    submitted_ms,
+                } => {
+                    g.jobs.push((*job, record, *submitted_ms));
+                }
+                Write::JobState {
+                    job,
+                    state,
+                    outcome,
+                } => {
+                    let outcome = outcome.map(|o| serde_json::to_string(&o)).transpose()?;
+                    g.states.insert(*job, (state.as_str(), outcome));
+                }
+                Write::JobReason { job, reason } => {
+                    g.reasons.insert(*job, reason);
+                }
+                Write::ResourceData {
+                    resource,
+                    job,
+                    metadata,
+                    secrets,
+                } => g.resources.push((
+                    *resource,
+                    *job,
+                    serde_json::to_string(metadata)?,
+                    serde_json::to_string(secrets)?,
+                )),
+                Write::ForgetSecrets { resource } => g.forget.push(*resource),
+                Write::DeleteResourceData { resource } => g.delete.push(*resource),
+                Write::RevokeTokens { kind, subject } => g.revoke.push((*kind, *subject)),
+                Write::Input {
+                    first_seq,
+                    at_ms,
+                    input,
+                } => {
+                    g.inputs
+                        .push((*first_seq, *at_ms, serde_json::to_string(input)?));
+                }
+                Write::JobEvent { job, at_ms, body } => {
+                    g.job_events.push((*job, *at_ms, body.to_string()));
+                }
+            }
+        }
+        Ok(g)
+    }
+}
+
 fn seq_i64(seq: u64) -> i64 {
     i64::try_from(seq).expect("sequence numbers stay below 2^63")
 }
@@ -223,88 +300,124 @@ impl Store {
                 });
                 insert.build().execute(&mut *tx).await?;
             }
-            for w in writes {
-                match w {
-                    Write::InsertJob { job, record, submitted_ms } => {
-                        sqlx::query(
-                            "INSERT INTO jobs (id, owner, name, spec, state, submitted_ms, updated_seq) \
-                             VALUES ($1, $2, $3, $4, 'waiting', $5, $6)",
-                        )
-                        .bind(i64::from(job.0))
-                        .bind(i64::try_from(record.owner).unwrap_or(i64::MAX))
-                        .bind(&record.name)
-                        .bind(record.spec.to_string())
-                        .bind(i64::try_from(*submitted_ms).unwrap_or(i64::MAX))
-                        .bind(last)
-                        .execute(&mut *tx)
-                        .await?;
+            let g = Grouped::of(writes)?;
+            for chunk in g.jobs.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO jobs (id, owner, name, spec, state, submitted_ms, updated_seq) ",
+                );
+                q.push_values(chunk, |mut row, (job, record, submitted_ms)| {
+                    row.push_bind(i64::from(job.0))
+                        .push_bind(i64::try_from(record.owner).unwrap_or(i64::MAX))
+                        .push_bind(&record.name)
+                        .push_bind(record.spec.to_string())
+                        .push_bind("waiting")
+                        .push_bind(i64::try_from(*submitted_ms).unwrap_or(i64::MAX))
+                        .push_bind(last);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            let states: Vec<_> = g.states.iter().collect();
+            for chunk in states.chunks(ROWS_PER_STATEMENT) {
+                // A table of the new states, then one UPDATE from it.
+                let mut q = sqlx::QueryBuilder::new("WITH v(id, state, outcome) AS (");
+                q.push_values(chunk, |mut row, (job, (state, outcome))| {
+                    row.push_bind(i64::from(job.0))
+                        .push_bind(*state)
+                        .push_bind(outcome.clone());
+                });
+                q.push(
+                    ") UPDATE jobs SET \
+                     state = (SELECT v.state FROM v WHERE v.id = jobs.id), \
+                     outcome = (SELECT v.outcome FROM v WHERE v.id = jobs.id), \
+                     updated_seq = ",
+                );
+                q.push_bind(last);
+                q.push(" WHERE id IN (SELECT v.id FROM v)");
+                q.build().execute(&mut *tx).await?;
+            }
+            for (job, reason) in &g.reasons {
+                sqlx::query("UPDATE jobs SET reason = $1 WHERE id = $2")
+                    .bind(*reason)
+                    .bind(i64::from(job.0))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for chunk in g.resources.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO resource_data (resource, job, metadata, secrets) ",
+                );
+                q.push_values(chunk, |mut row, (resource, job, metadata, secrets)| {
+                    row.push_bind(i64::from(resource.0))
+                        .push_bind(i64::from(job.0))
+                        .push_bind(metadata)
+                        .push_bind(secrets);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            for (resources, sql) in [
+                (&g.forget, "UPDATE resource_data SET secrets = NULL WHERE resource IN ("),
+                (&g.delete, "DELETE FROM resource_data WHERE resource IN ("),
+            ] {
+                for chunk in resources.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::new(sql);
+                    let mut list = q.separated(", ");
+                    for r in chunk {
+                        list.push_bind(i64::from(r.0));
                     }
-                    Write::JobState { job, state, outcome } => {
-                        let outcome = outcome.map(|o| serde_json::to_string(&o)).transpose()?;
-                        sqlx::query("UPDATE jobs SET state = $1, outcome = $2, updated_seq = $3 WHERE id = $4")
-                            .bind(state.as_str())
-                            .bind(outcome)
-                            .bind(last)
-                            .bind(i64::from(job.0))
-                            .execute(&mut *tx)
-                            .await?;
+                    q.push(")");
+                    q.build().execute(&mut *tx).await?;
+                }
+            }
+            for (kind, subject) in &g.revoke {
+                sqlx::query("UPDATE tokens SET revoked = 1 WHERE kind = $1 AND subject = $2 AND revoked = 0")
+                    .bind(*kind)
+                    .bind(i64::try_from(*subject).unwrap_or(i64::MAX))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for chunk in g.inputs.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO inputs (first_seq, at_ms, body) ");
+                q.push_values(chunk, |mut row, (first_seq, at_ms, body)| {
+                    row.push_bind(seq_i64(*first_seq))
+                        .push_bind(i64::try_from(*at_ms).unwrap_or(i64::MAX))
+                        .push_bind(body);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            if !g.job_events.is_empty() {
+                // Each job's stream goes on from its last entry: one query
+                // for the batch's jobs, then the entries numbered here.
+                let jobs: Vec<i64> = (g.job_events.iter().map(|(job, _, _)| i64::from(job.0)))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                let mut next: BTreeMap<i64, i64> = BTreeMap::new();
+                for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "SELECT job, MAX(n) FROM job_events WHERE job IN (",
+                    );
+                    let mut list = q.separated(", ");
+                    for job in chunk {
+                        list.push_bind(*job);
                     }
-                    Write::JobReason { job, reason } => {
-                        sqlx::query("UPDATE jobs SET reason = $1 WHERE id = $2")
-                            .bind(reason)
-                            .bind(i64::from(job.0))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    Write::ResourceData { resource, job, metadata, secrets } => {
-                        sqlx::query(
-                            "INSERT INTO resource_data (resource, job, metadata, secrets) VALUES ($1, $2, $3, $4)",
-                        )
-                        .bind(i64::from(resource.0))
-                        .bind(i64::from(job.0))
-                        .bind(serde_json::to_string(metadata)?)
-                        .bind(serde_json::to_string(secrets)?)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    Write::ForgetSecrets { resource } => {
-                        sqlx::query("UPDATE resource_data SET secrets = NULL WHERE resource = $1")
-                            .bind(i64::from(resource.0))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    Write::DeleteResourceData { resource } => {
-                        sqlx::query("DELETE FROM resource_data WHERE resource = $1")
-                            .bind(i64::from(resource.0))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    Write::RevokeTokens { kind, subject } => {
-                        sqlx::query("UPDATE tokens SET revoked = 1 WHERE kind = $1 AND subject = $2 AND revoked = 0")
-                            .bind(*kind)
-                            .bind(i64::try_from(*subject).unwrap_or(i64::MAX))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    Write::Input { first_seq, at_ms, input } => {
-                        sqlx::query("INSERT INTO inputs (first_seq, at_ms, body) VALUES ($1, $2, $3)")
-                            .bind(seq_i64(*first_seq))
-                            .bind(i64::try_from(*at_ms).unwrap_or(i64::MAX))
-                            .bind(serde_json::to_string(input)?)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    Write::JobEvent { job, at_ms, body } => {
-                        sqlx::query(
-                            "INSERT INTO job_events (job, n, at_ms, body) \
-                             SELECT $1, COALESCE(MAX(n), 0) + 1, $2, $3 FROM job_events WHERE job = $1",
-                        )
-                        .bind(i64::from(job.0))
-                        .bind(i64::try_from(*at_ms).unwrap_or(i64::MAX))
-                        .bind(body.to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    q.push(") GROUP BY job");
+                    let found: Vec<(i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+                    next.extend(found);
+                }
+                let rows: Vec<(i64, i64, i64, &String)> = (g.job_events.iter())
+                    .map(|(job, at_ms, body)| {
+                        let job = i64::from(job.0);
+                        let n = next.entry(job).or_insert(0);
+                        *n += 1;
+                        (job, *n, i64::try_from(*at_ms).unwrap_or(i64::MAX), body)
+                    })
+                    .collect();
+                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::new("INSERT INTO job_events (job, n, at_ms, body) ");
+                    q.push_values(chunk, |mut row, (job, n, at_ms, body)| {
+                        row.push_bind(*job).push_bind(*n).push_bind(*at_ms).push_bind(*body);
+                    });
+                    q.build().execute(&mut *tx).await?;
                 }
             }
             tx.commit().await?;

@@ -408,3 +408,132 @@ async fn postgres_a_large_batch_is_logged_in_order() {
         a_large_batch_is_logged_in_order(&url).await;
     }
 }
+
+/// A batch's read-model writes go in grouped by kind, yet read back as if
+/// written one by one: a job's last state wins, its stream is numbered on
+/// from the entries before the batch and keeps its order (across more
+/// entries than one statement holds), resource rows are written before
+/// their secrets are forgotten or they are deleted.
+async fn grouped_writes_read_back_in_order(url: &str) {
+    use aquifer_server::readmodel::{JobRecord, JobState, Write};
+    let store = Store::open(url).await.expect("a store");
+    let record = |name: &str| JobRecord {
+        owner: 0,
+        name: name.into(),
+        spec: serde_json::json!({"name": name}),
+    };
+    let entry = |job: u32, i: usize| Write::JobEvent {
+        job: JobId(job),
+        at_ms: i as u64,
+        body: serde_json::json!({"event": "note", "i": i}),
+    };
+    let data = |n: &str| BTreeMap::from([("k".to_string(), n.to_string())]);
+    let mut first = vec![
+        Write::InsertJob {
+            job: JobId(1),
+            record: record("one"),
+            submitted_ms: 5,
+        },
+        Write::InsertJob {
+            job: JobId(2),
+            record: record("two"),
+            submitted_ms: 6,
+        },
+        Write::JobState {
+            job: JobId(1),
+            state: JobState::Acquiring,
+            outcome: None,
+        },
+        entry(1, 1),
+    ];
+    first.extend((2..=1_500).map(|i| entry(1, i)));
+    first.extend([
+        entry(2, 1),
+        Write::JobState {
+            job: JobId(1),
+            state: JobState::Running,
+            outcome: None,
+        },
+        Write::JobState {
+            job: JobId(2),
+            state: JobState::Ended,
+            outcome: Some(Outcome::Cancelled),
+        },
+        Write::ResourceData {
+            resource: ResourceId(5),
+            job: JobId(1),
+            metadata: data("m5"),
+            secrets: data("s5"),
+        },
+        Write::ResourceData {
+            resource: ResourceId(6),
+            job: JobId(1),
+            metadata: data("m6"),
+            secrets: data("s6"),
+        },
+        Write::ResourceData {
+            resource: ResourceId(7),
+            job: JobId(1),
+            metadata: data("m7"),
+            secrets: data("s7"),
+        },
+        Write::ForgetSecrets {
+            resource: ResourceId(5),
+        },
+        Write::DeleteResourceData {
+            resource: ResourceId(6),
+        },
+    ]);
+    store
+        .append(0, Time::ZERO, &[], &first)
+        .await
+        .expect("the first batch");
+    let second = [
+        entry(1, 1_501),
+        Write::JobState {
+            job: JobId(1),
+            state: JobState::Ended,
+            outcome: Some(Outcome::Succeeded),
+        },
+    ];
+    store
+        .append(0, Time::ZERO, &[], &second)
+        .await
+        .expect("the second batch");
+
+    let one = store.job_row(JobId(1)).await.expect("read").expect("job 1");
+    assert_eq!(
+        (one.state.as_str(), one.outcome.as_deref()),
+        ("ended", Some("\"succeeded\""))
+    );
+    let two = store.job_row(JobId(2)).await.expect("read").expect("job 2");
+    assert_eq!(
+        (two.state.as_str(), two.outcome.as_deref()),
+        ("ended", Some("\"cancelled\""))
+    );
+    let stream = store.job_events(JobId(1), 0, 10_000).await.expect("read");
+    assert_eq!(stream.len(), 1_501);
+    for (k, row) in stream.iter().enumerate() {
+        assert_eq!(row.n, k as u64 + 1);
+        assert_eq!(row.event["i"], k + 1, "entry {} out of order", k + 1);
+    }
+    let others = store.job_events(JobId(2), 0, 10).await.expect("read");
+    assert_eq!(others.iter().map(|r| r.n).collect::<Vec<_>>(), [1]);
+    let resources = store.resource_data(JobId(1)).await.expect("read");
+    assert_eq!(resources.keys().copied().collect::<Vec<_>>(), [5, 7]);
+    assert_eq!(resources[&5].secrets, None, "5's secrets were forgotten");
+    assert_eq!(resources[&7].secrets, Some(data("s7")));
+}
+
+#[tokio::test]
+async fn sqlite_grouped_writes_read_back_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    grouped_writes_read_back_in_order(&sqlite_url(&dir)).await;
+}
+
+#[tokio::test]
+async fn postgres_grouped_writes_read_back_in_order() {
+    if let Some(url) = postgres_url("grouped_writes").await {
+        grouped_writes_read_back_in_order(&url).await;
+    }
+}
