@@ -4,6 +4,7 @@
 use anyhow::{Context, Result, bail};
 use aquifer_core::Limits;
 use aquifer_server::Config;
+use aquifer_server::driver::Options;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +14,8 @@ pub const BOOTSTRAP_TOKEN_LEN_MIN: usize = 32;
 
 #[derive(clap::Args)]
 pub struct ServerArgs {
-    /// A TOML file with any of: listen, database, bootstrap_token, [limits].
+    /// A TOML file with any of: listen, database, bootstrap_token, [limits],
+    /// [driver].
     #[arg(long, env = "AQUIFER_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the API listens (default 127.0.0.1:8440; port 0 picks one).
@@ -35,6 +37,7 @@ struct File {
     database: Option<String>,
     bootstrap_token: Option<String>,
     limits: Option<Limits>,
+    driver: Option<Options>,
 }
 
 impl ServerArgs {
@@ -55,8 +58,12 @@ impl ServerArgs {
         let config = Config {
             bootstrap_token: self.bootstrap_token.or(file.bootstrap_token),
             limits: file.limits.unwrap_or_default(),
+            driver: file.driver.unwrap_or_default(),
             ..Config::new(&database, listen)
         };
+        if config.driver.queue_max == 0 || config.driver.batch_max == 0 {
+            bail!("[driver] queue_max and batch_max must be at least 1");
+        }
         if let Some(token) = &config.bootstrap_token
             && token.len() < BOOTSTRAP_TOKEN_LEN_MIN
         {

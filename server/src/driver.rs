@@ -66,13 +66,17 @@ pub trait EffectSink: Send + Sync + 'static {
     fn perform(&self, effect: &Effect);
 }
 
-#[derive(Clone, Copy, Debug)]
+/// How the driver batches and snapshots: the `[driver]` table of the
+/// server's configuration file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Options {
     /// How many inputs may wait for the driver; more are refused as busy.
     pub queue_max: usize,
     /// How many inputs one transaction may carry.
     pub batch_max: usize,
-    /// A snapshot is taken after this many events since the last one.
+    /// A snapshot is taken after this many events since the last one; 0
+    /// takes none (start-up then replays the whole log).
     pub snapshot_every_events: u64,
 }
 
@@ -467,7 +471,9 @@ impl Driver {
             // A caller that gave up waiting does not undo the decision.
             let _ = reply.send(result.map_err(DriverError::from));
         }
-        if self.seq - self.last_snapshot >= self.options.snapshot_every_events {
+        if self.options.snapshot_every_events > 0
+            && self.seq - self.last_snapshot >= self.options.snapshot_every_events
+        {
             match self.store.save_snapshot(self.seq, &self.state).await {
                 Ok(()) => self.last_snapshot = self.seq,
                 Err(e) => tracing::warn!(error = %e, "snapshot failed; start-up will replay more"),

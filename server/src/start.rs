@@ -4,7 +4,7 @@
 //! benchmarks all start it here.
 
 use crate::api::{self, Api};
-use crate::driver::{Clock, Driver, EffectSink, Handle, Recovery, Setup, SystemClock};
+use crate::driver::{Clock, Driver, EffectSink, Handle, Options, Recovery, Setup, SystemClock};
 use crate::store::{Store, StoreError};
 use crate::wake::Wakers;
 use aquifer_core::{Limits, State};
@@ -23,6 +23,8 @@ pub struct Config {
     /// The operator's token, which acts as admin.
     pub bootstrap_token: Option<String>,
     pub limits: Limits,
+    /// Batching and snapshots.
+    pub driver: Options,
     pub clock: Arc<dyn Clock>,
     /// Every effect is handed on here too, after the wakers (a test's
     /// recorder).
@@ -38,6 +40,7 @@ impl Config {
             listen,
             bootstrap_token: None,
             limits: Limits::default(),
+            driver: Options::default(),
             clock: Arc::new(SystemClock),
             also: None,
         }
@@ -103,6 +106,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let sink: Arc<dyn EffectSink> = wakers.clone();
     let (handle, driver, recovery) = Driver::spawn(Setup {
         limits: config.limits,
+        options: config.driver,
         clock: config.clock.clone(),
         ..Setup::new(store.clone(), sink)
     })
