@@ -89,6 +89,18 @@ fn bad_configuration_is_refused_clearly() {
     std::fs::write(&bad, "listen = \"127.0.0.1:0\"\nsurprise = 1\n").expect("config");
     let bad = bad.display().to_string();
     fails_with(&["server", "--config", &bad], &[], "bad.toml");
+    let empty_batch = dir.path().join("batch.toml");
+    std::fs::write(&empty_batch, "[driver]\nbatch_max = 0\n").expect("config");
+    let empty_batch = empty_batch.display().to_string();
+    fails_with(
+        &["server", "--config", &empty_batch],
+        &[],
+        "queue_max and batch_max must be at least 1",
+    );
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "[driver]\nsnapshot_every = 5\n").expect("config");
+    let typo = typo.display().to_string();
+    fails_with(&["server", "--config", &typo], &[], "snapshot_every");
     fails_with(
         &[
             "server",
