@@ -104,7 +104,11 @@ fn validate(cli: &Cli) -> Result<()> {
             at_least("types", p.types, 1)?;
             at_least("small", p.small, p.types)?;
             if p.large <= p.small {
-                bail!("--large ({}) must be more than --small ({})", p.large, p.small);
+                bail!(
+                    "--large ({}) must be more than --small ({})",
+                    p.large,
+                    p.small
+                );
             }
             at_least("probes", p.probes, 1)?;
             at_least("clients", p.clients, 1)?;
