@@ -105,6 +105,7 @@ pub async fn throughput(run: &Run, stall: Duration, p: &Throughput) -> Result<Fi
         let ids: Vec<u64> = submitted.iter().map(|s| s.job).collect();
         let told = stories(&server, &ids, p.clients).await?;
         let mut starts = Vec::with_capacity(told.len());
+        let (mut to_start, mut to_destroyed) = (Vec::new(), Vec::new());
         for (s, story) in submitted.iter().zip(&told) {
             if story.outcome.as_ref().and_then(|o| o.as_str()) != Some("succeeded") {
                 bail!("job {} did not succeed: {:?}", s.job, story.outcome);
@@ -112,6 +113,12 @@ pub async fn throughput(run: &Run, stall: Duration, p: &Throughput) -> Result<Fi
             let started =
                 (story.started_ms).with_context(|| format!("job {} never started", s.job))?;
             starts.push((started - s.sent_ms).max(0.0));
+            if let Some(ready) = story.ready_ms {
+                to_start.push(started - ready);
+            }
+            if let (Some(ended), Some(gone)) = (story.ended_ms, story.destroyed_ms) {
+                to_destroyed.push(gone - ended);
+            }
         }
         let mut f = Figures::new("throughput");
         f.add("store", "store", format!("{:?}", run.store).to_lowercase())
@@ -140,7 +147,20 @@ pub async fn throughput(run: &Run, stall: Duration, p: &Throughput) -> Result<Fi
                 p.jobs as f64 / elapsed.as_secs_f64(),
             );
         f.add_percentiles("submit", "submission", &latencies(&submitted))
-            .add_percentiles("start", "submission to start", &starts);
+            .add_percentiles("start", "submission to start", &starts)
+            // The local path, on the server's clock (whole milliseconds):
+            // every resource ready to the agent starting the job, and the
+            // job's end to its last resource's destruction confirmed.
+            .add_percentiles(
+                "ready_to_start",
+                "resources ready to job started",
+                &to_start,
+            )
+            .add_percentiles(
+                "end_to_destroyed",
+                "job ended to resources destroyed",
+                &to_destroyed,
+            );
         Ok(f)
     }
     .await;

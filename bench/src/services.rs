@@ -264,6 +264,11 @@ pub async fn submit(api: &aquifer_protocol::Client, job: &Value) -> Result<Submi
 pub struct Story {
     pub started_ms: Option<f64>,
     pub outcome: Option<Value>,
+    /// When its worker was asked for: every resource ready.
+    pub ready_ms: Option<f64>,
+    pub ended_ms: Option<f64>,
+    /// When its last resource's destruction was confirmed.
+    pub destroyed_ms: Option<f64>,
 }
 
 /// Reads the streams of `jobs` with `clients` concurrent clients.
@@ -292,13 +297,20 @@ pub async fn stories(server: &Server, jobs: &[u64], clients: usize) -> Result<Ve
                     let mut story = Story {
                         started_ms: None,
                         outcome: None,
+                        ready_ms: None,
+                        ended_ms: None,
+                        destroyed_ms: None,
                     };
                     for e in page["events"].as_array().into_iter().flatten() {
+                        let at = e["at_ms"].as_f64();
                         match e["event"]["event"].as_str() {
-                            Some("job_started") => story.started_ms = e["at_ms"].as_f64(),
+                            Some("worker_queued") => story.ready_ms = at,
+                            Some("job_started") => story.started_ms = at,
                             Some("job_ended") => {
-                                story.outcome = Some(e["event"]["outcome"].clone())
+                                story.ended_ms = at;
+                                story.outcome = Some(e["event"]["outcome"].clone());
                             }
+                            Some("resource_destroyed") => story.destroyed_ms = at,
                             _ => {}
                         }
                     }

@@ -106,6 +106,10 @@ fn throughput_runs_every_job_to_success_on_each_store() {
             f["start_p99_ms"].as_f64() >= f["start_p50_ms"].as_f64(),
             "{f}"
         );
+        // The local path's two spans are read from every job's stream.
+        for key in ["ready_to_start_p50_ms", "end_to_destroyed_p50_ms"] {
+            assert!(f[key].as_f64().is_some_and(|ms| ms >= 0.0), "{key}: {f}");
+        }
     }
 }
 
