@@ -107,7 +107,10 @@ impl Run {
         let mut c = Command::new(&self.aquifer);
         c.args(args)
             .env(MARKER, &self.marker)
-            .env("RUST_LOG", "warn,aquifer_server=info,aquifer=info")
+            .env(
+                "RUST_LOG",
+                "warn,aquifer_server=info,aquifer=info,warp::server=off",
+            )
             .env_remove("AQUIFER_CONFIG")
             .env_remove("AQUIFER_TOKEN")
             .env_remove("AQUIFER_URL")
