@@ -212,7 +212,26 @@ pub async fn handoff(run: &Run, stall: Duration, jobs: usize, clients: usize) ->
         let mut f = Figures::new("handoff");
         f.add("store", "store", format!("{:?}", run.store).to_lowercase())
             .add("jobs", "jobs per case", jobs);
-        for (rtype, count, goal) in [("one", 1u16, jobs as u64), ("two", 2, 3 * jobs as u64)] {
+        // Each case's type, how many a job asks for, the destructions
+        // counted once it is over (the cases run one after the other),
+        // and its figures' key and label.
+        let cases = [
+            (
+                "one",
+                1u16,
+                jobs as u64,
+                "one_slot",
+                "one slot: destroy to next lease",
+            ),
+            (
+                "two",
+                2,
+                3 * jobs as u64,
+                "two_of_two",
+                "2 of 2 slots: destroy to next lease",
+            ),
+        ];
+        for (rtype, count, goal, key, label) in cases {
             let body = job(TARGET, &[rtype], count, "true");
             submit_all(&server, &body, jobs, clients, rtype).await?;
             until(
@@ -231,10 +250,6 @@ pub async fn handoff(run: &Run, stall: Duration, jobs: usize, clients: usize) ->
             )
             .await?;
             let gaps = handoffs(&log, rtype);
-            let (key, label) = match rtype {
-                "one" => ("one_slot", "one slot: destroy to next lease"),
-                _ => ("two_of_two", "2 of 2 slots: destroy to next lease"),
-            };
             f.add(
                 &format!("{key}_handoffs"),
                 &format!("{label}: hand-offs"),

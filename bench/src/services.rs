@@ -3,11 +3,13 @@
 //! factory as the real `aquifer factory local` process.
 
 use crate::null::{Log, NullFactory, NullWell};
-use crate::stack::{Run, Server, tail};
+use crate::stack::{Run, Server, tail, terminate};
 use anyhow::{Context, Result, bail};
 use aquifer_protocol::Method;
 use serde_json::Value;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,6 +17,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::process::Child;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// What a service is given to learn that it must stop.
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The services of a scenario; `stop` ends them all.
 #[derive(Default)]
@@ -37,15 +42,9 @@ impl Services {
         let capacity = pools.iter().cloned().collect();
         let config = aquifer_well::RunnerConfig::new(&server.url, &token, capacity);
         let well = Arc::new(NullWell::new(log.clone()));
-        let (stop, stopped) = oneshot::channel();
-        self.stops.push(stop);
-        self.tasks.push(tokio::spawn(async move {
-            aquifer_well::run(well, config, async {
-                let _ = stopped.await;
-            })
-            .await
-            .context("the null well")
-        }));
+        self.spawn(|stopped| async move {
+            (aquifer_well::run(well, config, stopped).await).context("the null well")
+        });
         Ok(())
     }
 
@@ -62,16 +61,23 @@ impl Services {
         let config = aquifer_factory::RunnerConfig::new(&server.url, &token, targets);
         let factory = NullFactory::new(log.clone());
         self.factories.push(factory.clone());
-        let (stop, stopped) = oneshot::channel();
-        self.stops.push(stop);
-        self.tasks.push(tokio::spawn(async move {
-            aquifer_factory::run(factory, config, async {
-                let _ = stopped.await;
-            })
-            .await
-            .context("the null factory")
-        }));
+        self.spawn(|stopped| async move {
+            (aquifer_factory::run(factory, config, stopped).await).context("the null factory")
+        });
         Ok(())
+    }
+
+    /// Runs a service on a task of its own until `stop`.
+    fn spawn<F>(&mut self, service: impl FnOnce(BoxFuture) -> F)
+    where
+        F: Future<Output = Result<()>> + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        self.stops.push(stop);
+        let stopped: BoxFuture = Box::pin(async move {
+            let _ = stopped.await;
+        });
+        self.tasks.push(tokio::spawn(service(stopped)));
     }
 
     /// Registers a local factory for `target` and starts it as a process
@@ -113,8 +119,7 @@ impl Services {
                 bail!("a service stopped ({status}); its log:\n{}", tail(log));
             }
         }
-        if let Some(t) = self.tasks.iter().find(|t| t.is_finished()) {
-            let _ = t;
+        if self.tasks.iter().any(JoinHandle::is_finished) {
             bail!("a null service stopped by itself");
         }
         Ok(())
@@ -128,19 +133,8 @@ impl Services {
         for f in self.factories.drain(..) {
             f.stop_agents();
         }
-        for (mut child, _) in self.children.drain(..) {
-            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
-            if tokio::time::timeout(Duration::from_secs(30), child.wait())
-                .await
-                .is_err()
-            {
-                child.kill().await?;
-            }
+        for (child, _) in self.children.drain(..) {
+            terminate(child, Duration::from_secs(30)).await?;
         }
         for task in self.tasks.drain(..) {
             match tokio::time::timeout(Duration::from_secs(30), task).await {

@@ -247,20 +247,8 @@ impl Server {
 
     /// Asks the server to stop (SIGTERM) and waits; kills it if it takes
     /// more than ten seconds.
-    pub async fn stop(mut self) -> Result<()> {
-        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .is_err()
-        {
-            self.child.kill().await?;
-        }
-        Ok(())
+    pub async fn stop(self) -> Result<()> {
+        terminate(self.child, Duration::from_secs(10)).await
     }
 
     /// A call that must succeed.
@@ -318,6 +306,21 @@ fn unique_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Asks a process to stop (SIGTERM) and waits; kills it if it takes more
+/// than `grace`.
+pub async fn terminate(mut child: Child, grace: Duration) -> Result<()> {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        child.kill().await?;
+    }
+    Ok(())
 }
 
 /// The end of a log, for an error message.
