@@ -210,6 +210,340 @@ fn seq_i64(seq: u64) -> i64 {
     i64::try_from(seq).expect("sequence numbers stay below 2^63")
 }
 
+/// One batch on SQLite: in-process, so a statement costs no round trip;
+/// the batch is one transaction and one `fsync` at its commit.
+async fn append_sqlite(
+    pool: &SqlitePool,
+    after: u64,
+    at_ms: i64,
+    last: i64,
+    rows: &[String],
+    g: &Grouped<'_>,
+) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await?;
+    // The batch's events in as few statements as SQLite's limit on
+    // parameters allows.
+    for (c, chunk) in rows.chunks(EVENTS_PER_INSERT).enumerate() {
+        let first = after + 1 + (c * EVENTS_PER_INSERT) as u64;
+        let mut insert = sqlx::QueryBuilder::new("INSERT INTO events (seq, at_ms, body) ");
+        insert.push_values(chunk.iter().enumerate(), |mut row, (i, body)| {
+            row.push_bind(seq_i64(first + i as u64))
+                .push_bind(at_ms)
+                .push_bind(body);
+        });
+        insert.build().execute(&mut *tx).await?;
+    }
+    for chunk in g.jobs.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO jobs (id, owner, name, spec, state, submitted_ms, updated_seq) ",
+        );
+        q.push_values(chunk, |mut row, (job, record, submitted_ms)| {
+            row.push_bind(i64::from(job.0))
+                .push_bind(i64::try_from(record.owner).unwrap_or(i64::MAX))
+                .push_bind(&record.name)
+                .push_bind(record.spec.to_string())
+                .push_bind("waiting")
+                .push_bind(i64::try_from(*submitted_ms).unwrap_or(i64::MAX))
+                .push_bind(last);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    let states: Vec<_> = g.states.iter().collect();
+    for chunk in states.chunks(ROWS_PER_STATEMENT) {
+        // A table of the new states, then one UPDATE from it.
+        let mut q = sqlx::QueryBuilder::new("WITH v(id, state, outcome) AS (");
+        q.push_values(chunk, |mut row, (job, (state, outcome))| {
+            row.push_bind(i64::from(job.0))
+                .push_bind(*state)
+                .push_bind(outcome.clone());
+        });
+        q.push(
+            ") UPDATE jobs SET \
+                 state = (SELECT v.state FROM v WHERE v.id = jobs.id), \
+                 outcome = (SELECT v.outcome FROM v WHERE v.id = jobs.id), \
+                 updated_seq = ",
+        );
+        q.push_bind(last);
+        q.push(" WHERE id IN (SELECT v.id FROM v)");
+        q.build().execute(&mut *tx).await?;
+    }
+    for (job, reason) in &g.reasons {
+        sqlx::query("UPDATE jobs SET reason = $1 WHERE id = $2")
+            .bind(*reason)
+            .bind(i64::from(job.0))
+            .execute(&mut *tx)
+            .await?;
+    }
+    for chunk in g.resources.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO resource_data (resource, job, metadata, secrets) ",
+        );
+        q.push_values(chunk, |mut row, (resource, job, metadata, secrets)| {
+            row.push_bind(i64::from(resource.0))
+                .push_bind(i64::from(job.0))
+                .push_bind(metadata)
+                .push_bind(secrets);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    for (resources, sql) in [
+        (
+            &g.forget,
+            "UPDATE resource_data SET secrets = NULL WHERE resource IN (",
+        ),
+        (&g.delete, "DELETE FROM resource_data WHERE resource IN ("),
+    ] {
+        for chunk in resources.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(sql);
+            let mut list = q.separated(", ");
+            for r in chunk {
+                list.push_bind(i64::from(r.0));
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+    }
+    for (kind, subject) in &g.revoke {
+        sqlx::query(
+            "UPDATE tokens SET revoked = 1 WHERE kind = $1 AND subject = $2 AND revoked = 0",
+        )
+        .bind(*kind)
+        .bind(i64::try_from(*subject).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for chunk in g.inputs.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO inputs (first_seq, at_ms, body) ");
+        q.push_values(chunk, |mut row, (first_seq, at_ms, body)| {
+            row.push_bind(seq_i64(*first_seq))
+                .push_bind(i64::try_from(*at_ms).unwrap_or(i64::MAX))
+                .push_bind(body);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    if !g.job_events.is_empty() {
+        // Each job's stream goes on from its last entry: one query
+        // for the batch's jobs, then the entries numbered here.
+        let jobs: Vec<i64> = (g.job_events.iter().map(|(job, _, _)| i64::from(job.0)))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut next: BTreeMap<i64, i64> = BTreeMap::new();
+        for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+            let mut q =
+                sqlx::QueryBuilder::new("SELECT job, MAX(n) FROM job_events WHERE job IN (");
+            let mut list = q.separated(", ");
+            for job in chunk {
+                list.push_bind(*job);
+            }
+            q.push(") GROUP BY job");
+            let found: Vec<(i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            next.extend(found);
+        }
+        let rows: Vec<(i64, i64, i64, &String)> = (g.job_events.iter())
+            .map(|(job, at_ms, body)| {
+                let job = i64::from(job.0);
+                let n = next.entry(job).or_insert(0);
+                *n += 1;
+                (job, *n, i64::try_from(*at_ms).unwrap_or(i64::MAX), body)
+            })
+            .collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO job_events (job, n, at_ms, body) ");
+            q.push_values(chunk, |mut row, (job, n, at_ms, body)| {
+                row.push_bind(*job)
+                    .push_bind(*n)
+                    .push_bind(*at_ms)
+                    .push_bind(*body);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// One batch on PostgreSQL in one round trip: a single statement whose
+/// data-modifying `WITH` clauses write every table from arrays, so its
+/// text never changes and the connection keeps it prepared. A single
+/// statement is its own transaction: it commits whole, once the WAL is
+/// flushed, or not at all.
+///
+/// The clauses of one statement all see the database as it was before
+/// it, and must not touch a row twice, so the batch is first folded in
+/// memory: a job inserted in this batch is inserted with its last state
+/// and reason, a resource inserted and then forgotten is inserted
+/// without its secrets, one inserted and deleted is not written at all,
+/// and a row deleted is not also updated.
+async fn append_postgres(
+    pool: &PgPool,
+    after: u64,
+    at_ms: i64,
+    last: i64,
+    rows: &[String],
+    mut g: Grouped<'_>,
+) -> Result<(), StoreError> {
+    fn big(n: u64) -> i64 {
+        i64::try_from(n).unwrap_or(i64::MAX)
+    }
+    let mut jobs = PgJobs::default();
+    for (job, record, submitted_ms) in &g.jobs {
+        let (state, outcome) = g.states.remove(job).unwrap_or(("waiting", None));
+        jobs.id.push(i64::from(job.0));
+        jobs.owner.push(big(record.owner));
+        jobs.name.push(record.name.as_str());
+        jobs.spec.push(record.spec.to_string());
+        jobs.state.push(state);
+        jobs.outcome.push(outcome);
+        jobs.reason.push(g.reasons.remove(job));
+        jobs.submitted_ms.push(big(*submitted_ms));
+    }
+    // Jobs of earlier batches: a new state, a reason, or both.
+    let mut changed: BTreeMap<JobId, (Option<&str>, Option<String>, Option<&str>)> =
+        BTreeMap::new();
+    for (job, (state, outcome)) in std::mem::take(&mut g.states) {
+        changed.insert(job, (Some(state), outcome, None));
+    }
+    for (job, reason) in std::mem::take(&mut g.reasons) {
+        changed.entry(job).or_insert((None, None, None)).2 = Some(reason);
+    }
+    let deleted: std::collections::BTreeSet<_> = g.delete.iter().copied().collect();
+    let forgotten: std::collections::BTreeSet<_> = g.forget.iter().copied().collect();
+    let mut inserted = std::collections::BTreeSet::new();
+    let mut resources = PgResources::default();
+    for (resource, job, metadata, secrets) in &g.resources {
+        inserted.insert(*resource);
+        if deleted.contains(resource) {
+            continue;
+        }
+        resources.resource.push(i64::from(resource.0));
+        resources.job.push(i64::from(job.0));
+        resources.metadata.push(metadata.as_str());
+        resources
+            .secrets
+            .push((!forgotten.contains(resource)).then_some(secrets.as_str()));
+    }
+    let forget: Vec<i64> = (forgotten.iter())
+        .filter(|r| !inserted.contains(r) && !deleted.contains(r))
+        .map(|r| i64::from(r.0))
+        .collect();
+    let delete: Vec<i64> = (deleted.iter())
+        .filter(|r| !inserted.contains(r))
+        .map(|r| i64::from(r.0))
+        .collect();
+    let revoke: std::collections::BTreeSet<_> = g.revoke.iter().copied().collect();
+    // Each stream entry's number within the batch, per job; the statement
+    // adds the job's last number before the batch.
+    let mut within: BTreeMap<JobId, i64> = BTreeMap::new();
+    let entry_k: Vec<i64> = (g.job_events.iter())
+        .map(|(job, _, _)| {
+            let k = within.entry(*job).or_insert(0);
+            *k += 1;
+            *k
+        })
+        .collect();
+    sqlx::query(PG_APPEND)
+        .bind(seq_i64(after))
+        .bind(at_ms)
+        .bind(rows)
+        .bind(&jobs.id)
+        .bind(&jobs.owner)
+        .bind(&jobs.name)
+        .bind(&jobs.spec)
+        .bind(&jobs.state)
+        .bind(&jobs.outcome)
+        .bind(&jobs.reason)
+        .bind(&jobs.submitted_ms)
+        .bind(last)
+        .bind(changed.keys().map(|j| i64::from(j.0)).collect::<Vec<_>>())
+        .bind(changed.values().map(|c| c.0).collect::<Vec<_>>())
+        .bind(changed.values().map(|c| c.1.clone()).collect::<Vec<_>>())
+        .bind(changed.values().map(|c| c.2).collect::<Vec<_>>())
+        .bind(&resources.resource)
+        .bind(&resources.job)
+        .bind(&resources.metadata)
+        .bind(&resources.secrets)
+        .bind(&forget)
+        .bind(&delete)
+        .bind(revoke.iter().map(|(kind, _)| *kind).collect::<Vec<_>>())
+        .bind(revoke.iter().map(|(_, s)| big(*s)).collect::<Vec<_>>())
+        .bind(g.inputs.iter().map(|i| seq_i64(i.0)).collect::<Vec<_>>())
+        .bind(g.inputs.iter().map(|i| big(i.1)).collect::<Vec<_>>())
+        .bind(g.inputs.iter().map(|i| i.2.as_str()).collect::<Vec<_>>())
+        .bind(
+            g.job_events
+                .iter()
+                .map(|e| i64::from(e.0.0))
+                .collect::<Vec<_>>(),
+        )
+        .bind(&entry_k)
+        .bind(g.job_events.iter().map(|e| big(e.1)).collect::<Vec<_>>())
+        .bind(
+            g.job_events
+                .iter()
+                .map(|e| e.2.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// New jobs of a batch, column by column, for `UNNEST`.
+#[derive(Default)]
+struct PgJobs<'a> {
+    id: Vec<i64>,
+    owner: Vec<i64>,
+    name: Vec<&'a str>,
+    spec: Vec<String>,
+    state: Vec<&'static str>,
+    outcome: Vec<Option<String>>,
+    reason: Vec<Option<&'a str>>,
+    submitted_ms: Vec<i64>,
+}
+
+/// Resource rows of a batch, column by column, for `UNNEST`.
+#[derive(Default)]
+struct PgResources<'a> {
+    resource: Vec<i64>,
+    job: Vec<i64>,
+    metadata: Vec<&'a str>,
+    secrets: Vec<Option<&'a str>>,
+}
+
+/// A whole batch as one PostgreSQL statement (see `append_postgres`).
+const PG_APPEND: &str = "\
+WITH \
+ev AS (INSERT INTO events (seq, at_ms, body) \
+    SELECT $1::bigint + t.o, $2::bigint, t.body \
+    FROM UNNEST($3::text[]) WITH ORDINALITY AS t(body, o)), \
+jb AS (INSERT INTO jobs (id, owner, name, spec, state, outcome, reason, submitted_ms, updated_seq) \
+    SELECT t.id, t.owner, t.name, t.spec, t.state, t.outcome, t.reason, t.submitted_ms, $12::bigint \
+    FROM UNNEST($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], \
+                $10::text[], $11::bigint[]) \
+    AS t(id, owner, name, spec, state, outcome, reason, submitted_ms)), \
+st AS (UPDATE jobs SET \
+        state = COALESCE(v.state, jobs.state), \
+        outcome = CASE WHEN v.state IS NULL THEN jobs.outcome ELSE v.outcome END, \
+        reason = COALESCE(v.reason, jobs.reason), \
+        updated_seq = CASE WHEN v.state IS NULL THEN jobs.updated_seq ELSE $12::bigint END \
+    FROM UNNEST($13::bigint[], $14::text[], $15::text[], $16::text[]) AS v(id, state, outcome, reason) \
+    WHERE jobs.id = v.id), \
+rd AS (INSERT INTO resource_data (resource, job, metadata, secrets) \
+    SELECT * FROM UNNEST($17::bigint[], $18::bigint[], $19::text[], $20::text[])), \
+fg AS (UPDATE resource_data SET secrets = NULL WHERE resource = ANY($21::bigint[])), \
+dl AS (DELETE FROM resource_data WHERE resource = ANY($22::bigint[])), \
+rv AS (UPDATE tokens SET revoked = 1 \
+    FROM UNNEST($23::text[], $24::bigint[]) AS r(kind, subject) \
+    WHERE tokens.kind = r.kind AND tokens.subject = r.subject AND tokens.revoked = 0), \
+ip AS (INSERT INTO inputs (first_seq, at_ms, body) \
+    SELECT * FROM UNNEST($25::bigint[], $26::bigint[], $27::text[])), \
+je AS (INSERT INTO job_events (job, n, at_ms, body) \
+    SELECT v.job, COALESCE((SELECT MAX(e.n) FROM job_events e WHERE e.job = v.job), 0) + v.k, \
+           v.at_ms, v.body \
+    FROM UNNEST($28::bigint[], $29::bigint[], $30::bigint[], $31::text[]) AS v(job, k, at_ms, body)) \
+SELECT 1";
+
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
@@ -285,144 +619,11 @@ impl Store {
         }
         let at_ms = i64::try_from(at.ms()).unwrap_or(i64::MAX);
         let last = seq_i64(after + events.len() as u64);
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            // The batch's events in as few statements as the databases'
-            // limits on parameters allow: one round trip per chunk, not
-            // per event.
-            for (c, chunk) in rows.chunks(EVENTS_PER_INSERT).enumerate() {
-                let first = after + 1 + (c * EVENTS_PER_INSERT) as u64;
-                let mut insert = sqlx::QueryBuilder::new("INSERT INTO events (seq, at_ms, body) ");
-                insert.push_values(chunk.iter().enumerate(), |mut row, (i, body)| {
-                    row.push_bind(seq_i64(first + i as u64))
-                        .push_bind(at_ms)
-                        .push_bind(body);
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
-            let g = Grouped::of(writes)?;
-            for chunk in g.jobs.chunks(ROWS_PER_STATEMENT) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO jobs (id, owner, name, spec, state, submitted_ms, updated_seq) ",
-                );
-                q.push_values(chunk, |mut row, (job, record, submitted_ms)| {
-                    row.push_bind(i64::from(job.0))
-                        .push_bind(i64::try_from(record.owner).unwrap_or(i64::MAX))
-                        .push_bind(&record.name)
-                        .push_bind(record.spec.to_string())
-                        .push_bind("waiting")
-                        .push_bind(i64::try_from(*submitted_ms).unwrap_or(i64::MAX))
-                        .push_bind(last);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            let states: Vec<_> = g.states.iter().collect();
-            for chunk in states.chunks(ROWS_PER_STATEMENT) {
-                // A table of the new states, then one UPDATE from it.
-                let mut q = sqlx::QueryBuilder::new("WITH v(id, state, outcome) AS (");
-                q.push_values(chunk, |mut row, (job, (state, outcome))| {
-                    row.push_bind(i64::from(job.0))
-                        .push_bind(*state)
-                        .push_bind(outcome.clone());
-                });
-                q.push(
-                    ") UPDATE jobs SET \
-                     state = (SELECT v.state FROM v WHERE v.id = jobs.id), \
-                     outcome = (SELECT v.outcome FROM v WHERE v.id = jobs.id), \
-                     updated_seq = ",
-                );
-                q.push_bind(last);
-                q.push(" WHERE id IN (SELECT v.id FROM v)");
-                q.build().execute(&mut *tx).await?;
-            }
-            for (job, reason) in &g.reasons {
-                sqlx::query("UPDATE jobs SET reason = $1 WHERE id = $2")
-                    .bind(*reason)
-                    .bind(i64::from(job.0))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for chunk in g.resources.chunks(ROWS_PER_STATEMENT) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO resource_data (resource, job, metadata, secrets) ",
-                );
-                q.push_values(chunk, |mut row, (resource, job, metadata, secrets)| {
-                    row.push_bind(i64::from(resource.0))
-                        .push_bind(i64::from(job.0))
-                        .push_bind(metadata)
-                        .push_bind(secrets);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            for (resources, sql) in [
-                (&g.forget, "UPDATE resource_data SET secrets = NULL WHERE resource IN ("),
-                (&g.delete, "DELETE FROM resource_data WHERE resource IN ("),
-            ] {
-                for chunk in resources.chunks(ROWS_PER_STATEMENT) {
-                    let mut q = sqlx::QueryBuilder::new(sql);
-                    let mut list = q.separated(", ");
-                    for r in chunk {
-                        list.push_bind(i64::from(r.0));
-                    }
-                    q.push(")");
-                    q.build().execute(&mut *tx).await?;
-                }
-            }
-            for (kind, subject) in &g.revoke {
-                sqlx::query("UPDATE tokens SET revoked = 1 WHERE kind = $1 AND subject = $2 AND revoked = 0")
-                    .bind(*kind)
-                    .bind(i64::try_from(*subject).unwrap_or(i64::MAX))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for chunk in g.inputs.chunks(ROWS_PER_STATEMENT) {
-                let mut q = sqlx::QueryBuilder::new("INSERT INTO inputs (first_seq, at_ms, body) ");
-                q.push_values(chunk, |mut row, (first_seq, at_ms, body)| {
-                    row.push_bind(seq_i64(*first_seq))
-                        .push_bind(i64::try_from(*at_ms).unwrap_or(i64::MAX))
-                        .push_bind(body);
-                });
-                q.build().execute(&mut *tx).await?;
-            }
-            if !g.job_events.is_empty() {
-                // Each job's stream goes on from its last entry: one query
-                // for the batch's jobs, then the entries numbered here.
-                let jobs: Vec<i64> = (g.job_events.iter().map(|(job, _, _)| i64::from(job.0)))
-                    .collect::<std::collections::BTreeSet<_>>()
-                    .into_iter()
-                    .collect();
-                let mut next: BTreeMap<i64, i64> = BTreeMap::new();
-                for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
-                    let mut q = sqlx::QueryBuilder::new(
-                        "SELECT job, MAX(n) FROM job_events WHERE job IN (",
-                    );
-                    let mut list = q.separated(", ");
-                    for job in chunk {
-                        list.push_bind(*job);
-                    }
-                    q.push(") GROUP BY job");
-                    let found: Vec<(i64, i64)> = q.build_query_as().fetch_all(&mut *tx).await?;
-                    next.extend(found);
-                }
-                let rows: Vec<(i64, i64, i64, &String)> = (g.job_events.iter())
-                    .map(|(job, at_ms, body)| {
-                        let job = i64::from(job.0);
-                        let n = next.entry(job).or_insert(0);
-                        *n += 1;
-                        (job, *n, i64::try_from(*at_ms).unwrap_or(i64::MAX), body)
-                    })
-                    .collect();
-                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    let mut q = sqlx::QueryBuilder::new("INSERT INTO job_events (job, n, at_ms, body) ");
-                    q.push_values(chunk, |mut row, (job, n, at_ms, body)| {
-                        row.push_bind(*job).push_bind(*n).push_bind(*at_ms).push_bind(*body);
-                    });
-                    q.build().execute(&mut *tx).await?;
-                }
-            }
-            tx.commit().await?;
-        });
-        Ok(())
+        let g = Grouped::of(writes)?;
+        match self {
+            Store::Sqlite(pool) => append_sqlite(pool, after, at_ms, last, &rows, &g).await,
+            Store::Postgres(pool) => append_postgres(pool, after, at_ms, last, &rows, g).await,
+        }
     }
 
     /// A job as the read model has it: (owner, name, state, outcome).

@@ -413,7 +413,10 @@ async fn postgres_a_large_batch_is_logged_in_order() {
 /// written one by one: a job's last state wins, its stream is numbered on
 /// from the entries before the batch and keeps its order (across more
 /// entries than one statement holds), resource rows are written before
-/// their secrets are forgotten or they are deleted.
+/// their secrets are forgotten or they are deleted, a reason lands on a
+/// job inserted in the same batch or an earlier one, a row forgotten and
+/// deleted in one batch is gone, and the events take the numbers after
+/// the last batch's.
 async fn grouped_writes_read_back_in_order(url: &str) {
     use aquifer_server::readmodel::{JobRecord, JobState, Write};
     let store = Store::open(url).await.expect("a store");
@@ -484,8 +487,18 @@ async fn grouped_writes_read_back_in_order(url: &str) {
             resource: ResourceId(6),
         },
     ]);
+    first.push(Write::JobReason {
+        job: JobId(2),
+        reason: "cancelled early".into(),
+    });
+    let held = |held| Event::LeasesHeld { held };
     store
-        .append(0, Time::ZERO, &[], &first)
+        .append(
+            0,
+            Time::ZERO,
+            &[held(true), held(false), held(true)],
+            &first,
+        )
         .await
         .expect("the first batch");
     let second = [
@@ -495,22 +508,46 @@ async fn grouped_writes_read_back_in_order(url: &str) {
             state: JobState::Ended,
             outcome: Some(Outcome::Succeeded),
         },
+        Write::JobReason {
+            job: JobId(1),
+            reason: "a reason later".into(),
+        },
+        Write::ForgetSecrets {
+            resource: ResourceId(7),
+        },
+        Write::DeleteResourceData {
+            resource: ResourceId(7),
+        },
+        Write::ForgetSecrets {
+            resource: ResourceId(5),
+        },
     ];
     store
-        .append(0, Time::ZERO, &[], &second)
+        .append(3, Time::ZERO, &[held(false), held(false)], &second)
         .await
         .expect("the second batch");
+    let log = store.events_after(0).await.expect("read");
+    assert_eq!(
+        log,
+        [true, false, true, false, false]
+            .into_iter()
+            .enumerate()
+            .map(|(i, h)| (i as u64 + 1, held(h)))
+            .collect::<Vec<_>>()
+    );
 
     let one = store.job_row(JobId(1)).await.expect("read").expect("job 1");
     assert_eq!(
         (one.state.as_str(), one.outcome.as_deref()),
         ("ended", Some("\"succeeded\""))
     );
+    assert_eq!(one.reason.as_deref(), Some("a reason later"));
     let two = store.job_row(JobId(2)).await.expect("read").expect("job 2");
     assert_eq!(
         (two.state.as_str(), two.outcome.as_deref()),
         ("ended", Some("\"cancelled\""))
     );
+    assert_eq!(two.reason.as_deref(), Some("cancelled early"));
     let stream = store.job_events(JobId(1), 0, 10_000).await.expect("read");
     assert_eq!(stream.len(), 1_501);
     for (k, row) in stream.iter().enumerate() {
@@ -520,9 +557,9 @@ async fn grouped_writes_read_back_in_order(url: &str) {
     let others = store.job_events(JobId(2), 0, 10).await.expect("read");
     assert_eq!(others.iter().map(|r| r.n).collect::<Vec<_>>(), [1]);
     let resources = store.resource_data(JobId(1)).await.expect("read");
-    assert_eq!(resources.keys().copied().collect::<Vec<_>>(), [5, 7]);
+    assert_eq!(resources.keys().copied().collect::<Vec<_>>(), [5]);
     assert_eq!(resources[&5].secrets, None, "5's secrets were forgotten");
-    assert_eq!(resources[&7].secrets, Some(data("s7")));
+    assert_eq!(resources[&5].metadata, data("m5"));
 }
 
 #[tokio::test]
