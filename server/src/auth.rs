@@ -9,6 +9,8 @@
 use crate::store::{Store, StoreError};
 use aquifer_core::Time;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use subtle::ConstantTimeEq;
 
 const ID_BYTES: usize = 8;
@@ -145,6 +147,83 @@ pub fn same_secret(presented: &str, expected: &str) -> bool {
         .into()
 }
 
+/// Tokens found valid in the database, so that a request does not cost a
+/// query to learn who sent it. Only a valid token's stored hash and
+/// principal are kept, never a plaintext; a presented secret is still
+/// hashed and compared in constant time. Every revocation goes through
+/// this process's store (`Store::revoke_tokens`, or a batch's
+/// `RevokeTokens` writes) and removes its principal's entries once the
+/// database has it; a lookup that raced with a revocation does not cache
+/// what it read. Bounded: when full it starts again empty.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    inner: Mutex<Cached>,
+}
+
+#[derive(Debug, Default)]
+struct Cached {
+    /// Token id → (stored hash, principal).
+    by_id: HashMap<String, (Vec<u8>, Principal)>,
+    /// A principal's cached token ids, for revocation.
+    by_principal: HashMap<(&'static str, u64), Vec<String>>,
+    /// Bumped by every revocation.
+    generation: u64,
+}
+
+/// Tokens the cache holds at most.
+const CACHED_TOKENS_MAX: usize = 65_536;
+
+impl TokenCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
+        // The map is left consistent at every step, so a panic elsewhere
+        // while it was held does not make it wrong.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cached answer for a token id, or the generation to pass to
+    /// `insert` after asking the database.
+    fn get(&self, id: &str) -> Result<(Vec<u8>, Principal), u64> {
+        let c = self.lock();
+        c.by_id.get(id).cloned().ok_or(c.generation)
+    }
+
+    fn insert(&self, generation: u64, id: &str, hash: Vec<u8>, principal: Principal) {
+        let mut c = self.lock();
+        if c.generation != generation {
+            return;
+        }
+        if c.by_id.len() >= CACHED_TOKENS_MAX {
+            c.by_id.clear();
+            c.by_principal.clear();
+        }
+        c.by_principal
+            .entry(principal.kind())
+            .or_default()
+            .push(id.to_string());
+        c.by_id.insert(id.to_string(), (hash, principal));
+    }
+
+    /// Forgets every token of (kind, subject).
+    pub(crate) fn revoked(&self, kind: &str, subject: u64) {
+        let mut c = self.lock();
+        c.generation += 1;
+        let key = Principal::from_kind(kind, subject).map(Principal::kind);
+        if let Some(key) = key
+            && let Some(ids) = c.by_principal.remove(&key)
+        {
+            for id in ids {
+                c.by_id.remove(&id);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.lock().by_id.len()
+    }
+}
+
 impl Store {
     /// Makes a token for `principal` and returns its plaintext, the only
     /// time it exists outside the client.
@@ -171,9 +250,27 @@ impl Store {
         Ok(plaintext)
     }
 
-    /// Who a presented token speaks for.
+    /// How many valid tokens this store (and its clones) keeps in memory.
+    #[must_use]
+    pub fn cached_tokens(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Who a presented token speaks for: from memory if it was checked
+    /// before and not revoked since, else from the database.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
         let presented = parse(token)?;
+        let generation = match self.tokens.get(&presented.id) {
+            Ok((stored, principal)) => {
+                let matches: bool = digest(&presented.secret).ct_eq(&stored).into();
+                return if matches {
+                    Ok(principal)
+                } else {
+                    Err(AuthError::Invalid)
+                };
+            }
+            Err(generation) => generation,
+        };
         let row: Option<(Vec<u8>, String, i64, i64)> = crate::on_pool!(self, pool => {
             sqlx::query_as("SELECT secret_hash, kind, subject, revoked FROM tokens WHERE id = $1")
                 .bind(&presented.id)
@@ -189,23 +286,27 @@ impl Store {
             return Err(AuthError::Invalid);
         }
         let subject = u64::try_from(subject).map_err(|_| AuthError::Invalid)?;
-        Principal::from_kind(&kind, subject).ok_or(AuthError::Invalid)
+        let principal = Principal::from_kind(&kind, subject).ok_or(AuthError::Invalid)?;
+        self.tokens
+            .insert(generation, &presented.id, stored, principal);
+        Ok(principal)
     }
 
     /// Revokes every token of `principal` (a finished job's, say).
     pub async fn revoke_tokens(&self, principal: Principal) -> Result<u64, AuthError> {
         let (kind, subject) = principal.kind();
-        let subject = i64::try_from(subject).map_err(|_| AuthError::Malformed)?;
-        let done = crate::on_pool!(self, pool => {
+        let bound = i64::try_from(subject).map_err(|_| AuthError::Malformed)?;
+        let done: Result<u64, sqlx::Error> = crate::on_pool!(self, pool => {
             sqlx::query("UPDATE tokens SET revoked = 1 WHERE kind = $1 AND subject = $2 AND revoked = 0")
                 .bind(kind)
-                .bind(subject)
+                .bind(bound)
                 .execute(pool)
                 .await
-                .map_err(StoreError::from)?
-                .rows_affected()
+                .map(|r| r.rows_affected())
         });
-        Ok(done)
+        // Even after an error: the update may have gone through.
+        self.tokens.revoked(kind, subject);
+        Ok(done.map_err(StoreError::from)?)
     }
 }
 
@@ -234,5 +335,27 @@ mod tests {
         ] {
             assert!(matches!(parse(&bad), Err(AuthError::Malformed)), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_lookup_that_raced_with_a_revocation_is_not_kept() {
+        let cache = TokenCache::default();
+        let Err(before) = cache.get("t1") else {
+            panic!("nothing cached yet")
+        };
+        // The database said t1 was valid, then a revocation of its
+        // principal landed before the answer was cached.
+        cache.revoked("job", 4);
+        cache.insert(before, "t1", vec![1], Principal::Job(4));
+        assert_eq!(cache.len(), 0);
+        let Err(now) = cache.get("t1") else {
+            panic!("not cached")
+        };
+        cache.insert(now, "t1", vec![1], Principal::Job(4));
+        cache.insert(now, "t2", vec![2], Principal::Job(5));
+        assert_eq!(cache.get("t1"), Ok((vec![1], Principal::Job(4))));
+        cache.revoked("job", 4);
+        assert!(cache.get("t1").is_err());
+        assert_eq!(cache.get("t2"), Ok((vec![2], Principal::Job(5))));
     }
 }

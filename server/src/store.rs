@@ -92,8 +92,17 @@ pub struct JobEventRow {
     pub event: serde_json::Value,
 }
 
+/// The database, and what the server keeps of it in memory: the tokens
+/// it has checked (see `crate::auth::TokenCache`). Clones share both.
 #[derive(Clone, Debug)]
-pub enum Store {
+pub struct Store {
+    pool: Pool,
+    pub(crate) tokens: std::sync::Arc<crate::auth::TokenCache>,
+}
+
+/// The connections to one database.
+#[derive(Clone, Debug)]
+pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -104,9 +113,9 @@ pub enum Store {
 #[doc(hidden)]
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite($pool) => $body,
-            Store::Postgres($pool) => $body,
+        match $store.pool() {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
         }
     };
 }
@@ -399,8 +408,7 @@ async fn append_postgres(
         jobs.submitted_ms.push(big(*submitted_ms));
     }
     // Jobs of earlier batches: a new state, a reason, or both.
-    let mut changed: BTreeMap<JobId, (Option<&str>, Option<String>, Option<&str>)> =
-        BTreeMap::new();
+    let mut changed: BTreeMap<JobId, JobChange<'_>> = BTreeMap::new();
     for (job, (state, outcome)) in std::mem::take(&mut g.states) {
         changed.insert(job, (Some(state), outcome, None));
     }
@@ -489,6 +497,9 @@ async fn append_postgres(
     Ok(())
 }
 
+/// A change to a job of an earlier batch: (state, outcome, reason).
+type JobChange<'a> = (Option<&'a str>, Option<String>, Option<&'a str>);
+
 /// New jobs of a batch, column by column, for `UNNEST`.
 #[derive(Default)]
 struct PgJobs<'a> {
@@ -551,7 +562,7 @@ impl Store {
             url: redact(url),
             source,
         };
-        let store = if url.starts_with("sqlite:") {
+        let pool = if url.starts_with("sqlite:") {
             let memory = url.contains(":memory:");
             let options = SqliteConnectOptions::from_str(url)
                 .map_err(connect)?
@@ -587,7 +598,7 @@ impl Store {
                 .await
                 .map_err(connect)?;
             sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-            Store::Sqlite(pool)
+            Pool::Sqlite(pool)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(8)
@@ -596,11 +607,20 @@ impl Store {
                 .await
                 .map_err(connect)?;
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-            Store::Postgres(pool)
+            Pool::Postgres(pool)
         } else {
             return Err(StoreError::Scheme { url: redact(url) });
         };
-        Ok(store)
+        Ok(Store {
+            pool,
+            tokens: std::sync::Arc::default(),
+        })
+    }
+
+    /// The connections, for what this module's queries do not cover.
+    #[must_use]
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 
     /// Appends events `after + 1 ..` and the read-model writes they imply
@@ -620,10 +640,17 @@ impl Store {
         let at_ms = i64::try_from(at.ms()).unwrap_or(i64::MAX);
         let last = seq_i64(after + events.len() as u64);
         let g = Grouped::of(writes)?;
-        match self {
-            Store::Sqlite(pool) => append_sqlite(pool, after, at_ms, last, &rows, &g).await,
-            Store::Postgres(pool) => append_postgres(pool, after, at_ms, last, &rows, g).await,
+        let revoked: Vec<_> = g.revoke.clone();
+        let done = match &self.pool {
+            Pool::Sqlite(pool) => append_sqlite(pool, after, at_ms, last, &rows, &g).await,
+            Pool::Postgres(pool) => append_postgres(pool, after, at_ms, last, &rows, g).await,
+        };
+        // Whether or not the commit went through (an error may come after
+        // it did), no cached token may outlive its revocation.
+        for (kind, subject) in revoked {
+            self.tokens.revoked(kind, subject);
         }
+        done
     }
 
     /// A job as the read model has it: (owner, name, state, outcome).

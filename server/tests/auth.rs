@@ -1,9 +1,11 @@
 //! Tokens against a real database: issued once, found by id, refused when
-//! wrong or revoked, and never stored in plaintext.
+//! wrong or revoked (also once the store has them in memory), and never
+//! stored in plaintext.
 
 mod common;
 use aquifer_core::Time;
 use aquifer_server::auth::{AuthError, Principal};
+use aquifer_server::readmodel::Write;
 use aquifer_server::store::Store;
 use common::*;
 
@@ -40,13 +42,13 @@ async fn tokens_work(url: &str) {
 
     // The plaintext secret is nowhere in the database.
     let secret = token.rsplit('_').next().expect("secret").to_string();
-    let dump: Vec<(String,)> = match &store {
-        Store::Sqlite(p) => {
+    let dump: Vec<(String,)> = match store.pool() {
+        aquifer_server::store::Pool::Sqlite(p) => {
             sqlx::query_as("SELECT hex(secret_hash) FROM tokens")
                 .fetch_all(p)
                 .await
         }
-        Store::Postgres(p) => {
+        aquifer_server::store::Pool::Postgres(p) => {
             sqlx::query_as("SELECT encode(secret_hash, 'hex') FROM tokens")
                 .fetch_all(p)
                 .await
@@ -54,6 +56,40 @@ async fn tokens_work(url: &str) {
     }
     .expect("read");
     assert!(dump.iter().all(|(h,)| !h.eq_ignore_ascii_case(&secret)));
+
+    // A job's token, checked once (so kept in memory), is refused once a
+    // batch's write revokes it; a clone of the store shares what it keeps.
+    let job = store
+        .issue_token(Principal::Job(9), Time(1))
+        .await
+        .expect("issued");
+    let clone = store.clone();
+    assert_eq!(
+        clone.authenticate(&job).await.expect("valid"),
+        Principal::Job(9)
+    );
+    assert_eq!(store.cached_tokens(), 2, "the well's token and the job's");
+    store
+        .append(
+            0,
+            Time::ZERO,
+            &[],
+            &[Write::RevokeTokens {
+                kind: "job",
+                subject: 9,
+            }],
+        )
+        .await
+        .expect("a batch");
+    assert!(matches!(
+        store.authenticate(&job).await,
+        Err(AuthError::Invalid)
+    ));
+    assert_eq!(
+        store.authenticate(&token).await.expect("still valid"),
+        Principal::Well(3),
+        "another principal's token stays valid"
+    );
 
     assert_eq!(
         store
@@ -66,6 +102,7 @@ async fn tokens_work(url: &str) {
         store.authenticate(&token).await,
         Err(AuthError::Invalid)
     ));
+    assert_eq!(store.cached_tokens(), 0);
 }
 
 #[tokio::test]

@@ -366,7 +366,7 @@ async fn an_unreadable_snapshot_falls_back_to_the_whole_log() {
     workload(&first).await;
     let before = first.stop().await;
     let store = Store::open(&url).await.expect("open");
-    let Store::Sqlite(pool) = &store else {
+    let aquifer_server::store::Pool::Sqlite(pool) = store.pool() else {
         unreachable!("a SQLite URL")
     };
     sqlx::query("INSERT INTO snapshots (seq, body) VALUES (3, '{\"not\": \"a state\"}')")
