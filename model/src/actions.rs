@@ -2,7 +2,7 @@
 //! state (progress by cooperating parties, faults within the budget, and
 //! stale reports that must be refused), and the input each action sends.
 
-use crate::model::{Action, AquiferModel, Budget, ModelState};
+use crate::model::{Action, AquiferModel, Budget, ModelState, Skew};
 use crate::scope::{factory_id, well_id};
 use aquifer_core::job::Phase;
 use aquifer_core::resource::ResourceState;
@@ -22,8 +22,14 @@ impl AquiferModel {
             Action::Submit(i) => self.scope.submission(*i, &state.retired),
             Action::RequestLease(well) => Input::RequestLease {
                 well: *well,
-                free: self.free_slots(&state.core, *well),
+                free: self.free_slots(&state.core, *well, None),
             },
+            Action::SkewedLease(well, skew) => Input::RequestLease {
+                well: *well,
+                free: self.free_slots(&state.core, *well, Some(*skew)),
+            },
+            Action::Hold(held) => Input::HoldLeases { held: *held },
+            Action::Register(i) => self.scope.register_well(*i),
             Action::Ready(r) => Input::ReportReady {
                 well: state.core.resources[r].well,
                 resource: *r,
@@ -70,14 +76,15 @@ impl AquiferModel {
             },
             Action::Cancel(j) => Input::CancelJob { job: *j },
             Action::Tick => Input::Tick,
-            Action::Restart => return None,
+            Action::Restart | Action::Wait => return None,
             Action::Stale(input) => input.clone(),
         })
     }
 
     /// What the well reports free: each pool's capacity less what the well
-    /// holds in it (the well's own count, from the things it has made).
-    fn free_slots(&self, core: &State, well: WellId) -> BTreeMap<TypeId, u16> {
+    /// holds in it (the well's own count, from the things it has made), or
+    /// skewed: more (the whole capacity) or one less.
+    fn free_slots(&self, core: &State, well: WellId, skew: Option<Skew>) -> BTreeMap<TypeId, u16> {
         let index = usize::try_from(well.0 - 1).expect("small ids");
         let mut free = BTreeMap::new();
         for (types, capacity) in &self.scope.wells[index] {
@@ -87,6 +94,11 @@ impl AquiferModel {
                 .filter(|r| r.well == well && types.contains(&r.rtype.as_str()))
                 .count();
             let left = capacity.saturating_sub(u16::try_from(used).expect("small"));
+            let left = match skew {
+                None => left,
+                Some(Skew::More) => *capacity,
+                Some(Skew::Less) => left.saturating_sub(1),
+            };
             if left > 0 {
                 for t in types {
                     free.insert(TypeId::new(*t), left);
@@ -145,11 +157,28 @@ impl AquiferModel {
             }
         }
         for i in 0..self.scope.wells.len() {
-            out.push(Action::RequestLease(well_id(i)));
+            if self.registered(state, i) {
+                out.push(Action::RequestLease(well_id(i)));
+            } else {
+                out.push(Action::Register(i));
+            }
         }
         for i in 0..self.scope.factories.len() {
             out.push(Action::RequestWorker(factory_id(i)));
         }
+        if core.lease_hold {
+            out.push(Action::Hold(false));
+        }
+        // Once time has reached a deadline (`Wait`), the server's own
+        // clock ticks: that is progress, not a fault.
+        if next_deadline(core).is_some_and(|d| d <= state.now) {
+            out.push(Action::Tick);
+        }
+    }
+
+    /// Whether the scope's well `index` is registered by now.
+    pub(crate) fn registered(&self, state: &ModelState, index: usize) -> bool {
+        !self.scope.late_wells.contains(&index) || state.registered_late & (1 << index) != 0
     }
 
     pub(crate) fn fault_actions(&self, state: &ModelState, out: &mut Vec<Action>) {
@@ -158,10 +187,22 @@ impl AquiferModel {
         if state.budget.faults == 0 {
             return;
         }
-        if next_deadline(core).is_some() {
+        // Moving time on is the environment's choice (a due tick is
+        // progress; see `progress_actions`).
+        if next_deadline(core).is_some_and(|d| d > state.now) {
             out.push(Action::Tick);
+            out.push(Action::Wait);
         }
         out.push(Action::Restart);
+        if !core.lease_hold {
+            out.push(Action::Hold(true));
+        }
+        for i in 0..self.scope.wells.len() {
+            if self.registered(state, i) {
+                out.push(Action::SkewedLease(well_id(i), Skew::More));
+                out.push(Action::SkewedLease(well_id(i), Skew::Less));
+            }
+        }
         for (&r, res) in &core.resources {
             match res.state {
                 ResourceState::Creating { .. } => {
@@ -190,8 +231,12 @@ impl AquiferModel {
         }
     }
 
-    pub(crate) fn spend(budget: &mut Budget, action: &Action) {
-        if action.is_fault() && !matches!(action, Action::Stale(_)) {
+    /// Spends the budget on a fault. A tick that is already due costs
+    /// nothing: time reached it by an earlier `Wait`, which paid.
+    pub(crate) fn spend(budget: &mut Budget, action: &Action, last: &ModelState) {
+        let due_tick =
+            *action == Action::Tick && next_deadline(&last.core).is_some_and(|d| d <= last.now);
+        if action.is_fault() && !matches!(action, Action::Stale(_)) && !due_tick {
             budget.faults -= 1;
         }
     }

@@ -39,6 +39,10 @@ fn describe_action(
     action: &Action,
     names: &mut BTreeMap<ResourceId, String>,
 ) -> Vec<String> {
+    if *action == Action::Wait {
+        let at = aquifer_core::next_deadline(&state.core).unwrap_or(state.now);
+        return vec![format!("time passes to {at}, before any tick")];
+    }
     let Some(input) = model.input_of(state, action) else {
         return vec![format!(
             "the server restarts and rebuilds its state from {} committed events",

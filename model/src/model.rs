@@ -4,9 +4,11 @@
 //! next and checks what the core made of it.
 
 use crate::properties::{
-    CONFIRMED, EFFECTS, INVARIANTS, NO_DEADLOCK, NO_PANIC, POOLS, RANK_ORDER, REPLAY,
-    RESTART_MID_ACQUISITION, RUNS_WITH_ALL, SERVED_AFTER_EXPIRY, STALE, SUCCEEDS, check_transition,
-    rank_order, runs_with_all,
+    CONFIRMED, DEADLINES, DEPENDENCIES, EFFECTS, FIFO, HOLD, INVARIANTS, NO_DEADLOCK, NO_PANIC,
+    POOLS, RANK_ORDER, REPLAY, RESTART_MID_ACQUISITION, RUNS_WITH_ALL, SEEN_HELD, SEEN_LATE_INPUT,
+    SEEN_MIXED_SIZES, SERVED_AFTER_EXPIRY, STALE, SUCCEEDS, WORKER_LAST, check_rules,
+    check_transition, dependencies_honoured, ended_as, mixed_sizes_wait, rank_order, runs_with_all,
+    worker_after_resources,
 };
 use crate::scope::Scope;
 use aquifer_core::job::{GroupState, Phase};
@@ -92,6 +94,7 @@ impl PartialEq for Log {
 pub const SEEN_SUCCESS: u8 = 1;
 pub const SEEN_SERVED_AFTER_EXPIRY: u8 = 2;
 pub const SEEN_RESTART_MID_ACQUISITION: u8 = 4;
+pub const SEEN_LATE: u8 = 8;
 
 #[derive(Clone, Debug, PartialEq, Hash)]
 pub struct ModelState {
@@ -99,6 +102,8 @@ pub struct ModelState {
     pub now: Time,
     /// How many of the scope's jobs have been submitted (in order).
     pub submitted: u8,
+    /// The scope's late wells registered so far, one bit per well index.
+    pub registered_late: u8,
     pub budget: Budget,
     pub seen: u8,
     /// Groups whose lease expired, waiting to be served again.
@@ -130,9 +135,28 @@ pub enum Action {
     WorkerDestroyed(WorkerId),
     Cancel(JobId),
     Tick,
+    /// Time reaches the next deadline, and inputs arrive before the tick
+    /// that would act on it.
+    Wait,
     Restart,
+    /// An administrator holds leases (a fault: nothing may be granted),
+    /// or lifts the hold (progress).
+    Hold(bool),
+    /// An administrator registers one of the scope's late wells.
+    Register(usize),
+    /// A well asks for a lease reporting more room than it has (it lost
+    /// count, say after a restart) or less (something else uses it).
+    SkewedLease(WellId, Skew),
     /// A late, duplicate or misdirected report that the core must refuse.
     Stale(Input),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Skew {
+    /// Every pool's whole capacity.
+    More,
+    /// One less than the well's own count leaves.
+    Less,
 }
 
 impl Action {
@@ -148,7 +172,10 @@ impl Action {
                 | Action::WorkerLost(_)
                 | Action::Cancel(_)
                 | Action::Tick
+                | Action::Wait
                 | Action::Restart
+                | Action::Hold(true)
+                | Action::SkewedLease(..)
                 | Action::Stale(_)
         )
     }
@@ -164,12 +191,12 @@ pub struct AquiferModel {
 
 /// Limits small enough to reach every limit within the scope.
 #[must_use]
-pub fn model_limits() -> Limits {
+pub fn model_limits(scope: &Scope) -> Limits {
     Limits {
         lease_ttl_ms: 10,
         worker_lease_ttl_ms: 20,
         group_failures_max: 2,
-        destroy_failures_max: 2,
+        destroy_failures_max: scope.destroy_failures_max,
         ..Limits::default()
     }
 }
@@ -177,7 +204,7 @@ pub fn model_limits() -> Limits {
 impl AquiferModel {
     #[must_use]
     pub fn new(scope: Scope, rules: Rules, faults: Faults) -> AquiferModel {
-        let limits = model_limits();
+        let limits = model_limits(&scope);
         let mut core = State::new(rules, limits);
         let mut log = Log::default();
         for input in scope.registration() {
@@ -192,6 +219,7 @@ impl AquiferModel {
             core,
             now: Time::ZERO,
             submitted: 0,
+            registered_late: 0,
             budget: Budget::for_faults(faults, scope.fault_budget),
             seen: 0,
             expired: BTreeSet::new(),
@@ -212,7 +240,7 @@ impl AquiferModel {
     /// through `apply`, which must give back exactly the state it had.
     fn restart(&self, last: &ModelState) -> ModelState {
         let mut next = last.clone();
-        Self::spend(&mut next.budget, &Action::Restart);
+        Self::spend(&mut next.budget, &Action::Restart, last);
         let mut rebuilt = State::new(self.rules, self.limits);
         for e in last.log.events() {
             apply(&mut rebuilt, &e);
@@ -253,6 +281,13 @@ impl Model for AquiferModel {
     }
 
     fn next_state(&self, last: &ModelState, action: Action) -> Option<ModelState> {
+        if action == Action::Wait {
+            let deadline = next_deadline(&last.core).filter(|&d| d > last.now)?;
+            let mut next = last.clone();
+            next.now = deadline;
+            Self::spend(&mut next.budget, &action, last);
+            return Some(next);
+        }
         let Some(input) = self.input_of(last, &action) else {
             return Some(self.restart(last));
         };
@@ -263,7 +298,7 @@ impl Model for AquiferModel {
         // A panic in the core is a bug the model must report with its path,
         // not a crash of the checker.
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            step(&last.core, input, now).map(|t| {
+            step(&last.core, input.clone(), now).map(|t| {
                 let mut after = last.core.clone();
                 for e in &t.events {
                     apply(&mut after, e);
@@ -297,9 +332,14 @@ impl Model for AquiferModel {
         }
         let mut next = last.clone();
         next.now = now;
-        Self::spend(&mut next.budget, &action);
-        if let Action::Submit(_) = action {
-            next.submitted += 1;
+        Self::spend(&mut next.budget, &action, last);
+        match action {
+            Action::Submit(_) => next.submitted += 1,
+            Action::Register(i) => next.registered_late |= 1 << i,
+            _ => {}
+        }
+        if action != Action::Tick && !crate::properties::nothing_due(&last.core, now) {
+            next.seen |= SEEN_LATE;
         }
         // Ghost bookkeeping reads each event against the state just before
         // it.
@@ -334,7 +374,8 @@ impl Model for AquiferModel {
         }
         debug_assert_eq!(at, after);
         next.core = after;
-        next.broken = check_transition(&last.core, &next.core, &t.events, &t.effects);
+        next.broken = check_transition(&last.core, &next.core, &t.events, &t.effects)
+            .or_else(|| check_rules(&last.core, &next.core, now, &input, &t.events));
         next.log = last.log.push(t.events);
         Some(next)
     }
@@ -360,8 +401,27 @@ fn all(model: &AquiferModel) -> Vec<Property<AquiferModel>> {
         }),
         Property::always(CONFIRMED, |_, s: &ModelState| s.broken != Some(CONFIRMED)),
         Property::always(EFFECTS, |_, s: &ModelState| s.broken != Some(EFFECTS)),
+        Property::always(FIFO, |_, s: &ModelState| s.broken != Some(FIFO)),
+        Property::always(DEADLINES, |_, s: &ModelState| s.broken != Some(DEADLINES)),
+        Property::always(HOLD, |_, s: &ModelState| s.broken != Some(HOLD)),
+        Property::always(WORKER_LAST, |_, s: &ModelState| {
+            worker_after_resources(&s.core)
+        }),
+        Property::always(DEPENDENCIES, |m: &AquiferModel, s: &ModelState| {
+            dependencies_honoured(
+                &s.core,
+                |job| m.scope.dependencies(job),
+                |job| ended_as(&s.core, job).or_else(|| s.retired.get(&job).copied()),
+            )
+        }),
         Property::sometimes(SUCCEEDS, |_, s: &ModelState| s.seen & SEEN_SUCCESS != 0),
     ];
+    if model.scope.has_mixed_sizes() {
+        props.push(Property::sometimes(
+            SEEN_MIXED_SIZES,
+            |_, s: &ModelState| mixed_sizes_wait(&s.core),
+        ));
+    }
     if model.faults == Faults::All {
         props.extend([
             Property::always(STALE, |_, s: &ModelState| s.broken != Some(STALE)),
@@ -372,6 +432,11 @@ fn all(model: &AquiferModel) -> Vec<Property<AquiferModel>> {
             Property::sometimes(RESTART_MID_ACQUISITION, |_, s: &ModelState| {
                 s.seen & SEEN_RESTART_MID_ACQUISITION != 0
             }),
+            Property::sometimes(SEEN_HELD, |_, s: &ModelState| {
+                (s.core.resources.values())
+                    .any(|r| r.state == aquifer_core::resource::ResourceState::Held)
+            }),
+            Property::sometimes(SEEN_LATE_INPUT, |_, s: &ModelState| s.seen & SEEN_LATE != 0),
         ]);
     }
     props

@@ -3,10 +3,13 @@
 //! that a property on states cannot see. The model (`model::properties`)
 //! and the replay of recorded histories (`replay`) both use them.
 
-use aquifer_core::job::{Phase, WorkerWant};
+use aquifer_core::job::{GroupState, Phase, WorkerWant};
 use aquifer_core::resource::ResourceState;
 use aquifer_core::worker::WorkerState;
-use aquifer_core::{Effect, Event, ResourceId, State, WorkerId, pending_effects};
+use aquifer_core::{
+    AcquisitionPolicy, Effect, Event, Input, JobId, LeaseEnd, Outcome, ResourceId, State, Time,
+    TypeId, WorkerId, pending_effects,
+};
 use std::collections::BTreeSet;
 
 pub const NO_PANIC: &str = "core-never-panics";
@@ -22,6 +25,14 @@ pub const EFFECTS: &str = "effects-cover-obligations";
 pub const SUCCEEDS: &str = "a-job-succeeds";
 pub const SERVED_AFTER_EXPIRY: &str = "served-after-expiry";
 pub const RESTART_MID_ACQUISITION: &str = "restart-mid-acquisition";
+pub const FIFO: &str = "fifo-within-type";
+pub const DEADLINES: &str = "deadlines-kept";
+pub const HOLD: &str = "nothing-granted-while-held";
+pub const WORKER_LAST: &str = "worker-after-resources";
+pub const DEPENDENCIES: &str = "dependencies-honoured";
+pub const SEEN_HELD: &str = "a-resource-is-held";
+pub const SEEN_MIXED_SIZES: &str = "groups-of-different-sizes-wait-together";
+pub const SEEN_LATE_INPUT: &str = "an-input-after-a-deadline-before-its-tick";
 
 /// Checks made on each transition, which a property on states cannot
 /// see: only confirmed destruction removes things from the books, and
@@ -104,4 +115,193 @@ pub fn rank_order(core: &State) -> bool {
             .any(|r| r.job == c.job && r.state.is_live() && r.rtype >= c.rtype);
         !holds_worker && !holds_at_or_above
     })
+}
+
+/// The rules a single decision must keep, which only the transition
+/// shows, each checked against the state before it and independently of
+/// the core's own queues and indexes:
+///
+/// - `fifo-within-type` (rules 4 and 5): a lease of type `t` goes to the
+///   oldest job with a group of `t` waiting, never to a younger one past
+///   it, whatever their sizes (a retried group waits in its job's place);
+/// - `deadlines-kept`: nothing expires or times out before its time, a
+///   `Tick` leaves nothing due behind, and no lease or worker lease is
+///   renewed or reported on at or after its expiry;
+/// - `nothing-granted-while-held`: no lease of a resource or a worker
+///   while an administrator holds leases.
+pub fn check_rules(
+    before: &State,
+    after: &State,
+    now: Time,
+    input: &Input,
+    events: &[Event],
+) -> Option<&'static str> {
+    for e in events {
+        let broken = match e {
+            Event::LeaseGranted {
+                job, group, rtype, ..
+            } => {
+                if before.lease_hold {
+                    Some(HOLD)
+                } else if oldest_waiting(before, rtype).is_some_and(|o| o < *job)
+                    || !waiting_for(before, *job, *group)
+                {
+                    Some(FIFO)
+                } else {
+                    None
+                }
+            }
+            Event::WorkerLeased { .. } if before.lease_hold => Some(HOLD),
+            Event::LeaseEnded {
+                lease,
+                cause: LeaseEnd::Expired,
+            } => (before.leases.get(lease)).and_then(|l| (l.expires_at > now).then_some(DEADLINES)),
+            Event::WorkerLeaseExpired { worker } | Event::WorkerCreated { worker } => {
+                let expires_at = match before.workers.get(worker).map(|w| w.state) {
+                    Some(WorkerState::Leased { expires_at }) => Some(expires_at),
+                    _ => None,
+                };
+                let early = matches!(e, Event::WorkerLeaseExpired { .. });
+                expires_at.and_then(|t| ((t > now) == early).then_some(DEADLINES))
+            }
+            Event::JobEnded {
+                job,
+                outcome: Outcome::TimedOut,
+            } => (before.jobs.get(job)).and_then(|j| (j.deadline > now).then_some(DEADLINES)),
+            Event::LeaseRenewed { lease, .. } => {
+                (before.leases.get(lease)).and_then(|l| (l.expires_at <= now).then_some(DEADLINES))
+            }
+            Event::ResourceReady { resource } => match before.resources.get(resource) {
+                Some(r) => match r.state {
+                    ResourceState::Creating { lease } => (before.leases.get(&lease))
+                        .and_then(|l| (l.expires_at <= now).then_some(DEADLINES)),
+                    _ => None,
+                },
+                None => None,
+            },
+            _ => None,
+        };
+        if broken.is_some() {
+            return broken;
+        }
+    }
+    if *input == Input::Tick && !nothing_due(after, now) {
+        return Some(DEADLINES);
+    }
+    None
+}
+
+/// Whether `job`'s group `group` waits for instances: its job is
+/// acquiring, the group was asked for, and fewer of its instances are
+/// live than it needs.
+fn waiting_for(core: &State, job: JobId, group: u8) -> bool {
+    let Some(j) = core.jobs.get(&job) else {
+        return false;
+    };
+    let Some(g) = j.groups.get(usize::from(group)) else {
+        return false;
+    };
+    let live = (core.resources.values())
+        .filter(|r| r.job == job && r.group == group && r.state.is_live())
+        .count();
+    j.phase == Phase::Acquiring
+        && matches!(g.state, GroupState::Acquiring { .. })
+        && live < usize::from(g.count)
+}
+
+/// The oldest job with a group of `rtype` waiting.
+fn oldest_waiting(core: &State, rtype: &TypeId) -> Option<JobId> {
+    core.jobs.iter().find_map(|(&id, j)| {
+        (j.groups.iter().enumerate())
+            .any(|(g, group)| {
+                &group.rtype == rtype && waiting_for(core, id, u8::try_from(g).unwrap_or(u8::MAX))
+            })
+            .then_some(id)
+    })
+}
+
+/// Nothing is due at `now`: no lease or worker lease past its expiry, no
+/// job past its deadline that has not ended.
+pub fn nothing_due(core: &State, now: Time) -> bool {
+    core.leases.values().all(|l| l.expires_at > now)
+        && core.workers.values().all(|w| match w.state {
+            WorkerState::Leased { expires_at } => expires_at > now,
+            _ => true,
+        })
+        && core.jobs.values().all(|j| j.is_ended() || j.deadline > now)
+}
+
+/// Rule 3: a job that has not ended asks for its worker only once every
+/// instance of every group is ready (the worker ranks last). Counted from
+/// the resources, not from the groups' own states.
+pub fn worker_after_resources(core: &State) -> bool {
+    if core.rules.acquisition != AcquisitionPolicy::Ordered {
+        return true;
+    }
+    core.jobs.iter().all(|(&id, job)| {
+        job.is_ended()
+            || job.worker == WorkerWant::Idle
+            || job.groups.iter().enumerate().all(|(g, group)| {
+                let ready = (core.resources.values())
+                    .filter(|r| {
+                        r.job == id && usize::from(r.group) == g && r.state == ResourceState::Ready
+                    })
+                    .count();
+                ready == usize::from(group.count)
+            })
+    })
+}
+
+/// Rule 8, from the submissions rather than the core's own bookkeeping:
+/// a job acquires nothing (asks for no group or worker, holds nothing)
+/// until every job it depends on has succeeded, and a job with a
+/// dependency that ended otherwise has ended too. `depends_on` gives a
+/// job's dependencies as submitted; `outcome` how a job ended, if it has
+/// (also once the core has forgotten it).
+pub fn dependencies_honoured(
+    core: &State,
+    depends_on: impl Fn(JobId) -> Vec<JobId>,
+    outcome: impl Fn(JobId) -> Option<Outcome>,
+) -> bool {
+    core.jobs.iter().all(|(&id, job)| {
+        let deps = depends_on(id);
+        if deps.is_empty() {
+            return true;
+        }
+        let failed = deps
+            .iter()
+            .any(|&d| outcome(d).is_some_and(|o| o != Outcome::Succeeded));
+        if failed && !job.is_ended() {
+            return false;
+        }
+        let acquiring = matches!(job.phase, Phase::Acquiring | Phase::Running)
+            || job.worker != WorkerWant::Idle
+            || job.groups.iter().any(|g| g.state != GroupState::Idle)
+            || core.resources.values().any(|r| r.job == id)
+            || core.workers.values().any(|w| w.job == id);
+        !acquiring || deps.iter().all(|&d| outcome(d) == Some(Outcome::Succeeded))
+    })
+}
+
+/// How a job has ended, by the core's books.
+#[must_use]
+pub fn ended_as(core: &State, job: JobId) -> Option<Outcome> {
+    match core.jobs.get(&job)?.phase {
+        Phase::Ended(o) => Some(o),
+        _ => None,
+    }
+}
+
+/// Whether two groups of one type but of different sizes wait at once:
+/// the shape in which a younger, smaller group could overtake.
+pub fn mixed_sizes_wait(core: &State) -> bool {
+    let mut sizes: std::collections::BTreeMap<&TypeId, BTreeSet<u16>> = Default::default();
+    for (&id, job) in core.jobs.iter() {
+        for (g, group) in job.groups.iter().enumerate() {
+            if waiting_for(core, id, u8::try_from(g).unwrap_or(u8::MAX)) {
+                sizes.entry(&group.rtype).or_default().insert(group.count);
+            }
+        }
+    }
+    sizes.values().any(|s| s.len() > 1)
 }

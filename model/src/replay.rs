@@ -6,8 +6,13 @@
 //! or any state it passed through that a property forbids, is reported
 //! with the step where it happened.
 
-use crate::properties::{self, CONFIRMED, EFFECTS, INVARIANTS, POOLS, RANK_ORDER, RUNS_WITH_ALL};
-use aquifer_core::{Event, Input, Limits, Rules, State, Time, apply, invariants, step};
+use crate::properties::{
+    self, DEPENDENCIES, INVARIANTS, POOLS, RANK_ORDER, RUNS_WITH_ALL, WORKER_LAST,
+};
+use aquifer_core::{
+    Event, Input, JobId, Limits, Outcome, Rules, State, Time, apply, invariants, step,
+};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What a replay went through.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,6 +42,10 @@ pub fn replay(
     let mut state = State::new(rules, limits);
     let mut done = Replayed::default();
     let mut last = Time::ZERO;
+    // What the submissions asked and how jobs ended, kept beside the core
+    // (which forgets retired jobs) for the dependency rule.
+    let mut depends_on: BTreeMap<JobId, BTreeSet<JobId>> = BTreeMap::new();
+    let mut outcomes: BTreeMap<JobId, Outcome> = BTreeMap::new();
     for (i, (now, input, logged)) in history.iter().enumerate() {
         let depart = |problem: String| Departure {
             step: i + 1,
@@ -57,22 +66,49 @@ pub fn replay(
         }
         let before = state.clone();
         for e in logged {
+            match e {
+                Event::JobSubmitted { job, .. } => {
+                    if let Input::SubmitJob(spec) = input {
+                        depends_on.insert(*job, spec.depends_on.clone());
+                        outcomes.extend(&spec.retired_outcomes);
+                    }
+                }
+                Event::JobEnded { job, outcome } => {
+                    outcomes.insert(*job, *outcome);
+                }
+                _ => {}
+            }
             apply(&mut state, e);
         }
         if let Err(v) = invariants::check(&state) {
             return Err(depart(format!("{INVARIANTS}: {v}")));
         }
+        let dependencies = properties::dependencies_honoured(
+            &state,
+            |job| {
+                depends_on
+                    .get(&job)
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .collect()
+            },
+            |job| outcomes.get(&job).copied(),
+        );
         for (name, holds) in [
             (RUNS_WITH_ALL, properties::runs_with_all(&state)),
             (RANK_ORDER, properties::rank_order(&state)),
             (POOLS, pools_within_capacity(&state)),
+            (WORKER_LAST, properties::worker_after_resources(&state)),
+            (DEPENDENCIES, dependencies),
         ] {
             if !holds {
                 return Err(depart(format!("{name} does not hold")));
             }
         }
-        if let Some(name) = properties::check_transition(&before, &state, logged, &t.effects) {
-            debug_assert!(name == CONFIRMED || name == EFFECTS);
+        let broken = properties::check_transition(&before, &state, logged, &t.effects)
+            .or_else(|| properties::check_rules(&before, &state, *now, input, logged));
+        if let Some(name) = broken {
             return Err(depart(format!("{name} does not hold")));
         }
         done.inputs += 1;

@@ -40,6 +40,13 @@ pub struct Scope {
     pub jobs: Vec<JobDef>,
     /// How many faults one run may inject (with `--faults all`).
     pub fault_budget: u8,
+    /// Wells (by index) that are not registered at the start: an
+    /// administrator registers each at some point of the run, possibly
+    /// after jobs that need it are queued.
+    pub late_wells: Vec<usize>,
+    /// Failed destructions after which a resource is held for an
+    /// operator: 1 lets a scope with a fault budget of 1 reach `held`.
+    pub destroy_failures_max: u8,
 }
 
 fn job(target: &'static str, requests: &[(&'static str, u16)], timeout_ms: u64) -> JobDef {
@@ -82,14 +89,22 @@ impl Scope {
                 factories: vec![vec![("t", 1)]],
                 jobs: vec![j1, j2, j3],
                 fault_budget: 2,
+                late_wells: Vec::new(),
+                destroy_failures_max: 2,
             },
             ScopeName::Standard => Scope {
                 name,
                 types,
                 wells: vec![first_well, second_well],
                 factories: vec![vec![("t", 1), ("u", 1)]],
-                jobs: vec![j1, j2, j3, job("u", &[("a", 1), ("c", 1)], 130)],
+                // J4's one b beside J1's and J3's two: groups of one type
+                // of different sizes, where a younger, smaller group
+                // could overtake an older one that does not fit.
+                jobs: vec![j1, j2, j3, job("u", &[("b", 1), ("c", 1)], 130)],
                 fault_budget: 1,
+                // The only well of b comes after the jobs may be queued.
+                late_wells: vec![1],
+                destroy_failures_max: 1,
             },
             ScopeName::Deep => Scope {
                 name,
@@ -105,6 +120,8 @@ impl Scope {
                 ],
                 // With 2, five jobs did not finish in 30 minutes.
                 fault_budget: 1,
+                late_wells: Vec::new(),
+                destroy_failures_max: 1,
             },
         }
     }
@@ -117,6 +134,15 @@ impl Scope {
             .map(|(t, _)| *t)
             .chain(self.jobs.iter().map(|j| j.target))
             .collect()
+    }
+
+    /// The jobs `job` depends on, as the scope submits it.
+    #[must_use]
+    pub fn dependencies(&self, job: JobId) -> Vec<JobId> {
+        let index = usize::try_from(job.0).unwrap_or(0).wrapping_sub(1);
+        (self.jobs.get(index))
+            .map(|d| d.depends_on.iter().map(|&i| job_id(i)).collect())
+            .unwrap_or_default()
     }
 
     /// Whether some job of the scope depends on `job`.
@@ -147,17 +173,10 @@ impl Scope {
                 spec: TargetSpec { privilege: None },
             });
         }
-        for (i, pools) in self.wells.iter().enumerate() {
-            out.push(Input::RegisterWell {
-                well: well_id(i),
-                pools: pools
-                    .iter()
-                    .map(|(types, capacity)| Pool {
-                        types: types.iter().map(|t| TypeId::new(*t)).collect(),
-                        capacity: *capacity,
-                    })
-                    .collect(),
-            });
+        for i in 0..self.wells.len() {
+            if !self.late_wells.contains(&i) {
+                out.push(self.register_well(i));
+            }
         }
         for (i, capacity) in self.factories.iter().enumerate() {
             out.push(Input::RegisterFactory {
@@ -169,6 +188,34 @@ impl Scope {
             });
         }
         out
+    }
+
+    /// The registration of the scope's well `index`.
+    #[must_use]
+    pub fn register_well(&self, index: usize) -> Input {
+        Input::RegisterWell {
+            well: well_id(index),
+            pools: self.wells[index]
+                .iter()
+                .map(|(types, capacity)| Pool {
+                    types: types.iter().map(|t| TypeId::new(*t)).collect(),
+                    capacity: *capacity,
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether two jobs of the scope ask for one type in groups of
+    /// different sizes.
+    #[must_use]
+    pub fn has_mixed_sizes(&self) -> bool {
+        let mut sizes: BTreeMap<&str, BTreeSet<u16>> = BTreeMap::new();
+        for j in &self.jobs {
+            for (t, n) in &j.requests {
+                sizes.entry(t).or_default().insert(*n);
+            }
+        }
+        sizes.values().any(|s| s.len() > 1)
     }
 
     /// The submission of the scope's job `index`. Jobs are submitted in

@@ -35,7 +35,7 @@ fn small_scope_with_every_fault_holds_every_property() {
         None,
     );
     assert_eq!(report.result(), "ok", "{}", report.last_line());
-    assert_eq!(report.unique, 288_353);
+    assert_eq!(report.unique, 600_559);
     println!("{}", report.last_line());
 }
 
