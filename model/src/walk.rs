@@ -28,6 +28,30 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// A recorded history (a server's inputs, each at its time with the
+    /// events it decided) as a trace for the spec to validate.
+    #[must_use]
+    pub fn of_history(
+        name: String,
+        rules: Rules,
+        limits: Limits,
+        history: &[(Time, Input, Vec<Event>)],
+    ) -> Trace {
+        Trace {
+            name,
+            expect: "valid",
+            rules,
+            limits,
+            steps: (history.iter())
+                .map(|(now, input, events)| TraceStep {
+                    now: *now,
+                    input: input.clone(),
+                    events: events.clone(),
+                })
+                .collect(),
+        }
+    }
+
     /// The trace as a history for `replay`: each input at its time with
     /// the events it decided.
     #[must_use]

@@ -37,6 +37,10 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Where `Stack::finish` writes each run's history as a trace for TLC,
+/// when set.
+pub const TRACE_DIR: &str = "AQUIFER_TRACE_DIR";
+
 pub struct Stack {
     pub dir: tempfile::TempDir,
     pub url: String,
@@ -365,9 +369,21 @@ impl Stack {
         }
         let store = aquifer_server::store::Store::open(&self.db).await?;
         let history = store.history().await?;
-        let replayed =
-            aquifer_model::replay::replay(aquifer_core::Rules::production(), self.limits, &history)
-                .map_err(|d| anyhow::anyhow!("the run left the model: {d}"))?;
+        let rules = aquifer_core::Rules::production();
+        let replayed = aquifer_model::replay::replay(rules, self.limits, &history)
+            .map_err(|d| anyhow::anyhow!("the run left the model: {d}"))?;
+        // CI hands every run's history to TLC as well (`spec/check`).
+        if let Some(dir) = std::env::var_os(TRACE_DIR) {
+            let name = (std::thread::current().name())
+                .filter(|n| *n != "main" && !n.starts_with("tokio"))
+                .map_or_else(|| self.run.clone(), |n| n.replace("::", "-"));
+            let trace =
+                aquifer_model::walk::Trace::of_history(name.clone(), rules, self.limits, &history);
+            let path = Path::new(&dir).join(format!("e2e-{name}.json"));
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&path, serde_json::to_vec(&trace)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
         Ok(replayed.inputs)
     }
 }
