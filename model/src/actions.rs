@@ -54,7 +54,11 @@ impl AquiferModel {
             Action::ReleaseHeld(r) => Input::ReleaseHeld { resource: *r },
             Action::RequestWorker(f) => Input::RequestWorker {
                 factory: *f,
-                free: self.free_workers(&state.core, *f),
+                free: self.free_workers(&state.core, *f, None),
+            },
+            Action::SkewedWorker(f, skew) => Input::RequestWorker {
+                factory: *f,
+                free: self.free_workers(&state.core, *f, Some(*skew)),
             },
             Action::WorkerCreated(w) => Input::ReportWorkerCreated {
                 factory: state.core.workers[w].factory,
@@ -108,7 +112,12 @@ impl AquiferModel {
         free
     }
 
-    fn free_workers(&self, core: &State, factory: FactoryId) -> BTreeMap<TargetId, u16> {
+    fn free_workers(
+        &self,
+        core: &State,
+        factory: FactoryId,
+        skew: Option<Skew>,
+    ) -> BTreeMap<TargetId, u16> {
         let index = usize::try_from(factory.0 - 1).expect("small ids");
         let mut free = BTreeMap::new();
         for (target, capacity) in &self.scope.factories[index] {
@@ -118,6 +127,11 @@ impl AquiferModel {
                 .filter(|w| w.factory == factory && w.target.as_str() == *target)
                 .count();
             let left = capacity.saturating_sub(u16::try_from(used).expect("small"));
+            let left = match skew {
+                None => left,
+                Some(Skew::More) => *capacity,
+                Some(Skew::Less) => left.saturating_sub(1),
+            };
             if left > 0 {
                 free.insert(TargetId::new(*target), left);
             }
@@ -202,6 +216,10 @@ impl AquiferModel {
                 out.push(Action::SkewedLease(well_id(i), Skew::More));
                 out.push(Action::SkewedLease(well_id(i), Skew::Less));
             }
+        }
+        for i in 0..self.scope.factories.len() {
+            out.push(Action::SkewedWorker(factory_id(i), Skew::More));
+            out.push(Action::SkewedWorker(factory_id(i), Skew::Less));
         }
         for (&r, res) in &core.resources {
             match res.state {

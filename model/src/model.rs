@@ -147,6 +147,8 @@ pub enum Action {
     /// A well asks for a lease reporting more room than it has (it lost
     /// count, say after a restart) or less (something else uses it).
     SkewedLease(WellId, Skew),
+    /// The same of a factory asking for a worker lease.
+    SkewedWorker(FactoryId, Skew),
     /// A late, duplicate or misdirected report that the core must refuse.
     Stale(Input),
 }
@@ -176,6 +178,7 @@ impl Action {
                 | Action::Restart
                 | Action::Hold(true)
                 | Action::SkewedLease(..)
+                | Action::SkewedWorker(..)
                 | Action::Stale(_)
         )
     }

@@ -117,17 +117,27 @@ pub fn replay(
     Ok(done)
 }
 
-/// No pool holds more than its capacity, for whatever wells were
-/// registered (the model's own check knows its scope's wells).
+/// No pool holds more than its capacity, and no factory more workers of
+/// a target than its capacity, for whatever wells and factories were
+/// registered (the model's own check knows its scope's).
 fn pools_within_capacity(state: &State) -> bool {
-    state.wells.iter().all(|(&well, w)| {
-        w.pools.iter().all(|p| {
-            let used = (state.resources.values())
-                .filter(|r| r.well == well && p.types.contains(&r.rtype))
+    let factories = state.factories.iter().all(|(&factory, f)| {
+        f.capacity.iter().all(|(target, &capacity)| {
+            let used = (state.workers.values())
+                .filter(|w| w.factory == factory && &w.target == target)
                 .count();
-            used <= usize::from(p.capacity)
+            used <= usize::from(capacity)
         })
-    })
+    });
+    factories
+        && state.wells.iter().all(|(&well, w)| {
+            w.pools.iter().all(|p| {
+                let used = (state.resources.values())
+                    .filter(|r| r.well == well && p.types.contains(&r.rtype))
+                    .count();
+                used <= usize::from(p.capacity)
+            })
+        })
 }
 
 #[cfg(test)]

@@ -261,19 +261,29 @@ pub fn job_id(index: usize) -> JobId {
 }
 
 impl Scope {
-    /// No pool of the scope's wells holds more than its capacity, counted
-    /// from the scope rather than the core's own registry.
+    /// No pool of the scope's wells holds more than its capacity, and no
+    /// factory more workers of a target than its capacity, counted from
+    /// the scope rather than the core's own registry.
     #[must_use]
     pub fn pools_within_capacity(&self, core: &State) -> bool {
-        self.wells.iter().enumerate().all(|(i, pools)| {
-            pools.iter().all(|(types, capacity)| {
-                let used = core
-                    .resources
-                    .values()
-                    .filter(|r| r.well == well_id(i) && types.contains(&r.rtype.as_str()))
+        let factories = self.factories.iter().enumerate().all(|(i, targets)| {
+            targets.iter().all(|(target, capacity)| {
+                let used = (core.workers.values())
+                    .filter(|w| w.factory == factory_id(i) && w.target.as_str() == *target)
                     .count();
                 used <= usize::from(*capacity)
             })
-        })
+        });
+        factories
+            && self.wells.iter().enumerate().all(|(i, pools)| {
+                pools.iter().all(|(types, capacity)| {
+                    let used = core
+                        .resources
+                        .values()
+                        .filter(|r| r.well == well_id(i) && types.contains(&r.rtype.as_str()))
+                        .count();
+                    used <= usize::from(*capacity)
+                })
+            })
     }
 }
