@@ -56,11 +56,6 @@ impl Rules {
             pools: PoolSharing::PerType,
         }
     }
-
-    #[must_use]
-    pub fn is_production(&self) -> bool {
-        *self == Rules::production()
-    }
 }
 
 /// Limits and spans. Every queue and retry in the core is bounded by one of

@@ -188,18 +188,33 @@ pub fn acquire(
     resources
 }
 
-/// Takes a job that holds everything through worker lease, creation,
-/// check-in and start. Returns the worker.
-pub fn run(state: &mut State, now: u64) -> WorkerId {
+/// Submits a job that depends on `dependency`; returns its id.
+pub fn submit_after(state: &mut State, requests: &[(&str, u16)], dependency: JobId) -> JobId {
+    let mut later = spec(requests);
+    later.depends_on.insert(dependency);
+    let t = ok(state, Input::SubmitJob(later), 0);
+    match t.events.first() {
+        Some(Event::JobSubmitted { job, .. }) => *job,
+        other => panic!("expected a submission, got {other:?}"),
+    }
+}
+
+/// Leases a worker to the job that holds everything; returns the worker.
+pub fn lease_worker(state: &mut State, now: u64) -> WorkerId {
     let t = ok(state, worker_request(1), now);
-    let worker = t
-        .events
+    t.events
         .iter()
         .find_map(|e| match e {
             Event::WorkerLeased { worker, .. } => Some(*worker),
             _ => None,
         })
-        .expect("a worker lease");
+        .expect("a worker lease")
+}
+
+/// Takes a job that holds everything through worker lease, creation,
+/// check-in and start. Returns the worker.
+pub fn run(state: &mut State, now: u64) -> WorkerId {
+    let worker = lease_worker(state, now);
     ok(
         state,
         Input::ReportWorkerCreated {
