@@ -137,50 +137,49 @@ pub fn check_rules(
     events: &[Event],
 ) -> Option<&'static str> {
     for e in events {
-        let broken = match e {
-            Event::LeaseGranted {
-                job, group, rtype, ..
-            } => {
-                if before.lease_hold {
-                    Some(HOLD)
-                } else if oldest_waiting(before, rtype).is_some_and(|o| o < *job)
-                    || !waiting_for(before, *job, *group)
-                {
-                    Some(FIFO)
-                } else {
-                    None
+        let broken =
+            match e {
+                Event::LeaseGranted {
+                    job, group, rtype, ..
+                } => {
+                    if before.lease_hold {
+                        Some(HOLD)
+                    } else if oldest_waiting(before, rtype).is_some_and(|o| o < *job)
+                        || !waiting_for(before, *job, *group)
+                    {
+                        Some(FIFO)
+                    } else {
+                        None
+                    }
                 }
-            }
-            Event::WorkerLeased { .. } if before.lease_hold => Some(HOLD),
-            Event::LeaseEnded {
-                lease,
-                cause: LeaseEnd::Expired,
-            } => (before.leases.get(lease)).and_then(|l| (l.expires_at > now).then_some(DEADLINES)),
-            Event::WorkerLeaseExpired { worker } | Event::WorkerCreated { worker } => {
-                let expires_at = match before.workers.get(worker).map(|w| w.state) {
-                    Some(WorkerState::Leased { expires_at }) => Some(expires_at),
-                    _ => None,
-                };
-                let early = matches!(e, Event::WorkerLeaseExpired { .. });
-                expires_at.and_then(|t| ((t > now) == early).then_some(DEADLINES))
-            }
-            Event::JobEnded {
-                job,
-                outcome: Outcome::TimedOut,
-            } => (before.jobs.get(job)).and_then(|j| (j.deadline > now).then_some(DEADLINES)),
-            Event::LeaseRenewed { lease, .. } => {
-                (before.leases.get(lease)).and_then(|l| (l.expires_at <= now).then_some(DEADLINES))
-            }
-            Event::ResourceReady { resource } => match before.resources.get(resource) {
-                Some(r) => match r.state {
-                    ResourceState::Creating { lease } => (before.leases.get(&lease))
-                        .and_then(|l| (l.expires_at <= now).then_some(DEADLINES)),
-                    _ => None,
+                Event::WorkerLeased { .. } if before.lease_hold => Some(HOLD),
+                Event::LeaseEnded {
+                    lease,
+                    cause: LeaseEnd::Expired,
+                } => (before.leases.get(lease))
+                    .and_then(|l| (l.expires_at > now).then_some(DEADLINES)),
+                // A worker lease expires no earlier than its time, and its
+                // worker is not taken as created at or after it.
+                Event::WorkerLeaseExpired { worker } => (worker_lease_expiry(before, *worker))
+                    .and_then(|t| (t > now).then_some(DEADLINES)),
+                Event::WorkerCreated { worker } => (worker_lease_expiry(before, *worker))
+                    .and_then(|t| (t <= now).then_some(DEADLINES)),
+                Event::JobEnded {
+                    job,
+                    outcome: Outcome::TimedOut,
+                } => (before.jobs.get(job)).and_then(|j| (j.deadline > now).then_some(DEADLINES)),
+                Event::LeaseRenewed { lease, .. } => (before.leases.get(lease))
+                    .and_then(|l| (l.expires_at <= now).then_some(DEADLINES)),
+                Event::ResourceReady { resource } => match before.resources.get(resource) {
+                    Some(r) => match r.state {
+                        ResourceState::Creating { lease } => (before.leases.get(&lease))
+                            .and_then(|l| (l.expires_at <= now).then_some(DEADLINES)),
+                        _ => None,
+                    },
+                    None => None,
                 },
-                None => None,
-            },
-            _ => None,
-        };
+                _ => None,
+            };
         if broken.is_some() {
             return broken;
         }
@@ -189,6 +188,14 @@ pub fn check_rules(
         return Some(DEADLINES);
     }
     None
+}
+
+/// When a worker's lease expires, while it is leased and not yet made.
+fn worker_lease_expiry(core: &State, worker: WorkerId) -> Option<Time> {
+    match core.workers.get(&worker)?.state {
+        WorkerState::Leased { expires_at } => Some(expires_at),
+        _ => None,
+    }
 }
 
 /// Whether `job`'s group `group` waits for instances: its job is
