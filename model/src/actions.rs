@@ -8,9 +8,9 @@ use aquifer_core::job::Phase;
 use aquifer_core::resource::ResourceState;
 use aquifer_core::worker::WorkerState;
 use aquifer_core::{
-    FactoryId, Input, LeaseId, ResourceId, State, TargetId, TypeId, WellId, next_deadline,
+    FactoryId, Input, LeaseId, ResourceId, State, TargetId, TypeId, WellId, apply, next_deadline,
+    step,
 };
-use stateright::Model;
 use std::collections::BTreeMap;
 
 impl AquiferModel {
@@ -148,7 +148,12 @@ impl AquiferModel {
             match res.state {
                 ResourceState::Creating { lease } => {
                     out.push(Action::Ready(r));
-                    if core.leases[&lease].resources[0] == r {
+                    // A renewal that would not move the expiry changes
+                    // nothing (a random walk would stop at it as a loop).
+                    let l = &core.leases[&lease];
+                    if l.resources[0] == r
+                        && l.expires_at < state.now.plus_ms(self.limits.lease_ttl_ms)
+                    {
                         out.push(Action::Renew(lease));
                     }
                 }
@@ -337,9 +342,40 @@ impl AquiferModel {
     pub fn can_progress(&self, s: &ModelState) -> bool {
         let mut actions = Vec::new();
         self.progress_actions(s, &mut actions);
-        actions.into_iter().any(|a| {
-            self.next_state(s, a)
-                .is_some_and(|n| n.core != s.core || n.submitted != s.submitted)
-        })
+        actions.into_iter().any(|a| self.moves_on(s, &a))
+    }
+
+    /// Whether `action` changes the core (or submits a job): what
+    /// `next_state` would decide, without building the next model state,
+    /// since this runs on every state the checker visits. A panic is not
+    /// progress (the checker reports it on the transition itself).
+    fn moves_on(&self, s: &ModelState, action: &Action) -> bool {
+        let Some(input) = self.input_of(s, action) else {
+            return false;
+        };
+        let now = match action {
+            Action::Tick => match next_deadline(&s.core) {
+                Some(d) => d,
+                None => return false,
+            },
+            _ => s.now,
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let Ok(t) = step(&s.core, input, now) else {
+                return false;
+            };
+            if t.events.is_empty() {
+                return false;
+            }
+            if matches!(action, Action::Submit(_)) {
+                return true;
+            }
+            let mut after = s.core.clone();
+            for e in &t.events {
+                apply(&mut after, e);
+            }
+            after != s.core
+        }))
+        .unwrap_or(false)
     }
 }

@@ -93,8 +93,30 @@ impl PartialEq for Log {
 /// Milestones, for the `sometimes` properties.
 pub const SEEN_SUCCESS: u8 = 1;
 pub const SEEN_SERVED_AFTER_EXPIRY: u8 = 2;
-pub const SEEN_RESTART_MID_ACQUISITION: u8 = 4;
-pub const SEEN_LATE: u8 = 8;
+pub const SEEN_LATE: u8 = 4;
+
+/// What the model remembers only to witness its `sometimes` properties.
+/// Like the log, it is left out of hashing and equality, so it never tells
+/// two states apart: a state is explored once, with the memory of the
+/// first path that reached it. That can only hide a witness (a `sometimes`
+/// property then fails, loudly), never a violation, since no `always`
+/// property and no action reads it.
+#[derive(Clone, Debug, Default)]
+pub struct Ghost {
+    pub seen: u8,
+    /// Groups whose lease expired, waiting to be served again.
+    pub expired: BTreeSet<(JobId, u8)>,
+}
+
+impl Hash for Ghost {
+    fn hash<H: Hasher>(&self, _: &mut H) {}
+}
+
+impl PartialEq for Ghost {
+    fn eq(&self, _: &Ghost) -> bool {
+        true
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Hash)]
 pub struct ModelState {
@@ -105,14 +127,18 @@ pub struct ModelState {
     /// The scope's late wells registered so far, one bit per well index.
     pub registered_late: u8,
     pub budget: Budget,
-    pub seen: u8,
-    /// Groups whose lease expired, waiting to be served again.
-    pub expired: BTreeSet<(JobId, u8)>,
     /// The outcomes of retired jobs of the scope's dependencies, as the
     /// server's store keeps them after the core forgets the job.
     pub retired: BTreeMap<JobId, aquifer_core::Outcome>,
     /// A check made on a transition that failed: the property it breaks.
     pub broken: Option<&'static str>,
+    /// Set by a restart in the middle of an acquisition and cleared by the
+    /// next transition: the witness of `restart-mid-acquisition`. Unlike
+    /// the ghost it tells states apart, for one step only, because the
+    /// same state is usually reached first by restarting earlier, which
+    /// witnesses nothing.
+    pub restarted_mid_acquisition: bool,
+    pub ghost: Ghost,
     pub log: Log,
 }
 
@@ -224,10 +250,10 @@ impl AquiferModel {
             submitted: 0,
             registered_late: 0,
             budget: Budget::for_faults(faults, scope.fault_budget),
-            seen: 0,
-            expired: BTreeSet::new(),
             retired: BTreeMap::new(),
             broken: None,
+            restarted_mid_acquisition: false,
+            ghost: Ghost::default(),
             log,
         };
         AquiferModel {
@@ -257,10 +283,67 @@ impl AquiferModel {
                     .iter()
                     .any(|g| matches!(g.state, GroupState::Acquiring { .. }))
         });
-        if mid_acquisition {
-            next.seen |= SEEN_RESTART_MID_ACQUISITION;
-        }
+        next.restarted_mid_acquisition = mid_acquisition;
         next.core = rebuilt;
+        next
+    }
+}
+
+impl ModelState {
+    /// This state, marked as reached by a transition that broke `property`.
+    fn broken_by(&self, property: &'static str) -> ModelState {
+        let mut next = self.clone();
+        next.broken = Some(property);
+        next
+    }
+}
+
+impl AquiferModel {
+    /// The state after `events`, with the ghost bookkeeping done in the
+    /// same pass: each event is read against the state just before it,
+    /// then applied. The core is cloned once, here.
+    fn apply_with_ghost(&self, last: &ModelState, events: &[Event]) -> ModelState {
+        let mut next = ModelState {
+            core: last.core.clone(),
+            now: last.now,
+            submitted: last.submitted,
+            registered_late: last.registered_late,
+            budget: last.budget,
+            retired: last.retired.clone(),
+            broken: None,
+            restarted_mid_acquisition: false,
+            ghost: last.ghost.clone(),
+            log: Log::default(),
+        };
+        for e in events {
+            let at = &next.core;
+            if let Event::JobRetired { job } = e
+                && let Phase::Ended(outcome) = at.jobs[job].phase
+                && self.scope.is_dependency(*job)
+            {
+                next.retired.insert(*job, outcome);
+            }
+            match e {
+                Event::JobEnded { outcome, .. } if *outcome == aquifer_core::Outcome::Succeeded => {
+                    next.ghost.seen |= SEEN_SUCCESS;
+                }
+                Event::LeaseEnded {
+                    lease,
+                    cause: aquifer_core::LeaseEnd::Expired,
+                } if next.ghost.seen & SEEN_SERVED_AFTER_EXPIRY == 0 => {
+                    let l = &at.leases[lease];
+                    next.ghost.expired.insert((l.job, l.group));
+                }
+                Event::GroupReady { job, group } if next.ghost.expired.remove(&(*job, *group)) => {
+                    next.ghost.seen |= SEEN_SERVED_AFTER_EXPIRY;
+                    // Seen once is enough: stop telling states apart by it.
+                    next.ghost.expired.clear();
+                }
+                Event::JobRetired { job } => next.ghost.expired.retain(|(j, _)| j != job),
+                _ => {}
+            }
+            apply(&mut next.core, e);
+        }
         next
     }
 }
@@ -287,6 +370,7 @@ impl Model for AquiferModel {
         if action == Action::Wait {
             let deadline = next_deadline(&last.core).filter(|&d| d > last.now)?;
             let mut next = last.clone();
+            next.restarted_mid_acquisition = false;
             next.now = deadline;
             Self::spend(&mut next.budget, &action, last);
             return Some(next);
@@ -302,38 +386,27 @@ impl Model for AquiferModel {
         // not a crash of the checker.
         let stepped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             step(&last.core, input.clone(), now).map(|t| {
-                let mut after = last.core.clone();
-                for e in &t.events {
-                    apply(&mut after, e);
+                if matches!(action, Action::Stale(_)) || t.events.is_empty() {
+                    return (t, None);
                 }
-                (t, after)
+                let ghost = self.apply_with_ghost(last, &t.events);
+                (t, Some(ghost))
             })
         }));
         let result = match stepped {
             Ok(result) => result,
-            Err(_) => {
-                let mut next = last.clone();
-                next.broken = Some(NO_PANIC);
-                return Some(next);
-            }
+            Err(_) => return Some(last.broken_by(NO_PANIC)),
         };
         if let Action::Stale(_) = action {
             return match result {
-                Ok((t, _)) if !t.events.is_empty() => {
-                    let mut next = last.clone();
-                    next.broken = Some(STALE);
-                    Some(next)
-                }
+                Ok((t, _)) if !t.events.is_empty() => Some(last.broken_by(STALE)),
                 Ok(_) | Err(_) => None,
             };
         }
-        // `after` is the core with the step's events applied, which also
-        // showed, inside the panic guard, that they apply.
-        let (t, after) = result.ok()?;
-        if t.events.is_empty() {
-            return None;
-        }
-        let mut next = last.clone();
+        // The ghost's core is the core with the step's events applied,
+        // which also showed, inside the panic guard, that they apply.
+        let (t, ghost) = result.ok()?;
+        let mut next = ghost?;
         next.now = now;
         Self::spend(&mut next.budget, &action, last);
         match action {
@@ -342,41 +415,8 @@ impl Model for AquiferModel {
             _ => {}
         }
         if action != Action::Tick && !crate::properties::nothing_due(&last.core, now) {
-            next.seen |= SEEN_LATE;
+            next.ghost.seen |= SEEN_LATE;
         }
-        // Ghost bookkeeping reads each event against the state just before
-        // it.
-        let mut at = last.core.clone();
-        for e in &t.events {
-            if let Event::JobRetired { job } = e
-                && let Phase::Ended(outcome) = at.jobs[job].phase
-                && self.scope.is_dependency(*job)
-            {
-                next.retired.insert(*job, outcome);
-            }
-            match e {
-                Event::JobEnded { outcome, .. } if *outcome == aquifer_core::Outcome::Succeeded => {
-                    next.seen |= SEEN_SUCCESS;
-                }
-                Event::LeaseEnded {
-                    lease,
-                    cause: aquifer_core::LeaseEnd::Expired,
-                } if next.seen & SEEN_SERVED_AFTER_EXPIRY == 0 => {
-                    let l = &at.leases[lease];
-                    next.expired.insert((l.job, l.group));
-                }
-                Event::GroupReady { job, group } if next.expired.remove(&(*job, *group)) => {
-                    next.seen |= SEEN_SERVED_AFTER_EXPIRY;
-                    // Seen once is enough: stop telling states apart by it.
-                    next.expired.clear();
-                }
-                Event::JobRetired { job } => next.expired.retain(|(j, _)| j != job),
-                _ => {}
-            }
-            apply(&mut at, e);
-        }
-        debug_assert_eq!(at, after);
-        next.core = after;
         next.broken = check_transition(&last.core, &next.core, &t.events, &t.effects)
             .or_else(|| check_rules(&last.core, &next.core, now, &input, &t.events));
         next.log = last.log.push(t.events);
@@ -417,7 +457,9 @@ fn all(model: &AquiferModel) -> Vec<Property<AquiferModel>> {
                 |job| ended_as(&s.core, job).or_else(|| s.retired.get(&job).copied()),
             )
         }),
-        Property::sometimes(SUCCEEDS, |_, s: &ModelState| s.seen & SEEN_SUCCESS != 0),
+        Property::sometimes(SUCCEEDS, |_, s: &ModelState| {
+            s.ghost.seen & SEEN_SUCCESS != 0
+        }),
     ];
     if model.scope.has_mixed_sizes() {
         props.push(Property::sometimes(
@@ -430,16 +472,18 @@ fn all(model: &AquiferModel) -> Vec<Property<AquiferModel>> {
             Property::always(STALE, |_, s: &ModelState| s.broken != Some(STALE)),
             Property::always(REPLAY, |_, s: &ModelState| s.broken != Some(REPLAY)),
             Property::sometimes(SERVED_AFTER_EXPIRY, |_, s: &ModelState| {
-                s.seen & SEEN_SERVED_AFTER_EXPIRY != 0
+                s.ghost.seen & SEEN_SERVED_AFTER_EXPIRY != 0
             }),
             Property::sometimes(RESTART_MID_ACQUISITION, |_, s: &ModelState| {
-                s.seen & SEEN_RESTART_MID_ACQUISITION != 0
+                s.restarted_mid_acquisition
             }),
             Property::sometimes(SEEN_HELD, |_, s: &ModelState| {
                 (s.core.resources.values())
                     .any(|r| r.state == aquifer_core::resource::ResourceState::Held)
             }),
-            Property::sometimes(SEEN_LATE_INPUT, |_, s: &ModelState| s.seen & SEEN_LATE != 0),
+            Property::sometimes(SEEN_LATE_INPUT, |_, s: &ModelState| {
+                s.ghost.seen & SEEN_LATE != 0
+            }),
         ]);
     }
     props

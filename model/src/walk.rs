@@ -64,7 +64,7 @@ impl Trace {
 
 /// A small deterministic generator (splitmix64): walks are reproducible
 /// from their seed.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -75,12 +75,12 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         usize::try_from(self.next() % n as u64).expect("fits")
     }
 }
 
-const STEPS_MAX: usize = 400;
+pub(crate) const STEPS_MAX: usize = 400;
 
 /// One random walk. Restarts and refused inputs leave no step in the trace
 /// (a restart commits nothing; a refusal commits nothing).
