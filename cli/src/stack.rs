@@ -12,6 +12,7 @@ use aquifer_protocol::{CallError, FactoryId, TargetId, TypeId, WellId, path};
 use aquifer_server::{Config, Running};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -33,7 +34,7 @@ impl Stack {
     /// A data directory used before keeps its database, bootstrap token
     /// and services' tokens.
     pub async fn start(dir: &Path, listen: SocketAddr) -> Result<Stack> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        private_dir(dir)?;
         let dir = dir.canonicalize()?;
         let token = remembered(&dir.join("bootstrap.token"), || {
             aquifer_server::auth::random_secret().map_err(anyhow::Error::from)
@@ -116,7 +117,7 @@ secrets = { key = "LIC-7F3A-92C1-55D0" }
     /// directory), writes its configuration and runs it on a task.
     async fn service(&mut self, name: &'static str, kind: Kind, settings: &str) -> Result<()> {
         let home = self.dir.join(name);
-        std::fs::create_dir_all(&home)?;
+        private_dir(&home)?;
         let token_file = home.join("token");
         if !token_file.exists() {
             let (c, name) = (self.client()?, name.to_string());
@@ -143,7 +144,7 @@ secrets = { key = "LIC-7F3A-92C1-55D0" }
             token = token_file.display().to_string(),
             data = home.join("data").display().to_string(),
         );
-        std::fs::write(&config, text)?;
+        write_private(&config, &text)?;
         let mut stopped = self.stop.subscribe();
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -225,6 +226,17 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // A file made before with a wider mode is narrowed too.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// A directory only its owner may enter: it holds tokens, services'
+/// configurations and the database.
+fn private_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} private", path.display()))?;
     Ok(())
 }

@@ -27,6 +27,44 @@ fn dev(dir: &std::path::Path) -> (std::process::Child, String, String) {
     (child, url.unwrap_or_default(), token.unwrap_or_default())
 }
 
+/// The data directory, if others may enter it, and every token,
+/// configuration and database file under it that others may read.
+fn readable_by_others(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode();
+    let mut open = Vec::new();
+    if mode(dir) & 0o077 != 0 {
+        open.push(format!("{} {:o}", dir.display(), mode(dir)));
+    }
+    let mut todo = vec![dir.to_path_buf()];
+    let mut files = 0;
+    while let Some(path) = todo.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).expect("a directory") {
+                todo.push(entry.expect("an entry").path());
+            }
+            continue;
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let secret =
+            name.ends_with("token") || name == "config.toml" || name.starts_with("aquifer.db");
+        if secret {
+            files += 1;
+            if mode(&path) & 0o077 != 0 {
+                open.push(format!("{} {:o}", path.display(), mode(&path)));
+            }
+        }
+    }
+    // The bootstrap token, the database and its WAL, and each of the three
+    // services' token and configuration at least.
+    assert!(
+        files >= 9,
+        "only {files} such files under {}",
+        dir.display()
+    );
+    open
+}
+
 async fn get(url: &str, token: &str, path: &str) -> serde_json::Value {
     let client = aquifer_protocol::Client::new(url, Some(token.into())).expect("a client");
     let (status, body) = (client.exchange(aquifer_protocol::Method::GET, path, None::<&()>))
@@ -45,6 +83,10 @@ async fn dev_serves_its_stack_and_keeps_it_across_a_restart() {
         .map(|w| w["name"].as_str().expect("a name"))
         .collect();
     assert_eq!(names, ["probes", "licenses"], "{wells}");
+    // Tokens, configurations and the database (with its WAL) are the
+    // owner's alone.
+    let open = readable_by_others(dir.path());
+    assert!(open.is_empty(), "readable by others: {open:?}");
     first.kill().expect("killed");
     first.wait().expect("reaped");
 

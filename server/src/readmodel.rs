@@ -115,6 +115,16 @@ pub fn project(
             body: serde_json::to_value(event).unwrap_or_default(),
         });
     }
+    // A lease that ends (another instance of its group failed, it
+    // expired, its job was cancelled) releases what it covers, ready
+    // instances too: their job can no longer read them.
+    if let Event::LeaseEnded { lease, .. } = event {
+        for resource in before.leases.get(lease).map_or(&[][..], |l| &l.resources) {
+            out.push(Write::ForgetSecrets {
+                resource: *resource,
+            });
+        }
+    }
     match event {
         Event::JobSubmitted { job, .. } => {
             if let Some(Payload::Job(record)) = payload {

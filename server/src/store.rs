@@ -36,6 +36,12 @@ pub enum StoreError {
     Encode(#[from] serde_json::Error),
     #[error("the log does not continue from {expected}: found {found}")]
     Gap { expected: u64, found: u64 },
+    #[error("cannot make the database file {path} private: {source}")]
+    Private {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A row of the jobs read model.
@@ -369,6 +375,16 @@ async fn append_sqlite(
         }
     }
     tx.commit().await?;
+    // Secrets forgotten or deleted are overwritten in the pages
+    // (`secure_delete`), but their old versions stay in the WAL's frames
+    // until the WAL is reset: checkpoint it and truncate it to nothing.
+    // Best effort: a reader in the middle of a read keeps the frames it
+    // reads, and the next forgetting batch tries again.
+    if !g.forget.is_empty() || !g.delete.is_empty() {
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(pool)
+            .await;
+    }
     Ok(())
 }
 
@@ -555,6 +571,41 @@ je AS (INSERT INTO job_events (job, n, at_ms, body) \
     FROM UNNEST($28::bigint[], $29::bigint[], $30::bigint[], $31::text[]) AS v(job, k, at_ms, body)) \
 SELECT 1";
 
+/// The database holds resources' secrets while their jobs run, and tokens'
+/// hashes: its file, and the WAL and shared-memory files SQLite makes with
+/// the same mode, are the owner's alone. A new file is created 0600; an
+/// existing one is narrowed to it.
+fn private_files(db: &std::path::Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let private = |path: &std::path::Path, source| StoreError::Private {
+            path: path.display().to_string(),
+            source,
+        };
+        match (std::fs::OpenOptions::new().write(true).create_new(true))
+            .mode(0o600)
+            .open(db)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(private(db, e)),
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let mut side = db.as_os_str().to_owned();
+            side.push(suffix);
+            let path = std::path::Path::new(&side);
+            if path.exists() {
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| private(path, e))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
+}
+
 impl Store {
     /// Connects and brings the schema up to date.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
@@ -564,9 +615,15 @@ impl Store {
         };
         let pool = if url.starts_with("sqlite:") {
             let memory = url.contains(":memory:");
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(connect)?
+            let options = SqliteConnectOptions::from_str(url).map_err(connect)?;
+            if !memory {
+                private_files(options.get_filename())?;
+            }
+            let options = options
                 .create_if_missing(true)
+                // Deleted content (a released resource's secrets) is
+                // overwritten, not left in free pages.
+                .pragma("secure_delete", "ON")
                 .journal_mode(if memory {
                     SqliteJournalMode::Memory
                 } else {

@@ -86,6 +86,13 @@ async fn bad_submissions_are_refused_with_a_code_and_store_nothing() {
             400,
             "unknown_dependency",
         ),
+        // More dependencies than a job may have (16 by default), none of
+        // them real: refused for their number, before any is looked up.
+        (
+            with(&|j| j["depends_on"] = json!((1000..1017).collect::<Vec<u32>>())),
+            400,
+            "limit_exceeded",
+        ),
     ];
     for (body, status, expected) in cases {
         let (got, answer) = s.submit(BOOT, body.clone()).await;

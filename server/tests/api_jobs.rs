@@ -86,6 +86,36 @@ async fn lists_filter_by_state_and_owner_and_users_see_only_their_own() {
     }
 }
 
+#[tokio::test]
+async fn a_query_value_out_of_range_is_refused_not_a_crash() {
+    let s = server().await;
+    let id = submitted(&s, BOOT).await;
+    let bad = [
+        format!("/0/jobs/{id}/events?after=9223372036854775808"),
+        format!("/0/jobs/{id}/events?after=18446744073709551616"),
+        format!("/0/jobs/{id}/events?after=-1"),
+        format!("/0/jobs/{id}/events?wait_ms=99999999999999999999"),
+        format!("/0/jobs/{id}/events?limit=4294967296"),
+        "/0/jobs?before=4294967296".to_string(),
+        "/0/jobs?limit=-1".to_string(),
+    ];
+    for path in bad {
+        let (status, body) = s.call(Method::GET, &path, Some(BOOT), None).await;
+        assert_eq!((status, code(&body)), (400, "bad_query"), "{path}: {body}");
+    }
+    // The largest stream number that can be stored is a valid place to
+    // read from: nothing comes after it.
+    let (status, body) = (s.call(
+        Method::GET,
+        &format!("/0/jobs/{id}/events?after=9223372036854775807"),
+        Some(BOOT),
+        None,
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["events"].as_array().map(Vec::len), Some(0), "{body}");
+}
+
 fn kinds(body: &Value) -> Vec<String> {
     (body["events"].as_array().expect("events").iter())
         .map(|e| e["event"]["event"].as_str().expect("a kind").to_string())

@@ -574,3 +574,77 @@ async fn postgres_grouped_writes_read_back_in_order() {
         grouped_writes_read_back_in_order(&url).await;
     }
 }
+
+/// Every byte of the SQLite database's files: the database, its WAL and
+/// its shared memory.
+fn database_bytes(dir: &tempfile::TempDir) -> Vec<u8> {
+    let mut all = Vec::new();
+    for name in ["aquifer.db", "aquifer.db-wal", "aquifer.db-shm"] {
+        if let Ok(bytes) = std::fs::read(dir.path().join(name)) {
+            all.extend(bytes);
+        }
+    }
+    all
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private_and_forgotten_secrets_leave_no_trace() {
+    use aquifer_server::readmodel::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(&sqlite_url(&dir)).await.expect("a store");
+    let secret = "postgres://admin:hunter2-a7f3c9@db.internal/ci";
+    let written = [Write::ResourceData {
+        resource: ResourceId(1),
+        job: JobId(1),
+        metadata: BTreeMap::from([("host".to_string(), "db.internal".to_string())]),
+        secrets: BTreeMap::from([("dsn".to_string(), secret.to_string())]),
+    }];
+    let held = |held| Event::LeasesHeld { held };
+    (store.append(0, Time::ZERO, &[held(true)], &written))
+        .await
+        .expect("a batch");
+    for name in ["aquifer.db", "aquifer.db-wal", "aquifer.db-shm"] {
+        let mode = std::fs::metadata(dir.path().join(name))
+            .expect("the file exists")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name} is {mode:o}");
+    }
+    // The scan can see it while the job may read it.
+    assert!(contains(&database_bytes(&dir), secret));
+    let forget = [Write::ForgetSecrets {
+        resource: ResourceId(1),
+    }];
+    (store.append(1, Time::ZERO, &[held(false)], &forget))
+        .await
+        .expect("a batch");
+    assert!(
+        !contains(&database_bytes(&dir), "hunter2-a7f3c9"),
+        "a forgotten secret is still in the database's files"
+    );
+    assert!(
+        contains(&database_bytes(&dir), "db.internal"),
+        "metadata stays"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_existing_database_file_is_narrowed_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("aquifer.db");
+    std::fs::write(&path, b"").expect("an empty file");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    Store::open(&sqlite_url(&dir)).await.expect("a store");
+    let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}

@@ -240,6 +240,19 @@ async fn a_job_gets_its_resource_and_worker_runs_and_everything_is_destroyed() {
     let (status, _) = bmat.get("/0/jobs").await;
     assert_eq!(status, 403);
 
+    // An agent that starts again gets a new job token, and the first one
+    // dies: one live token per job.
+    let (status, again) = agent.post("/0/agent/start", json!({})).await;
+    assert_eq!(status, 200, "{again}");
+    let (status, _) = bmat.get("/0/job/resources").await;
+    assert_eq!(status, 401, "the token of the first start was revoked");
+    let bmat = Client {
+        s: &s,
+        token: again["token"].as_str().expect("a job token").to_string(),
+    };
+    let (status, _) = bmat.get("/0/job/resources").await;
+    assert_eq!(status, 200);
+
     let (status, _) = agent
         .post(
             "/0/agent/output",
@@ -247,6 +260,14 @@ async fn a_job_gets_its_resource_and_worker_runs_and_everything_is_destroyed() {
         )
         .await;
     assert_eq!(status, 200);
+    // A task name is a name, not a second place for a megabyte of text.
+    let (status, body) = agent
+        .post(
+            "/0/agent/output",
+            json!({"task": "t".repeat(100_000), "stream": "stdout", "text": ""}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "bad_name"), "{body}");
     let (_, control) = agent.get("/0/agent/control?wait_ms=0").await;
     assert_eq!(control["ended"], false);
     let (status, body) = agent
@@ -304,19 +325,116 @@ async fn a_job_gets_its_resource_and_worker_runs_and_everything_is_destroyed() {
     assert!(replayed.events > 20, "{replayed:?}");
 }
 
+/// A new well `name` with two slots of `pg`, a job submitted, and the
+/// lease the well got for it: (the well, the job's id, the resources).
+async fn leased<'a>(s: &'a Server, name: &str, job: Value) -> (Client<'a>, u64, Vec<u64>) {
+    let well = registered(
+        s,
+        "/0/admin/wells",
+        json!({"name": name, "pools": {"pg": 2}}),
+    )
+    .await;
+    let (_, submitted) = s.submit(BOOT, job).await;
+    let job_id = id(&submitted["id"]);
+    let (_, lease) = well.post("/0/well/lease", json!({"free": {"pg": 2}})).await;
+    let resources = (lease["lease"]["resources"]
+        .as_array()
+        .expect("resources")
+        .iter())
+    .map(id)
+    .collect();
+    (well, job_id, resources)
+}
+
+/// A well's reason with a NUL character in it, on each store: kept with
+/// the character replaced, and the batch that carried it (with everyone
+/// else's writes) commits.
+async fn a_reason_with_nul_is_kept_without_it(s: Server) {
+    let (well, job_id, resources) = leased(&s, "nul", job()).await;
+    let resource = resources[0];
+    let (status, body) = well
+        .post(
+            &format!("/0/well/resources/{resource}/failed"),
+            json!({"reason": "bad\0byte", "retryable": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, shown) = s
+        .call(Method::GET, &format!("/0/jobs/{job_id}"), Some(BOOT), None)
+        .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["reason"], "bad\u{fffd}byte", "{shown}");
+    // A NUL in a ready report's values is refused outright.
+    let (_, submitted) = s.submit(BOOT, job()).await;
+    assert!(submitted["id"].is_u64(), "{submitted}");
+    let (_, lease) = well.post("/0/well/lease", json!({"free": {"pg": 2}})).await;
+    let resource = id(&lease["lease"]["resources"][0]);
+    let (status, body) = well
+        .post(
+            &format!("/0/well/resources/{resource}/ready"),
+            json!({"metadata": {}, "secrets": {"dsn": "a\0b"}}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "bad_report"), "{body}");
+}
+
+#[tokio::test]
+async fn sqlite_a_reason_with_nul_is_kept_without_it() {
+    a_reason_with_nul_is_kept_without_it(server().await).await;
+}
+
+#[tokio::test]
+async fn postgres_a_reason_with_nul_is_kept_without_it() {
+    let Some(url) = common::postgres_url("nul").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    a_reason_with_nul_is_kept_without_it(server_on(&url, dir).await).await;
+}
+
+#[tokio::test]
+async fn a_ready_instance_released_with_its_lease_loses_its_secret() {
+    let s = server().await;
+    let mut two = job();
+    two["resources"][0]["count"] = json!(2);
+    let (well, job_id, resources) = leased(&s, "pair", two).await;
+    let (first, second) = (resources[0], resources[1]);
+    let (status, body) = well
+        .post(
+            &format!("/0/well/resources/{first}/ready"),
+            json!({"metadata": {"host": "h"}, "secrets": {"dsn": "pg://u:pw@h"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let data = |s: &Server| {
+        let store = s.store.clone();
+        async move {
+            let job = aquifer_core::JobId(u32::try_from(job_id).expect("small"));
+            store.resource_data(job).await.expect("read")
+        }
+    };
+    let before = data(&s).await;
+    let kept = u32::try_from(first).expect("small");
+    assert!(before[&kept].secrets.is_some(), "{before:?}");
+    // The other instance fails for good: the lease ends, and with it the
+    // ready instance goes to release without a `ResourceReleased` event.
+    let (status, body) = well
+        .post(
+            &format!("/0/well/resources/{second}/failed"),
+            json!({"reason": "no room", "retryable": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let after = data(&s).await;
+    assert_eq!(after[&kept].secrets, None, "{after:?}");
+    assert_eq!(after[&kept].metadata, before[&kept].metadata);
+}
+
 #[tokio::test]
 async fn a_failed_create_gives_the_owner_its_reason() {
     let s = server().await;
-    let well = registered(
-        &s,
-        "/0/admin/wells",
-        json!({"name": "flaky", "pools": {"pg": 2}}),
-    )
-    .await;
-    let (_, submitted) = s.submit(BOOT, job()).await;
-    let job_id = id(&submitted["id"]);
-    let (_, lease) = well.post("/0/well/lease", json!({"free": {"pg": 2}})).await;
-    let resource = id(&lease["lease"]["resources"][0]);
+    let (well, job_id, resources) = leased(&s, "flaky", job()).await;
+    let resource = resources[0];
     let (status, body) = well
         .post(
             &format!("/0/well/resources/{resource}/failed"),

@@ -90,10 +90,18 @@ pub async fn start(api: &Api, caller: &Caller) -> Result<(StatusCode, Started), 
             Answer::Started { job, deadline } => (job, deadline),
             _ => return Err(not_running()),
         },
-        Err(DriverError::Rejected(Rejection::Duplicate { .. })) => (api.handle)
-            .read(move |s| s.running_job_of(worker))
-            .await?
-            .ok_or_else(not_running)?,
+        Err(DriverError::Rejected(Rejection::Duplicate { .. })) => {
+            let running = (api.handle)
+                .read(move |s| s.running_job_of(worker))
+                .await?
+                .ok_or_else(not_running)?;
+            // An agent that starts again (it restarted and lost its
+            // token) gets a new token, and the ones issued before die: a
+            // job has one live token, however often its agent asks.
+            let job = Principal::Job(u64::from(running.0.0));
+            api.store.revoke_tokens(job).await?;
+            running
+        }
         Err(e) => return Err(e.into()),
     };
     let row = api
@@ -127,12 +135,20 @@ pub async fn output(
 ) -> Result<(StatusCode, Empty), ApiError> {
     let worker = worker_of(caller)?;
     let o: Output = super::parse_json(body)?;
+    if !super::jobs::valid_name(&o.task) {
+        return Err(ApiError::bad_request(
+            "bad_name",
+            "task: use 1 to 63 letters, digits, '-', '_' or '.'",
+        ));
+    }
     if o.text.len() > OUTPUT_CALL_BYTES_MAX {
         return Err(ApiError::bad_request(
             "limit_exceeded",
             format!("send at most {OUTPUT_CALL_BYTES_MAX} bytes of output a call"),
         ));
     }
+    // Everything the entry stores counts toward the job's cap.
+    let stored = (o.text.len() + o.task.len()) as u64;
     let (job, _) = (api.handle)
         .read(move |s| s.running_job_of(worker))
         .await?
@@ -152,7 +168,7 @@ pub async fn output(
         let mut taken = lock()?;
         let n = taken.entry(job.0).or_insert(0);
         let before = *n;
-        *n = n.saturating_add(o.text.len() as u64);
+        *n = n.saturating_add(stored);
         (before, *n)
     };
     let body = if after <= OUTPUT_JOB_BYTES_MAX {

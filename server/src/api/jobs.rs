@@ -115,6 +115,17 @@ pub async fn submit(
     };
     let file: JobFile = super::parse_json(&body)?;
     let requests = validate(&file)?;
+    // Each dependency costs a lookup: refuse a list longer than the core
+    // takes before making any.
+    let depends_max = (api.handle)
+        .read(|s| usize::from(s.limits.depends_per_job_max))
+        .await?;
+    if file.depends_on.len() > depends_max {
+        return Err(ApiError::bad_request(
+            "limit_exceeded",
+            format!("depends_on names at most {depends_max} jobs"),
+        ));
+    }
     let timeout_ms = file
         .timeout_s
         .checked_mul(1000)
@@ -322,6 +333,14 @@ pub async fn watch(
     q: WatchQuery,
 ) -> Result<(StatusCode, Watched), ApiError> {
     let id = JobId(id);
+    // Stream numbers are stored as SQL integers: anything larger cannot
+    // name an entry.
+    if i64::try_from(q.after).is_err() {
+        return Err(ApiError::bad_request(
+            "bad_query",
+            format!("after is at most {}", i64::MAX),
+        ));
+    }
     let limit = q.limit.unwrap_or(PAGE_MAX).clamp(1, PAGE_MAX);
     let keys = vec![crate::wake::Key::Job(id)];
     let page = || async {

@@ -112,6 +112,9 @@ fn check_ready(r: &Ready) -> Result<(), ApiError> {
     if let Some(k) = r.metadata.keys().find(|k| r.secrets.contains_key(*k)) {
         return Err(bad(format!("{k:?} is both metadata and a secret")));
     }
+    if (r.metadata.values().chain(r.secrets.values())).any(|v| v.contains('\0')) {
+        return Err(bad("a value holds a NUL character".into()));
+    }
     if let Some(k) =
         (r.metadata.keys().chain(r.secrets.keys())).find(|k| !super::jobs::valid_name(k))
     {
@@ -155,13 +158,15 @@ pub async fn ready(
     Ok((StatusCode::OK, Empty {}))
 }
 
-/// A reason, cut to a bounded length at a character boundary.
+/// A reason, cut to a bounded length at a character boundary, with any
+/// NUL character replaced: PostgreSQL's text cannot hold one, and one
+/// caller's text must not fail the batch that carries everyone's writes.
 pub(crate) fn bounded(reason: &str) -> String {
     let mut end = reason.len().min(REASON_BYTES_MAX);
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    reason[..end].to_string()
+    reason[..end].replace('\0', "\u{fffd}")
 }
 
 pub async fn failed(
