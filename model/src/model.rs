@@ -336,7 +336,7 @@ impl AquiferModel {
                 }
                 Event::GroupReady { job, group } if next.ghost.expired.remove(&(*job, *group)) => {
                     next.ghost.seen |= SEEN_SERVED_AFTER_EXPIRY;
-                    // Seen once is enough: stop telling states apart by it.
+                    // Seen once is enough: stop keeping track.
                     next.ghost.expired.clear();
                 }
                 Event::JobRetired { job } => next.ghost.expired.retain(|(j, _)| j != job),

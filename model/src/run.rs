@@ -15,9 +15,9 @@ pub enum Strategy {
     Dfs,
     /// Breadth-first: counterexamples found are the shortest.
     Bfs,
-    /// stateright's simulation: random runs from the start to an end, one
-    /// after another until the time limit. For scopes too large to explore
-    /// whole; it proves nothing for the runs it did not take.
+    /// Random runs from the start to an end, one after another until the
+    /// time limit (`simulate`). For scopes too large to explore whole; it
+    /// proves nothing for the runs it did not take.
     Simulate,
 }
 
