@@ -126,6 +126,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         store.clone(),
         config.bootstrap_token.clone(),
         wakers,
+        config.limits,
     ));
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(api::serve(api.clone(), listener, async {

@@ -117,9 +117,7 @@ pub async fn submit(
     let requests = validate(&file)?;
     // Each dependency costs a lookup: refuse a list longer than the core
     // takes before making any.
-    let depends_max = (api.handle)
-        .read(|s| usize::from(s.limits.depends_per_job_max))
-        .await?;
+    let depends_max = usize::from(api.limits.depends_per_job_max);
     if file.depends_on.len() > depends_max {
         return Err(ApiError::bad_request(
             "limit_exceeded",

@@ -41,6 +41,9 @@ pub struct Api {
     pub bootstrap_token: Option<String>,
     /// The driver's effect sink, which long-polls wait on.
     pub wakers: Arc<Wakers>,
+    /// The core's limits, fixed at start: what can be refused before any
+    /// lookup is refused here first.
+    pub limits: aquifer_core::Limits,
     /// Output bytes taken per running job (since this process started), to
     /// bound what one job can write into the store.
     output_bytes: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
@@ -55,12 +58,14 @@ impl Api {
         store: Store,
         bootstrap_token: Option<String>,
         wakers: Arc<Wakers>,
+        limits: aquifer_core::Limits,
     ) -> Api {
         Api {
             handle,
             store,
             bootstrap_token,
             wakers,
+            limits,
             output_bytes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
     }
