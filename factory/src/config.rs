@@ -36,8 +36,8 @@ pub struct LocalConfig {
     pub data_dir: PathBuf,
     /// How many workers of each target may exist at once.
     pub targets: BTreeMap<String, u16>,
-    /// The agent program and its first arguments; `--url`, `--key` and
-    /// `--dir` are added. Default: this executable with `agent`.
+    /// The agent program and its first arguments; `--url` and `--dir` are
+    /// added, and the one-time key is in `AQUIFER_AGENT_KEY`. Default: this executable with `agent`.
     #[serde(default)]
     pub agent_command: Option<Vec<String>>,
     /// Variables added to the agents' (and so the tasks') environment.

@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+/// Where an agent finds its one-time key (`aquifer agent` reads it).
+pub const AGENT_KEY_ENV: &str = "AQUIFER_AGENT_KEY";
+
 /// Variables of the factory's environment that its agents (and so their
 /// tasks) keep. Everything else, tokens included, stays behind.
 const PASSED_ENV: &[&str] = &[
@@ -50,8 +53,9 @@ pub struct PidRecord {
 
 pub struct LocalFactory {
     workers: PathBuf,
-    /// The agent program and its first arguments; `--url`, `--key` and
-    /// `--dir` follow.
+    /// The agent program and its first arguments; `--url` and `--dir`
+    /// follow, and the one-time key is in `AQUIFER_AGENT_KEY` (an argument
+    /// would show it to every local user in `ps`).
     agent_command: Vec<String>,
     /// Added to the agents' environment.
     agent_env: Vec<(String, String)>,
@@ -172,14 +176,13 @@ impl Factory for LocalFactory {
             .args(first_args)
             .arg("--url")
             .arg(url)
-            .arg("--key")
-            .arg(key)
             .arg("--dir")
             .arg(&dir)
             .current_dir(&dir)
             .env_clear()
             .envs(passed)
             .envs(self.agent_env.iter().map(|(k, v)| (k, v)))
+            .env(AGENT_KEY_ENV, key)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             // The agent's log joins the factory's.
@@ -324,7 +327,7 @@ mod tests {
     /// ready through the fifo `$READY`; and waits.
     fn fake_agent() -> Vec<String> {
         let script = r#"
-            dir="$6"
+            dir="$4"
             mkdir -p "$dir/agent"
             # Job control puts the background job in a group of its own.
             set -m
@@ -402,6 +405,33 @@ mod tests {
         assert_eq!(f.list_owned().await.expect("listed"), vec![]);
         // Idempotent.
         f.destroy_worker(7).await.expect("destroyed again");
+    }
+
+    #[tokio::test]
+    async fn the_agent_key_is_in_its_environment_not_its_arguments() {
+        let data = tempfile::tempdir().expect("temp dir");
+        let tell = vec![
+            "bash".to_string(),
+            "-c".to_string(),
+            r#"echo "$0 $*" > args; echo "$AQUIFER_AGENT_KEY" > key"#.to_string(),
+            "agent".to_string(),
+        ];
+        let f = LocalFactory::new(data.path(), tell, Vec::new(), Duration::from_secs(1))
+            .expect("a factory");
+        f.create_worker(&lease(4)).await.expect("created");
+        let exit = f
+            .start_agent(4, "http://127.0.0.1:1", "k3y-s3cret")
+            .await
+            .expect("started");
+        assert_eq!(exit.await, "exited with 0");
+        let read = |name: &str| std::fs::read_to_string(f.dir(4).join(name)).expect(name);
+        let args = read("args");
+        assert!(args.contains("--url http://127.0.0.1:1"), "{args}");
+        assert!(
+            !args.contains("k3y-s3cret"),
+            "the key is not an argument: {args}"
+        );
+        assert_eq!(read("key").trim(), "k3y-s3cret");
     }
 
     #[tokio::test]

@@ -39,11 +39,12 @@ fn agent_process() {
 }
 
 /// This binary, run as the agent with the factory's arguments
-/// (`--url URL --key KEY --dir DIR` become `$1`..`$6`).
+/// (`--url URL --dir DIR` become `$1`..`$4`; the key comes in
+/// `AQUIFER_AGENT_KEY`).
 fn agent_command() -> Vec<String> {
     let exe = std::env::current_exe().expect("this test binary");
     let script = format!(
-        "export AQUIFER_TEST_AGENT_URL=\"$2\" AQUIFER_TEST_AGENT_KEY=\"$4\" AQUIFER_TEST_AGENT_DIR=\"$6\"; \
+        "export AQUIFER_TEST_AGENT_URL=\"$2\" AQUIFER_TEST_AGENT_KEY=\"$AQUIFER_AGENT_KEY\" AQUIFER_TEST_AGENT_DIR=\"$4\"; \
          exec '{}' --exact agent_process --include-ignored --test-threads=1 --nocapture",
         exe.display()
     );

@@ -155,6 +155,8 @@ impl TaskRun<'_> {
         command
             .arg(&script)
             .current_dir(self.layout.work())
+            // The spent key is the agent's, not the job's.
+            .env_remove(crate::local::AGENT_KEY_ENV)
             .envs(&self.task.env)
             .envs(self.env)
             .stdin(Stdio::null())
