@@ -85,6 +85,39 @@ pub struct Limits {
     pub depends_per_job_max: u8,
 }
 
+impl Limits {
+    /// The least a span may be: a lease or a job that ends before anybody
+    /// can act on it is a misconfiguration, not a limit.
+    pub const SPAN_MIN_MS: u64 = 1_000;
+
+    /// Refuses limits the scheduler cannot work under, saying which and
+    /// why: a count of 0 where at least one is needed (no destroy could
+    /// ever fail, no job be queued), or a span under a second.
+    pub fn check(&self) -> Result<(), String> {
+        let counts = [
+            ("group_failures_max", u64::from(self.group_failures_max)),
+            ("destroy_failures_max", u64::from(self.destroy_failures_max)),
+            ("jobs_max", u64::from(self.jobs_max)),
+            ("groups_per_job_max", u64::from(self.groups_per_job_max)),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(format!("limits: {name} must be at least 1"));
+        }
+        let spans = [
+            ("lease_ttl_ms", self.lease_ttl_ms),
+            ("worker_lease_ttl_ms", self.worker_lease_ttl_ms),
+            ("job_timeout_max_ms", self.job_timeout_max_ms),
+        ];
+        if let Some((name, ms)) = spans.iter().find(|(_, ms)| *ms < Self::SPAN_MIN_MS) {
+            return Err(format!(
+                "limits: {name} is {ms} ms; it must be at least {} ms",
+                Self::SPAN_MIN_MS
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -8,7 +8,7 @@ use crate::index::Index;
 use crate::job::{Group, Job};
 use crate::lease::Lease;
 use crate::registry::{Factory, TargetSpec, TypeSpec, Well};
-use crate::resource::Resource;
+use crate::resource::{Resource, ResourceState};
 use crate::worker::Worker;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -87,6 +87,30 @@ impl State {
             next_resource: ResourceId(1),
             next_worker: WorkerId(1),
             index: Index::default(),
+        }
+    }
+
+    /// Puts `limits` in force on a state recorded under others (a server
+    /// restarted with a new configuration). A resource whose destroy has
+    /// already failed as often as the new limit allows is held at its next
+    /// failure, as if it had just reached the limit: the count is lowered
+    /// to one short of it, so the state keeps its invariants and the
+    /// resource is not held without a failure an operator can see.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        let most = limits.destroy_failures_max.saturating_sub(1);
+        let releasing: Vec<(ResourceId, u8)> = (self.resources.iter())
+            .filter_map(|(id, r)| match r.state {
+                ResourceState::Releasing { failures } => Some((*id, failures)),
+                _ => None,
+            })
+            .collect();
+        for (id, failures) in releasing {
+            if let Some(r) = self.resources.get_mut(&id) {
+                r.state = ResourceState::Releasing {
+                    failures: failures.min(most),
+                };
+            }
         }
     }
 

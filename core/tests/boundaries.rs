@@ -173,3 +173,118 @@ fn printing_a_state_leaves_out_its_derived_indexes() {
     let printed = format!("{s:?}");
     assert!(printed.contains("index: Index { .. }"), "{printed}");
 }
+
+#[test]
+fn limits_that_leave_nothing_to_work_with_are_refused_by_name() {
+    assert_eq!(Limits::default().check(), Ok(()));
+    let at_least = Limits {
+        group_failures_max: 1,
+        destroy_failures_max: 1,
+        jobs_max: 1,
+        groups_per_job_max: 1,
+        depends_per_job_max: 0,
+        lease_ttl_ms: Limits::SPAN_MIN_MS,
+        worker_lease_ttl_ms: Limits::SPAN_MIN_MS,
+        job_timeout_max_ms: Limits::SPAN_MIN_MS,
+    };
+    assert_eq!(at_least.check(), Ok(()), "the least of each works");
+    let short = Limits::SPAN_MIN_MS - 1;
+    for (limits, name) in [
+        (
+            Limits {
+                group_failures_max: 0,
+                ..at_least
+            },
+            "group_failures_max",
+        ),
+        (
+            Limits {
+                destroy_failures_max: 0,
+                ..at_least
+            },
+            "destroy_failures_max",
+        ),
+        (
+            Limits {
+                jobs_max: 0,
+                ..at_least
+            },
+            "jobs_max",
+        ),
+        (
+            Limits {
+                groups_per_job_max: 0,
+                ..at_least
+            },
+            "groups_per_job_max",
+        ),
+        (
+            Limits {
+                lease_ttl_ms: short,
+                ..at_least
+            },
+            "lease_ttl_ms",
+        ),
+        (
+            Limits {
+                worker_lease_ttl_ms: short,
+                ..at_least
+            },
+            "worker_lease_ttl_ms",
+        ),
+        (
+            Limits {
+                job_timeout_max_ms: short,
+                ..at_least
+            },
+            "job_timeout_max_ms",
+        ),
+    ] {
+        let said = limits.check().expect_err(name);
+        assert!(said.contains(name), "{name}: {said}");
+    }
+}
+
+/// New limits on a recorded state: a destroy count at or past the new
+/// limit comes down to one short of it (held at the next failure), a
+/// count under it stays, and the state keeps its invariants.
+#[test]
+fn lowered_destroy_limits_bring_failure_counts_under_them() {
+    let mut s = world();
+    for _ in 0..3 {
+        submit(&mut s, &[("b", 1)]);
+    }
+    let t = ok(&mut s, lease_request(W1, &[("b", 2)]), 0);
+    let (_, _, first) = granted(&t).expect("a grant");
+    let t = ok(&mut s, lease_request(W1, &[("b", 1)]), 0);
+    let (_, _, second) = granted(&t).expect("a grant");
+    for job in [J1, JobId(2)] {
+        ok(&mut s, Input::CancelJob { job }, 0);
+    }
+    let fail = |s: &mut State, resource: ResourceId, times: usize| {
+        for _ in 0..times {
+            ok(s, Input::ReportDestroyFailed { well: W1, resource }, 0);
+        }
+    };
+    fail(&mut s, first[0], 4);
+    fail(&mut s, second[0], 1);
+    let failures = |s: &State, r: ResourceId| match s.resources[&r].state {
+        ResourceState::Releasing { failures } => failures,
+        ref other => panic!("{r} is {other:?}"),
+    };
+    let lowered = Limits {
+        destroy_failures_max: 2,
+        ..Limits::default()
+    };
+    s.set_limits(lowered);
+    assert_eq!(s.limits, lowered);
+    assert_eq!(failures(&s, first[0]), 1);
+    assert_eq!(failures(&s, second[0]), 1, "exactly one short stays");
+    invariants::check(&s).expect("the invariants hold under the new limits");
+    fail(&mut s, first[0], 1);
+    assert_eq!(s.resources[&first[0]].state, ResourceState::Held);
+    // Raised again, nothing moves.
+    s.set_limits(Limits::default());
+    assert_eq!(failures(&s, second[0]), 1);
+    assert_eq!(s.resources[&first[0]].state, ResourceState::Held);
+}

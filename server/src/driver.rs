@@ -296,6 +296,10 @@ impl Driver {
             apply(&mut state, e);
             seq = *s;
         }
+        // Limits lowered since the log was written: the core brings the
+        // state under them (a resource past a new destroy limit is held
+        // at its next failure).
+        state.set_limits(limits);
         // A state that breaks an invariant was not made by `step`: refuse
         // to schedule from it.
         if let Err(v) = invariants::check(&state) {

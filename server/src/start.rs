@@ -58,6 +58,9 @@ pub enum StartError {
     /// The database cannot be opened, migrated or replayed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The configured limits leave the scheduler unable to work.
+    #[error("{0}")]
+    Limits(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -100,6 +103,7 @@ impl Running {
 
 /// Opens the database, recovers the driver and serves the API.
 pub async fn start(config: Config) -> Result<Running, StartError> {
+    config.limits.check().map_err(StartError::Limits)?;
     let store = Store::open(&config.database).await?;
     // Effects wake the long-polling wells, factories and agents.
     let wakers = Arc::new(Wakers::new(config.also.clone()));

@@ -358,6 +358,92 @@ async fn current_limits_win_over_a_snapshot() {
     assert_eq!(second.stop().await.limits, limits);
 }
 
+/// A restart with `destroy_failures_max` lowered below a resource's
+/// count of failed destroys: recovery goes on (it used to stop on the
+/// invariant), and the resource is held at its next failure, with or
+/// without a snapshot in between.
+#[tokio::test]
+async fn a_lowered_destroy_limit_holds_at_the_next_failure_after_a_restart() {
+    for snapshot_every_events in [1, 100_000] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = sqlite_url(&dir);
+        let options = Options {
+            snapshot_every_events,
+            ..Options::default()
+        };
+        let first = start(&url, options).await;
+        workload(&first).await;
+        // Job 1 was cancelled: its database is being destroyed.
+        let failed = Input::ReportDestroyFailed {
+            well: WellId(1),
+            resource: ResourceId(1),
+        };
+        for _ in 0..3 {
+            first.ok(failed.clone()).await;
+        }
+        let state = first.stop().await;
+        let releasing = |s: &State| s.resources[&ResourceId(1)].state;
+        assert_eq!(
+            releasing(&state),
+            resource::ResourceState::Releasing { failures: 3 }
+        );
+        let limits = Limits {
+            destroy_failures_max: 2,
+            ..Limits::default()
+        };
+        let second = start_with(&url, options, limits).await;
+        let now = second
+            .handle
+            .read(move |s| releasing(s))
+            .await
+            .expect("a state");
+        assert_eq!(now, resource::ResourceState::Releasing { failures: 1 });
+        second.ok(failed).await;
+        let state = second.stop().await;
+        assert_eq!(releasing(&state), resource::ResourceState::Held);
+    }
+}
+
+/// Limits the scheduler cannot work under stop the server at start, with
+/// the limit named.
+#[tokio::test]
+async fn limits_that_cannot_work_are_refused_at_start() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (limits, named) in [
+        (
+            Limits {
+                destroy_failures_max: 0,
+                ..Limits::default()
+            },
+            "destroy_failures_max",
+        ),
+        (
+            Limits {
+                jobs_max: 0,
+                ..Limits::default()
+            },
+            "jobs_max",
+        ),
+        (
+            Limits {
+                lease_ttl_ms: 10,
+                ..Limits::default()
+            },
+            "lease_ttl_ms",
+        ),
+    ] {
+        let refused = aquifer_server::start(aquifer_server::Config {
+            limits,
+            ..aquifer_server::Config::loopback(&sqlite_url(&dir))
+        })
+        .await;
+        let Err(e) = refused else {
+            panic!("{named}: started");
+        };
+        assert!(e.to_string().contains(named), "{named}: {e}");
+    }
+}
+
 #[tokio::test]
 async fn an_unreadable_snapshot_falls_back_to_the_whole_log() {
     let dir = tempfile::tempdir().expect("temp dir");
