@@ -107,6 +107,10 @@ pub enum ServiceCommand {
     Token {
         id: u32,
     },
+    /// Revoke every token of it: it stops until given a new one.
+    RevokeTokens {
+        id: u32,
+    },
 }
 
 #[derive(clap::Subcommand)]
@@ -272,6 +276,23 @@ enum Service {
     Factory,
 }
 
+impl Service {
+    fn noun(self) -> &'static str {
+        match self {
+            Service::Well => "well",
+            Service::Factory => "factory",
+        }
+    }
+
+    /// The path of the tokens of the one numbered `id`.
+    fn tokens(self, id: u32) -> String {
+        match self {
+            Service::Well => path::admin_well_tokens(WellId(id)),
+            Service::Factory => path::admin_factory_tokens(FactoryId(id)),
+        }
+    }
+}
+
 /// Wells and factories are listed, registered and given tokens alike.
 async fn service(c: &Client, out: Output, kind: Service, cmd: ServiceCommand) -> Result<()> {
     let header = ["ID", "NAME", "CAPACITY"];
@@ -301,12 +322,17 @@ async fn service(c: &Client, out: Output, kind: Service, cmd: ServiceCommand) ->
             register::<FactoryId>(c, out, path::ADMIN_FACTORIES, &body.name, &body).await?;
         }
         (kind, ServiceCommand::Token { id }) => {
-            let tokens = match kind {
-                Service::Well => path::admin_well_tokens(WellId(id)),
-                Service::Factory => path::admin_factory_tokens(FactoryId(id)),
-            };
-            let made = c.post_empty::<IssuedToken>(&tokens).await?;
+            let made = c.post_empty::<IssuedToken>(&kind.tokens(id)).await?;
             out.token(&made, &made.body.token, &format!("a new token for {id}"));
+        }
+        (kind, ServiceCommand::RevokeTokens { id }) => {
+            let done = c.delete::<Revoked>(&kind.tokens(id)).await?;
+            let message = format!(
+                "revoked {} tokens of {} {id}",
+                done.body.revoked,
+                kind.noun()
+            );
+            out.done(&done, &message);
         }
     }
     Ok(())

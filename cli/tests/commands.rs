@@ -100,6 +100,17 @@ fn an_operator_sets_up_and_a_user_submits_follows_and_cancels_a_toml_job() {
     );
     let wells = s.ok(BOOT, &["admin", "well", "list"]);
     assert!(wells.contains("pg 2/2 free"), "{wells}");
+    // A leaked well token is revoked, and the well given a new one.
+    let revoked = s.ok(BOOT, &["admin", "well", "revoke-tokens", "1"]);
+    assert!(revoked.contains("revoked 1 tokens of well 1"), "{revoked}");
+    let out = s.run(well_token.trim(), &["job", "list"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("unauthorized"),
+        "{said}"
+    );
+    let fresh = s.ok(BOOT, &["admin", "well", "token", "1"]);
+    assert!(fresh.trim().starts_with("aq_"), "{fresh}");
 
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("job.toml");

@@ -117,6 +117,123 @@ async fn wells_and_factories_are_registered_with_a_token_of_their_own() {
         )
         .await;
     assert_eq!((status, code(&body)), (404, "not_found"));
+
+    // Revoking a well's or a factory's tokens ends every one of them at
+    // once (the tokens checked above are cached: revocation reaches the
+    // cache too), and a new one can be issued after.
+    for (kind, made, extra) in [
+        ("factories", &factory, Some(&second)),
+        ("wells", &well, None),
+    ] {
+        let path = format!("/0/admin/{kind}/{}/tokens", made["id"]);
+        let (status, revoked) = s.call(Method::DELETE, &path, Some(BOOT), None).await;
+        let expected = 1 + u64::from(extra.is_some());
+        assert_eq!((status, &revoked["revoked"]), (200, &json!(expected)));
+        for t in std::iter::once(made).chain(extra) {
+            let (status, _) = s
+                .get("/0/whoami", t["token"].as_str().expect("a token"))
+                .await;
+            assert_eq!(status, 401, "{kind}: revoked");
+        }
+        let (status, fresh) = s.call(Method::POST, &path, Some(BOOT), None).await;
+        assert_eq!(status, 201, "{fresh}");
+        let (status, _) = s
+            .get("/0/whoami", fresh["token"].as_str().expect("a token"))
+            .await;
+        assert_eq!(status, 200, "{kind}: a new token works");
+        let missing = format!("/0/admin/{kind}/99/tokens");
+        let (status, _) = s.call(Method::DELETE, &missing, Some(BOOT), None).await;
+        assert_eq!(status, 404);
+    }
+}
+
+/// `admin.users` is not root in disguise: its holder grants, revokes and
+/// manages tokens only within the privileges it holds itself.
+#[tokio::test]
+async fn a_user_manager_cannot_give_what_it_does_not_hold() {
+    let s = server().await;
+    let user = |name: &'static str, privileges: Value| {
+        let s = &s;
+        async move {
+            let (status, made) = s
+                .post(
+                    "/0/admin/users",
+                    BOOT,
+                    json!({"name": name, "privileges": privileges}),
+                )
+                .await;
+            assert_eq!(status, 201, "{made}");
+            (
+                made["id"].as_u64().expect("an id"),
+                made["token"].as_str().expect("a token").to_string(),
+            )
+        }
+    };
+    let (mallory, mallory_token) = user("mallory", json!(["admin.users", "lab"])).await;
+    let (root, _) = user("root", json!(["admin.*"])).await;
+    let (peer, _) = user("peer", json!(["lab"])).await;
+    let as_mallory = |path: String, body: Value| {
+        let (s, t) = (&s, &mallory_token);
+        async move { s.post(&path, t, body).await }
+    };
+    let privileges = |id: u64| format!("/0/admin/users/{id}/privileges");
+    let tokens = |id: u64| format!("/0/admin/users/{id}/tokens");
+
+    // Granting herself, or a new user, what she does not hold.
+    for grant in [json!(["admin.*"]), json!(["admin.jobs"]), json!(["gpu"])] {
+        let (status, body) = as_mallory(privileges(mallory), json!({"grant": grant})).await;
+        assert_eq!((status, code(&body)), (403, "forbidden"), "{grant}: {body}");
+        let (status, body) = as_mallory(
+            "/0/admin/users".into(),
+            json!({"name": "sock", "privileges": grant}),
+        )
+        .await;
+        assert_eq!((status, code(&body)), (403, "forbidden"), "{grant}: {body}");
+    }
+    // A token for, or a change to, a user who holds more than she does.
+    let (status, body) = s
+        .call(Method::POST, &tokens(root), Some(&mallory_token), None)
+        .await;
+    assert_eq!((status, code(&body)), (403, "forbidden"), "{body}");
+    let (status, body) = s
+        .call(Method::DELETE, &tokens(root), Some(&mallory_token), None)
+        .await;
+    assert_eq!((status, code(&body)), (403, "forbidden"), "{body}");
+    let (status, body) = as_mallory(privileges(root), json!({"revoke": ["admin.*"]})).await;
+    assert_eq!((status, code(&body)), (403, "forbidden"), "{body}");
+    // Within what she holds, she manages users.
+    let (status, body) = as_mallory(privileges(peer), json!({"revoke": ["lab"]})).await;
+    assert_eq!((status, &body["privileges"]), (200, &json!([])), "{body}");
+    let (status, body) = as_mallory(
+        "/0/admin/users".into(),
+        json!({"name": "intern", "privileges": ["lab"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = s
+        .call(Method::POST, &tokens(peer), Some(&mallory_token), None)
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // A privilege that could never be granted is not created either.
+    let (status, body) = s
+        .post(
+            "/0/admin/users",
+            BOOT,
+            json!({"name": "odd", "privileges": ["bad priv!\u{0}"]}),
+        )
+        .await;
+    assert_eq!((status, code(&body)), (400, "bad_name"), "{body}");
+    // Nothing she was refused changed anything.
+    let (_, users) = s.get("/0/admin/users", BOOT).await;
+    let held: BTreeMap<&str, &Value> = (users.as_array().expect("users").iter())
+        .map(|u| (u["name"].as_str().expect("a name"), &u["privileges"]))
+        .collect();
+    assert_eq!(held["mallory"], &json!(["admin.users", "lab"]));
+    assert_eq!(held["root"], &json!(["admin.*"]));
+    assert!(
+        !held.contains_key("sock") && !held.contains_key("odd"),
+        "{users}"
+    );
 }
 
 #[tokio::test]

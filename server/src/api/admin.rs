@@ -6,7 +6,8 @@ use super::{Api, Caller, privilege};
 use crate::auth::Principal;
 use crate::users::Service;
 use aquifer_core::{
-    FactoryId, Input, Pool, ResourceId, TargetId, TargetSpec, Time, TypeId, TypeSpec, WellId,
+    FactoryId, Input, Pool, Privilege, ResourceId, TargetId, TargetSpec, Time, TypeId, TypeSpec,
+    WellId,
 };
 use aquifer_protocol::admin::{
     Created, FactoryView, Hold, HoldState, IssuedToken, NewFactory, NewTarget, NewType, NewUser,
@@ -66,6 +67,7 @@ pub async fn create_user(
             format!("bad user name {:?}", u.name),
         ));
     }
+    grantable(&caller, &u.privileges)?;
     let (id, token) = api
         .store
         .create_user(&u.name, &u.privileges, now)
@@ -161,18 +163,15 @@ pub async fn set_privileges(
             format!("{both:?} is both granted and revoked"),
         ));
     }
-    if let Some(bad) = change.grant.iter().find(|p| !valid_privilege(p.as_str())) {
-        return Err(ApiError::bad_request(
-            "bad_name",
-            format!("bad privilege {bad:?}: use letters, digits, '-', '_', '.' and a final '*'"),
-        ));
-    }
+    grantable(caller, &change.grant)?;
+    grantable(caller, &change.revoke)?;
     let Some((id, name, mut privileges)) = (api.store.list_users().await?)
         .into_iter()
         .find(|(id, _, _)| *id == user)
     else {
         return Err(ApiError::not_found(format!("user {user}")));
     };
+    may_act_for(caller, id, &privileges)?;
     for p in &change.revoke {
         privileges.remove(p);
     }
@@ -190,6 +189,37 @@ pub async fn set_privileges(
     ))
 }
 
+/// The rule that keeps `admin.users` from being root in disguise: one
+/// grants or revokes only privileges one holds (an admin, or a holder of
+/// `admin.*`, holds them all), and each must be well formed.
+fn grantable(caller: &Caller, privileges: &BTreeSet<Privilege>) -> Result<(), ApiError> {
+    if let Some(bad) = privileges.iter().find(|p| !valid_privilege(p.as_str())) {
+        return Err(ApiError::bad_request(
+            "bad_name",
+            format!("bad privilege {bad:?}: use letters, digits, '-', '_', '.' and a final '*'"),
+        ));
+    }
+    match privileges.iter().find(|p| !caller.may(p.as_str())) {
+        Some(p) => Err(ApiError::forbidden(format!(
+            "you do not hold {p:?}: one grants or revokes only privileges one holds"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The same rule for acting on a user (its privileges, its tokens): only
+/// a caller who holds every privilege the user holds, so that nobody can
+/// take over a more privileged account by minting it a token.
+fn may_act_for(caller: &Caller, user: u64, held: &BTreeSet<Privilege>) -> Result<(), ApiError> {
+    match held.iter().find(|p| !caller.may(p.as_str())) {
+        Some(p) => Err(ApiError::forbidden(format!(
+            "user {user} holds {p:?}, which you do not: only a holder of every \
+             privilege a user has may manage it"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn valid_privilege(p: &str) -> bool {
     let body = p.strip_suffix('*').unwrap_or(p);
     !p.is_empty()
@@ -199,18 +229,21 @@ fn valid_privilege(p: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-/// A new token for an existing user, well or factory (the old ones stay
-/// valid until revoked).
-pub async fn issue_token(
+/// The user, well or factory a token request is about, if it exists and
+/// the caller may manage its tokens: (its kind, its id).
+async fn token_holder(
     api: &Api,
     caller: &Caller,
     principal: Principal,
-) -> Result<(StatusCode, IssuedToken), ApiError> {
+) -> Result<(PrincipalKind, u64), ApiError> {
     let (kind, id, exists) = match principal {
         Principal::User(id) => {
             caller.require(privilege::USERS)?;
-            let known = api.store.user_privileges(id).await?.is_some();
-            (PrincipalKind::User, id, known)
+            let privileges = api.store.user_privileges(id).await?;
+            if let Some(held) = &privileges {
+                may_act_for(caller, id, held)?;
+            }
+            (PrincipalKind::User, id, privileges.is_some())
         }
         Principal::Well(id) => {
             caller.require(privilege::REGISTRY)?;
@@ -238,27 +271,37 @@ pub async fn issue_token(
         }
         Principal::Admin | Principal::Worker(_) | Principal::Job(_) | Principal::Bootstrap(_) => {
             return Err(ApiError::forbidden(
-                "tokens of that kind are not issued here",
+                "tokens of that kind are not issued or revoked here",
             ));
         }
     };
     if !exists {
         return Err(ApiError::not_found(format!("{kind} {id}")));
     }
+    Ok((kind, id))
+}
+
+/// A new token for an existing user, well or factory (the old ones stay
+/// valid until revoked).
+pub async fn issue_token(
+    api: &Api,
+    caller: &Caller,
+    principal: Principal,
+) -> Result<(StatusCode, IssuedToken), ApiError> {
+    let (kind, id) = token_holder(api, caller, principal).await?;
     let token = api.store.issue_token(principal, super::now()).await?;
     Ok((StatusCode::CREATED, IssuedToken { kind, id, token }))
 }
 
-pub async fn revoke_user_tokens(
+/// Revokes every token of a user, well or factory: its next call gets
+/// 401, and a running well or factory stops until it is given a new one.
+pub async fn revoke_tokens(
     api: &Api,
     caller: &Caller,
-    user: u64,
+    principal: Principal,
 ) -> Result<(StatusCode, Revoked), ApiError> {
-    caller.require(privilege::USERS)?;
-    if api.store.user_privileges(user).await?.is_none() {
-        return Err(ApiError::not_found(format!("user {user}")));
-    }
-    let revoked = api.store.revoke_tokens(Principal::User(user)).await?;
+    token_holder(api, caller, principal).await?;
+    let revoked = api.store.revoke_tokens(principal).await?;
     Ok((StatusCode::OK, Revoked { revoked }))
 }
 
@@ -521,8 +564,10 @@ mod tests {
         assert_eq!(at(post, &privileges), SetPrivileges(3));
         let tokens = path::admin_well_tokens(well);
         assert_eq!(at(post, &tokens), IssueWellToken(4));
+        assert_eq!(at(delete, &tokens), RevokeWellTokens(4));
         let tokens = path::admin_factory_tokens(factory);
         assert_eq!(at(post, &tokens), IssueFactoryToken(5));
+        assert_eq!(at(delete, &tokens), RevokeFactoryTokens(5));
         let release = path::admin_resource_release(ResourceId(6));
         assert_eq!(at(post, &release), ReleaseHeld(6));
     }

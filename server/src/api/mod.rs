@@ -348,7 +348,15 @@ where
         Route::IssueUserToken(user) => {
             reply(admin::issue_token(api, &caller, Principal::User(user)).await)
         }
-        Route::RevokeUserTokens(user) => reply(admin::revoke_user_tokens(api, &caller, user).await),
+        Route::RevokeUserTokens(user) => {
+            reply(admin::revoke_tokens(api, &caller, Principal::User(user)).await)
+        }
+        Route::RevokeWellTokens(well) => {
+            reply(admin::revoke_tokens(api, &caller, Principal::Well(well)).await)
+        }
+        Route::RevokeFactoryTokens(factory) => {
+            reply(admin::revoke_tokens(api, &caller, Principal::Factory(factory)).await)
+        }
         Route::ListWells => reply(admin::list_wells(api, &caller).await),
         Route::CreateWell => reply(admin::create_well(api, &caller, &body).await),
         Route::IssueWellToken(well) => {

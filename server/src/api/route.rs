@@ -26,9 +26,11 @@ pub enum Route {
     ListWells,
     CreateWell,
     IssueWellToken(u64),
+    RevokeWellTokens(u64),
     ListFactories,
     CreateFactory,
     IssueFactoryToken(u64),
+    RevokeFactoryTokens(u64),
     HoldLeases,
     ListResources,
     ReleaseHeld(u64),
@@ -138,29 +140,42 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
             (post.then_some(Route::SetPrivileges(id(user)?)), "POST")
         }
         ["admin", "users", user, "tokens"] => (
-            if post {
-                Some(Route::IssueUserToken(id(user)?))
-            } else if delete {
-                Some(Route::RevokeUserTokens(id(user)?))
-            } else {
-                None
-            },
+            post_or_delete(
+                post,
+                delete,
+                id(user)?,
+                Route::IssueUserToken,
+                Route::RevokeUserTokens,
+            ),
             "POST, DELETE",
         ),
         ["admin", "wells"] => (
             pick(get, post, Route::ListWells, Route::CreateWell),
             "GET, POST",
         ),
-        ["admin", "wells", well, "tokens"] => {
-            (post.then_some(Route::IssueWellToken(id(well)?)), "POST")
-        }
+        ["admin", "wells", well, "tokens"] => (
+            post_or_delete(
+                post,
+                delete,
+                id(well)?,
+                Route::IssueWellToken,
+                Route::RevokeWellTokens,
+            ),
+            "POST, DELETE",
+        ),
         ["admin", "factories"] => (
             pick(get, post, Route::ListFactories, Route::CreateFactory),
             "GET, POST",
         ),
         ["admin", "factories", factory, "tokens"] => (
-            post.then_some(Route::IssueFactoryToken(id(factory)?)),
-            "POST",
+            post_or_delete(
+                post,
+                delete,
+                id(factory)?,
+                Route::IssueFactoryToken,
+                Route::RevokeFactoryTokens,
+            ),
+            "POST, DELETE",
         ),
         ["admin", "hold"] => (post.then_some(Route::HoldLeases), "POST"),
         ["admin", "resources"] => (get.then_some(Route::ListResources), "GET"),
@@ -201,6 +216,23 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
             format!("this endpoint takes {allowed}"),
         )
     })
+}
+
+/// A token collection: POST issues one, DELETE revokes them all.
+fn post_or_delete(
+    post: bool,
+    delete: bool,
+    id: u64,
+    issue: fn(u64) -> Route,
+    revoke: fn(u64) -> Route,
+) -> Option<Route> {
+    if post {
+        Some(issue(id))
+    } else if delete {
+        Some(revoke(id))
+    } else {
+        None
+    }
 }
 
 fn pick(get: bool, post: bool, on_get: Route, on_post: Route) -> Option<Route> {
