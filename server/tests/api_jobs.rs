@@ -68,6 +68,13 @@ async fn lists_filter_by_state_and_owner_and_users_see_only_their_own() {
     assert_eq!(list(alice.clone(), "").await, vec![a2, a1], "newest first");
     assert_eq!(list(alice.clone(), "?state=ended").await, vec![a1]);
     assert_eq!(list(alice.clone(), "?owner=bob").await, Vec::<u64>::new());
+    // Whether a name is somebody's is not for alice to learn: a name
+    // nobody has gets the same answer as bob's.
+    assert_eq!(
+        list(alice.clone(), "?owner=nobody").await,
+        Vec::<u64>::new()
+    );
+    assert_eq!(list(alice.clone(), "?owner=alice").await, vec![a2, a1]);
     assert_eq!(list(bob.clone(), "").await, vec![b1]);
     assert_eq!(list(auditor.clone(), "").await, vec![a2, b1, a1]);
     assert_eq!(list(auditor.clone(), "?owner=bob").await, vec![b1]);
@@ -78,9 +85,14 @@ async fn lists_filter_by_state_and_owner_and_users_see_only_their_own() {
         .call(Method::GET, &format!("/0/jobs/{b1}"), Some(&auditor), None)
         .await;
     assert_eq!(status, 200);
-    for bad in ["?state=lost", "?limit=0", "?owner=nobody", "?colour=red"] {
+    for (bad, token) in [
+        ("?state=lost", &alice),
+        ("?limit=0", &alice),
+        ("?colour=red", &alice),
+        ("?owner=nobody", &auditor),
+    ] {
         let (status, body) = s
-            .call(Method::GET, &format!("/0/jobs{bad}"), Some(&alice), None)
+            .call(Method::GET, &format!("/0/jobs{bad}"), Some(token), None)
             .await;
         assert_eq!((status, code(&body)), (400, "bad_query"), "{bad}: {body}");
     }

@@ -430,6 +430,78 @@ async fn a_ready_instance_released_with_its_lease_loses_its_secret() {
     assert_eq!(after[&kept].metadata, before[&kept].metadata);
 }
 
+/// A create that failed and was retried is history, not the reason of a
+/// job that then succeeded: the event stream keeps it, the view does not.
+#[tokio::test]
+async fn a_job_that_succeeds_after_a_retried_create_has_no_failure_reason() {
+    let s = server().await;
+    let (well, job_id, resources) = leased(&s, "restarted", job()).await;
+    let (status, body) = well
+        .post(
+            &format!("/0/well/resources/{}/failed", resources[0]),
+            json!({"reason": "the well restarted while creating it", "retryable": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, lease) = well.post("/0/well/lease", json!({"free": {"pg": 2}})).await;
+    let resource = id(&lease["lease"]["resources"][0]);
+    let (status, body) = well
+        .post(
+            &format!("/0/well/resources/{resource}/ready"),
+            json!({"metadata": {}, "secrets": {}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let factory = registered(
+        &s,
+        "/0/admin/factories",
+        json!({"name": "local", "targets": {"t": 1}}),
+    )
+    .await;
+    let (_, lease) = factory
+        .post("/0/factory/lease", json!({"free": {"t": 1}}))
+        .await;
+    let worker = id(&lease["lease"]["worker"]);
+    let (_, created) = factory
+        .post(&format!("/0/factory/workers/{worker}/created"), json!({}))
+        .await;
+    let (_, booted) = s
+        .call(
+            Method::POST,
+            "/0/agent/bootstrap",
+            None,
+            Some(json!({"key": created["bootstrap"]})),
+        )
+        .await;
+    let agent = Client {
+        s: &s,
+        token: booted["token"].as_str().expect("a token").to_string(),
+    };
+    let (status, body) = agent.post("/0/agent/start", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = agent
+        .post("/0/agent/finish", json!({"succeeded": true}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, shown) = s
+        .call(Method::GET, &format!("/0/jobs/{job_id}"), Some(BOOT), None)
+        .await;
+    assert_eq!(shown["outcome"], "succeeded", "{shown}");
+    assert_eq!(shown["reason"], Value::Null, "{shown}");
+    let (_, stream) = s
+        .call(
+            Method::GET,
+            &format!("/0/jobs/{job_id}/events"),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    assert!(
+        stream.to_string().contains("the well restarted"),
+        "{stream}"
+    );
+}
+
 #[tokio::test]
 async fn a_failed_create_gives_the_owner_its_reason() {
     let s = server().await;

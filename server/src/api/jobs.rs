@@ -217,13 +217,17 @@ async fn visible(api: &Api, caller: &Caller, id: JobId) -> Result<JobView, ApiEr
     if !mine {
         return Err(not_found());
     }
+    let outcome: Option<Outcome> = row.outcome.and_then(|o| serde_json::from_str(&o).ok());
+    // A reason is why a job failed: a failure it recovered from (a create
+    // retried) stays in its event stream, not on a success.
+    let reason = row.reason.filter(|_| outcome != Some(Outcome::Succeeded));
     Ok(JobView {
         id,
         name: row.name,
         owner: UserId(row.owner),
         state: job_state(&row.state),
-        outcome: row.outcome.and_then(|o| serde_json::from_str(&o).ok()),
-        reason: row.reason,
+        outcome,
+        reason,
     })
 }
 
@@ -266,19 +270,22 @@ pub async fn list(
             format!("limit is 1 to {PAGE_MAX}"),
         ));
     }
-    let owner = match &q.owner {
-        None => None,
-        Some(o) => Some(owner_id(api, o).await?),
-    };
-    // Without `admin.jobs`, a user sees their own jobs whatever they ask.
+    // Without `admin.jobs`, a user sees their own jobs whatever they ask,
+    // and learns nothing of other users: a name that is not theirs gets
+    // the same empty page whether or not somebody has it.
     let owner = match caller.principal {
         Principal::User(me) if !caller.may(super::privilege::JOBS) => {
-            if owner.is_some_and(|o| o != me) {
+            if let Some(o) = &q.owner
+                && !names_user(api, o, me).await?
+            {
                 return Ok((StatusCode::OK, Vec::new()));
             }
             Some(me)
         }
-        Principal::User(_) | Principal::Admin => owner,
+        Principal::User(_) | Principal::Admin => match &q.owner {
+            None => None,
+            Some(o) => Some(owner_id(api, o).await?),
+        },
         Principal::Well(_)
         | Principal::Factory(_)
         | Principal::Worker(_)
@@ -304,6 +311,16 @@ pub async fn list(
         })
         .collect();
     Ok((StatusCode::OK, jobs))
+}
+
+/// Whether `owner` (an id or a name) names user `me`.
+async fn names_user(api: &Api, owner: &str, me: u64) -> Result<bool, ApiError> {
+    if let Ok(id) = owner.parse::<u64>() {
+        return Ok(id == me);
+    }
+    Ok((api.store.list_users().await?)
+        .into_iter()
+        .any(|(id, name, _)| id == me && name == owner))
 }
 
 /// A user named by id or name; the bootstrap admin's jobs are owner 0.
