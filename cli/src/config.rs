@@ -15,7 +15,7 @@ pub const BOOTSTRAP_TOKEN_LEN_MIN: usize = 32;
 #[derive(clap::Args)]
 pub struct ServerArgs {
     /// A TOML file with any of: listen, database, bootstrap_token, [limits],
-    /// [driver].
+    /// [driver], [http].
     #[arg(long, env = "AQUIFER_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the API listens (default 127.0.0.1:8440; port 0 picks one).
@@ -38,6 +38,7 @@ struct File {
     bootstrap_token: Option<String>,
     limits: Option<Limits>,
     driver: Option<Options>,
+    http: Option<aquifer_server::api::http::Http>,
 }
 
 impl ServerArgs {
@@ -59,6 +60,7 @@ impl ServerArgs {
             bootstrap_token: self.bootstrap_token.or(file.bootstrap_token),
             limits: file.limits.unwrap_or_default(),
             driver: file.driver.unwrap_or_default(),
+            http: file.http.unwrap_or_default(),
             ..Config::new(&database, listen)
         };
         if config.driver.queue_max == 0 || config.driver.batch_max == 0 {

@@ -141,6 +141,9 @@ impl Client {
     pub fn new(base: &str, token: Option<String>) -> Result<Client, CallError> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // Under the server's 30 s for an idle connection, so that a
+            // pooled one is not reused just as the server closes it.
+            .pool_idle_timeout(Duration::from_secs(20))
             .build()
             .map_err(|e| CallError::Unreached {
                 base: base.to_string(),

@@ -25,6 +25,8 @@ pub struct Config {
     pub limits: Limits,
     /// Batching and snapshots.
     pub driver: Options,
+    /// The HTTP server's deadlines and bounds.
+    pub http: crate::api::http::Http,
     pub clock: Arc<dyn Clock>,
     /// Every effect is handed on here too, after the wakers (a test's
     /// recorder).
@@ -41,6 +43,7 @@ impl Config {
             bootstrap_token: None,
             limits: Limits::default(),
             driver: Options::default(),
+            http: crate::api::http::Http::default(),
             clock: Arc::new(SystemClock),
             also: None,
         }
@@ -104,6 +107,7 @@ impl Running {
 /// Opens the database, recovers the driver and serves the API.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     config.limits.check().map_err(StartError::Limits)?;
+    config.http.check().map_err(StartError::Limits)?;
     let store = Store::open(&config.database).await?;
     // Effects wake the long-polling wells, factories and agents.
     let wakers = Arc::new(Wakers::new(config.also.clone()));
@@ -131,6 +135,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.bootstrap_token.clone(),
         wakers,
         config.limits,
+        config.http,
     ));
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(api::serve(api.clone(), listener, async {

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod agent;
 mod error;
 pub mod factory;
+pub mod http;
 pub mod jobs;
 pub mod route;
 pub mod well;
@@ -33,6 +34,10 @@ use warp::reply::Response;
 /// The largest request body accepted.
 pub const BODY_BYTES_MAX: u64 = 1024 * 1024;
 
+/// The largest body of the agent's bootstrap, which anybody may send (the
+/// key in it is the credential): a key and its JSON, with room to spare.
+pub const BOOTSTRAP_BODY_BYTES_MAX: u64 = 1024;
+
 pub struct Api {
     pub handle: Handle,
     pub store: Store,
@@ -44,6 +49,11 @@ pub struct Api {
     /// The core's limits, fixed at start: what can be refused before any
     /// lookup is refused here first.
     pub limits: aquifer_core::Limits,
+    /// The HTTP server's bounds (body deadlines and budget among them).
+    pub http: http::Http,
+    /// Request body bytes being held, in KiB, out of
+    /// `http.body_bytes_in_flight_max`.
+    body_budget: Arc<tokio::sync::Semaphore>,
     /// Output bytes taken per running job (since this process started), to
     /// bound what one job can write into the store.
     output_bytes: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
@@ -59,6 +69,7 @@ impl Api {
         bootstrap_token: Option<String>,
         wakers: Arc<Wakers>,
         limits: aquifer_core::Limits,
+        http: http::Http,
     ) -> Api {
         Api {
             handle,
@@ -66,8 +77,18 @@ impl Api {
             bootstrap_token,
             wakers,
             limits,
+            http,
+            body_budget: Arc::new(http.body_budget()),
             output_bytes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
+    }
+}
+
+impl Api {
+    /// How much of the body budget is free, in bytes (KiB-rounded).
+    #[must_use]
+    pub fn body_bytes_free(&self) -> u64 {
+        u64::try_from(self.body_budget.available_permits()).unwrap_or(u64::MAX) * 1024
     }
 }
 
@@ -256,8 +277,21 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Response,), Error = Infal
         .unify()
 }
 
-/// Reads a declared-JSON body of at most `BODY_BYTES_MAX` bytes.
-async fn read_body<S, B>(incoming: &Incoming, body: S) -> Result<bytes::Bytes, ApiError>
+/// A request's body, and its share of the in-flight budget, held until
+/// the answer is made.
+struct Body {
+    bytes: bytes::Bytes,
+    _held: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Reads a declared-JSON body of at most `max` bytes, within the body
+/// deadline and the server's budget of body bytes in flight.
+async fn read_body<S, B>(
+    api: &Api,
+    incoming: &Incoming,
+    body: S,
+    max: u64,
+) -> Result<Body, ApiError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
     B: bytes::Buf,
@@ -279,10 +313,10 @@ where
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("bodies are at most {BODY_BYTES_MAX} bytes"),
+            format!("this endpoint takes bodies of at most {max} bytes"),
         )
     };
-    match incoming.content_length {
+    let declared = match incoming.content_length {
         None => {
             return Err(ApiError::new(
                 StatusCode::LENGTH_REQUIRED,
@@ -290,24 +324,53 @@ where
                 "send a Content-Length",
             ));
         }
-        Some(n) if n > BODY_BYTES_MAX => return Err(too_large()),
-        Some(_) => {}
-    }
-    let mut out = bytes::BytesMut::new();
-    let mut body = body;
-    while let Some(chunk) = body.next().await {
-        let mut chunk = chunk.map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
-        if out.len() + chunk.remaining() > usize::try_from(BODY_BYTES_MAX).unwrap_or(usize::MAX) {
-            return Err(too_large());
+        Some(n) if n > max => return Err(too_large()),
+        Some(n) => n,
+    };
+    // The declared length is what is held: hyper stops a body at it.
+    let kib = u32::try_from(declared.div_ceil(1024)).map_err(|_| too_large())?;
+    let held = if kib == 0 {
+        None
+    } else {
+        let permit = api.body_budget.clone().try_acquire_many_owned(kib);
+        Some(permit.map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "the server is reading as many bodies as it holds at once; send it again",
+            )
+        })?)
+    };
+    let limit = usize::try_from(max).unwrap_or(usize::MAX);
+    let read = async {
+        let mut out = bytes::BytesMut::new();
+        let mut body = body;
+        while let Some(chunk) = body.next().await {
+            let mut chunk = chunk.map_err(|e| ApiError::bad_request("bad_body", e.to_string()))?;
+            if out.len() + chunk.remaining() > limit {
+                return Err(too_large());
+            }
+            while chunk.has_remaining() {
+                let part = chunk.chunk();
+                out.extend_from_slice(part);
+                let n = part.len();
+                chunk.advance(n);
+            }
         }
-        while chunk.has_remaining() {
-            let part = chunk.chunk();
-            out.extend_from_slice(part);
-            let n = part.len();
-            chunk.advance(n);
-        }
-    }
-    Ok(out.freeze())
+        Ok(out.freeze())
+    };
+    let deadline = std::time::Duration::from_millis(api.http.body_read_ms);
+    let bytes = tokio::time::timeout(deadline, read).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "slow_body",
+            format!(
+                "the body did not arrive within {} ms",
+                api.http.body_read_ms
+            ),
+        )
+    })??;
+    Ok(Body { bytes, _held: held })
 }
 
 async fn dispatch<S, B>(api: &Api, incoming: Incoming, body: S) -> Result<Response, ApiError>
@@ -322,10 +385,14 @@ where
         None
     };
     let body = if route.takes_body() {
-        read_body(&incoming, body).await?
+        read_body(api, &incoming, body, route.body_max()).await?
     } else {
-        bytes::Bytes::new()
+        Body {
+            bytes: bytes::Bytes::new(),
+            _held: None,
+        }
     };
+    let (body, _held) = (body.bytes, body._held);
     let Some(caller) = caller else {
         return Ok(reply(agent::bootstrap(api, &body).await));
     };
@@ -455,14 +522,4 @@ fn rejected(r: &warp::Rejection) -> Response {
 }
 
 /// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(
-    api: Arc<Api>,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
-    warp::serve(routes(api))
-        .incoming(listener)
-        .graceful(shutdown)
-        .run()
-        .await;
-}
+pub use http::serve;

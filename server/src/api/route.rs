@@ -81,6 +81,17 @@ impl Route {
         )
     }
 
+    /// The largest body the route reads: the agent's bootstrap, open to
+    /// anybody, carries only a key.
+    #[must_use]
+    pub fn body_max(self) -> u64 {
+        if self == Route::AgentBootstrap {
+            super::BOOTSTRAP_BODY_BYTES_MAX
+        } else {
+            super::BODY_BYTES_MAX
+        }
+    }
+
     /// Whether the route needs a token (the agent's bootstrap brings its
     /// one-time key in the body instead).
     #[must_use]
