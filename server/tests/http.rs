@@ -194,3 +194,117 @@ async fn a_stop_waits_for_a_stalled_request_only_as_long_as_the_grace() {
         .expect("the stop does not wait for the stalled body");
     until_closed(&mut stalled).await;
 }
+
+/// One user's long-polls cannot take the places of others: each principal
+/// has a share, users together have theirs, and wells keep room.
+#[tokio::test]
+async fn one_users_watches_leave_room_for_other_users_and_for_wells() {
+    use serde_json::{Value, json};
+    let (r, _dir) = server(Http {
+        waits_per_principal_max: 2,
+        user_waits_max: 3,
+        ..Http::default()
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: String, token: String, body: Option<Value>| {
+        let (http, url) = (http.clone(), r.url.clone());
+        async move {
+            let mut request = http
+                .request(method, format!("{url}{path}"))
+                .bearer_auth(token);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            let answer = request.send().await.expect("an answer");
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let post = |path: &str, token: &str, body: Value| {
+        call(reqwest::Method::POST, path.into(), token.into(), Some(body))
+    };
+    post("/0/admin/targets", BOOT, json!({"name": "t"})).await;
+    post(
+        "/0/admin/types",
+        BOOT,
+        json!({"name": "pg", "max_per_job": 1}),
+    )
+    .await;
+    let (_, well) = post(
+        "/0/admin/wells",
+        BOOT,
+        json!({"name": "w", "pools": {"pg": 1}}),
+    )
+    .await;
+    let well = well["token"].as_str().expect("a token").to_string();
+    let mut users = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let (_, made) = post("/0/admin/users", BOOT, json!({"name": name})).await;
+        let token = made["token"].as_str().expect("a token").to_string();
+        let job = json!({"name": "j", "target": "t", "tasks": [{"name": "a", "script": "true"}], "timeout_s": 600});
+        let (status, submitted) = post("/0/jobs", &token, job).await;
+        assert_eq!(status, 201, "{submitted}");
+        let id = submitted["id"].as_u64().expect("an id");
+        let (_, seen) = call(
+            reqwest::Method::GET,
+            format!("/0/jobs/{id}/events"),
+            token.clone(),
+            None,
+        )
+        .await;
+        let watch = format!("/0/jobs/{id}/events?after={}&wait_ms=30000", seen["next"]);
+        users.push((token, watch));
+    }
+    let waiting = || r.api.wakers.registry.admitted();
+    let hold = |token: &String, path: &String| {
+        tokio::spawn(call(
+            reqwest::Method::GET,
+            path.clone(),
+            token.clone(),
+            None,
+        ))
+    };
+    let until = |n: usize| async move {
+        tokio::time::timeout(MUST_COME, async {
+            while waiting() < n {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the requests wait");
+    };
+    let (alice, bob, carol) = (&users[0], &users[1], &users[2]);
+    let mut held = vec![hold(&alice.0, &alice.1), hold(&alice.0, &alice.1)];
+    until(2).await;
+    let (status, body) = call(reqwest::Method::GET, alice.1.clone(), alice.0.clone(), None).await;
+    assert_eq!(
+        (status, &body["code"]),
+        (429, &json!("too_many_waits")),
+        "{body}"
+    );
+    held.push(hold(&bob.0, &bob.1));
+    until(3).await;
+    let (status, body) = call(reqwest::Method::GET, carol.1.clone(), carol.0.clone(), None).await;
+    assert_eq!((status, &body["code"]), (503, &json!("busy")), "{body}");
+    // The well still finds a place to wait for work.
+    held.push(tokio::spawn(call(
+        reqwest::Method::POST,
+        "/0/well/lease".into(),
+        well,
+        Some(json!({"free": {"pg": 1}, "wait_ms": 30000})),
+    )));
+    until(4).await;
+    // A watch that has its answer at once needs no place.
+    let (status, _) = call(
+        reqwest::Method::GET,
+        carol.1.replace("wait_ms=30000", "wait_ms=0"),
+        carol.0.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    for h in held {
+        h.abort();
+    }
+}

@@ -207,7 +207,7 @@ pub async fn control(
         .read(move |s| s.workers.get(&worker).map(|w| w.job))
         .await?;
     let keys = job.map(Key::Job).into_iter().collect();
-    let answer = super::long_poll(api, keys, q.wait_ms, || async move {
+    let answer = super::long_poll(api, caller.principal, keys, q.wait_ms, || async move {
         let stop = api.handle.read(move |s| s.agent_must_stop(worker)).await?;
         Ok(stop.map(|stop| Control {
             ended: true,

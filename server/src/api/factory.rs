@@ -36,7 +36,7 @@ pub async fn lease(
     let mut keys: Vec<Key> = free.keys().cloned().map(Key::Target).collect();
     keys.push(Key::Factory(factory));
     let destroying = &req.destroying;
-    let answer = super::long_poll(api, keys, req.wait_ms, || {
+    let answer = super::long_poll(api, caller.principal, keys, req.wait_ms, || {
         let free = free.clone();
         async move {
             let answer = lease_once(api, factory, free).await?;

@@ -31,6 +31,13 @@ pub struct Http {
     /// Request body bytes held at once over every connection; a request
     /// that would pass it is answered `503 busy`, to be sent again.
     pub body_bytes_in_flight_max: u64,
+    /// Long-polls one principal (a user, a well, an agent) may hold at
+    /// once; past it, `429 too_many_waits`.
+    pub waits_per_principal_max: usize,
+    /// Long-polls users may hold together (their watches), below the
+    /// server's 4,096 so that wells, factories and agents always find a
+    /// place; past it, `503 busy`.
+    pub user_waits_max: usize,
     /// On stop: how long requests already being answered (long-polls
     /// included) may take before their connections are closed.
     pub shutdown_grace_ms: u64,
@@ -43,6 +50,8 @@ impl Default for Http {
             header_read_ms: 30_000,
             body_read_ms: 30_000,
             body_bytes_in_flight_max: 64 * 1024 * 1024,
+            waits_per_principal_max: 64,
+            user_waits_max: 2_048,
             shutdown_grace_ms: 10_000,
         }
     }
@@ -51,8 +60,15 @@ impl Default for Http {
 impl Http {
     /// Refuses bounds the server cannot serve under, naming the key.
     pub fn check(&self) -> Result<(), String> {
+        if self.user_waits_max == 0 || self.user_waits_max >= crate::wake::WAITERS_MAX {
+            return Err(format!(
+                "[http] user_waits_max must be 1 to {}, leaving room for wells, factories and agents",
+                crate::wake::WAITERS_MAX - 1
+            ));
+        }
         let zero = [
             ("connections_max", self.connections_max == 0),
+            ("waits_per_principal_max", self.waits_per_principal_max == 0),
             ("header_read_ms", self.header_read_ms == 0),
             ("body_read_ms", self.body_read_ms == 0),
             (

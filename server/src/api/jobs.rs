@@ -378,7 +378,7 @@ pub async fn watch(
             ended,
         })
     };
-    let found = super::long_poll(api, keys, q.wait_ms, || async {
+    let found = super::long_poll(api, caller.principal, keys, q.wait_ms, || async {
         let w = page().await?;
         Ok((!w.events.is_empty() || w.ended).then_some(w))
     })

@@ -54,6 +54,8 @@ pub struct Api {
     /// Request body bytes being held, in KiB, out of
     /// `http.body_bytes_in_flight_max`.
     body_budget: Arc<tokio::sync::Semaphore>,
+    /// Each principal's, and users', share of the long-poll places.
+    pub shares: crate::wake::Shares,
     /// Output bytes taken per running job (since this process started), to
     /// bound what one job can write into the store.
     output_bytes: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
@@ -79,6 +81,7 @@ impl Api {
             limits,
             http,
             body_budget: Arc::new(http.body_budget()),
+            shares: crate::wake::Shares::new(http.waits_per_principal_max, http.user_waits_max),
             output_bytes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
     }
@@ -469,6 +472,7 @@ pub use aquifer_protocol::WAIT_MS_MAX;
 /// wake on one of `keys` and tries again. `None` when the time is up.
 pub(crate) async fn long_poll<T, F, Fut>(
     api: &Api,
+    who: Principal,
     keys: Vec<Key>,
     wait_ms: u64,
     mut attempt: F,
@@ -479,6 +483,9 @@ where
 {
     let deadline =
         tokio::time::Instant::now() + std::time::Duration::from_millis(wait_ms.min(WAIT_MS_MAX));
+    // Taken the first time the request has to wait: an answer found at
+    // once needs no place.
+    let mut share = None;
     loop {
         // Admitted before the attempt, so a wake between "nothing for me"
         // and the wait still ends the wait.
@@ -488,6 +495,20 @@ where
         }
         if tokio::time::Instant::now() >= deadline {
             return Ok(None);
+        }
+        if share.is_none() {
+            share = Some(api.shares.take(who).map_err(|refused| match refused {
+                crate::wake::NoShare::Own { max } => ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_waits",
+                    format!("you have {max} requests waiting already; end one first"),
+                ),
+                crate::wake::NoShare::Users { max } => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    format!("users hold all {max} of their places to wait; try again shortly"),
+                ),
+            })?);
         }
         let Ok(waiter) = waiter else {
             return Err(ApiError::new(

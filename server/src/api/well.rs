@@ -44,7 +44,7 @@ pub async fn lease(
     let mut keys: Vec<Key> = free.keys().cloned().map(Key::Type).collect();
     keys.push(Key::Well(well));
     let destroying = &req.destroying;
-    let answer = super::long_poll(api, keys, req.wait_ms, || {
+    let answer = super::long_poll(api, caller.principal, keys, req.wait_ms, || {
         let free = free.clone();
         async move {
             let answer = lease_once(api, well, free).await?;
