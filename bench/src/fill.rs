@@ -29,6 +29,7 @@ fn job() -> Input {
         depends_on: BTreeSet::new(),
         retired_outcomes: BTreeMap::new(),
         privileges: BTreeSet::new(),
+        owner: 0,
     })
 }
 

@@ -179,7 +179,9 @@ impl Server {
         let config = run.dir.path().join(format!("{name}.toml"));
         let mut text = String::new();
         if let Some(n) = settings.jobs_max {
-            text.push_str(&format!("[limits]\njobs_max = {n}\n"));
+            text.push_str(&format!(
+                "[limits]\njobs_max = {n}\njobs_per_owner_max = {n}\n"
+            ));
         }
         if let Some(n) = settings.snapshot_every_events {
             text.push_str(&format!("[driver]\nsnapshot_every_events = {n}\n"));

@@ -47,7 +47,10 @@ fn fold(state: &mut State, event: &Event) {
             groups,
             deadline,
             depends_on,
-        } => apply_job_submitted(state, event, *job, target, groups, *deadline, depends_on),
+            owner,
+        } => apply_job_submitted(
+            state, event, *job, target, groups, *deadline, depends_on, *owner,
+        ),
         Event::DependencySettled { job, dependency } => {
             if !state.job_mut(*job, event).depends_on.remove(dependency) {
                 impossible(event, "not a dependency");
@@ -282,6 +285,7 @@ fn apply_lease_granted(
     state.leases.insert(lease, l);
 }
 
+#[allow(clippy::too_many_arguments)]
 fn apply_job_submitted(
     state: &mut State,
     event: &Event,
@@ -290,6 +294,7 @@ fn apply_job_submitted(
     groups: &[(TypeId, u16)],
     deadline: Time,
     depends_on: &BTreeSet<JobId>,
+    owner: u64,
 ) {
     if job != state.next_job {
         impossible(event, "job ids are handed out in order");
@@ -310,6 +315,7 @@ fn apply_job_submitted(
         phase: Phase::Blocked,
         deadline,
         depends_on: depends_on.clone(),
+        owner,
     };
     state.jobs.insert(job, entry);
 }

@@ -77,6 +77,9 @@ pub struct Limits {
     /// How many jobs may be in the books (not yet retired) at once; a
     /// submission beyond this is refused, not queued without bound.
     pub jobs_max: u32,
+    /// How many of those one owner may have, so that one user cannot fill
+    /// the books and lock every other user out.
+    pub jobs_per_owner_max: u32,
     /// The most groups (distinct resource types) one job may ask for.
     pub groups_per_job_max: u8,
     /// The longest timeout a job may ask for.
@@ -98,6 +101,7 @@ impl Limits {
             ("group_failures_max", u64::from(self.group_failures_max)),
             ("destroy_failures_max", u64::from(self.destroy_failures_max)),
             ("jobs_max", u64::from(self.jobs_max)),
+            ("jobs_per_owner_max", u64::from(self.jobs_per_owner_max)),
             ("groups_per_job_max", u64::from(self.groups_per_job_max)),
         ];
         if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
@@ -126,6 +130,7 @@ impl Default for Limits {
             group_failures_max: 3,
             destroy_failures_max: 5,
             jobs_max: 100_000,
+            jobs_per_owner_max: 10_000,
             groups_per_job_max: 16,
             job_timeout_max_ms: 7 * 24 * 3_600_000,
             depends_per_job_max: 16,

@@ -40,6 +40,9 @@ pub enum Event {
         deadline: Time,
         /// The dependencies that had not ended at submission.
         depends_on: BTreeSet<JobId>,
+        /// Who submitted it; logs written before owners were kept read 0.
+        #[serde(default)]
+        owner: u64,
     },
     DependencySettled {
         job: JobId,

@@ -48,6 +48,9 @@ pub struct Index {
     pub(crate) dependents: OrdMap<JobId, OrdSet<JobId>>,
     /// Per job, what it holds; jobs that hold nothing are absent.
     pub(crate) holdings: OrdMap<JobId, Holdings>,
+    /// Per owner, how many jobs are in the books; owners with none are
+    /// absent.
+    pub(crate) jobs_by_owner: OrdMap<u64, u32>,
 }
 
 // Derived from the books, so two states with equal books have equal
@@ -78,6 +81,17 @@ fn remove_from<K: Ord + Clone, T: Ord + Clone>(
 impl Index {
     /// Enters or takes out the job's entries in the job indexes.
     fn job(&mut self, id: JobId, job: &Job, enter: bool) {
+        let owned = self.jobs_by_owner.get(&job.owner).copied().unwrap_or(0);
+        let owned = if enter {
+            owned.saturating_add(1)
+        } else {
+            owned.saturating_sub(1)
+        };
+        if owned == 0 {
+            self.jobs_by_owner.remove(&job.owner);
+        } else {
+            self.jobs_by_owner.insert(job.owner, owned);
+        }
         let acquiring = job.phase == Phase::Acquiring;
         if acquiring {
             for (i, g) in job.groups.iter().enumerate() {
@@ -262,5 +276,11 @@ impl State {
     #[must_use]
     pub fn holdings(&self, job: JobId) -> Holdings {
         self.index.holdings.get(&job).cloned().unwrap_or_default()
+    }
+
+    /// How many jobs `owner` has in the books.
+    #[must_use]
+    pub fn jobs_of(&self, owner: u64) -> u32 {
+        self.index.jobs_by_owner.get(&owner).copied().unwrap_or(0)
     }
 }

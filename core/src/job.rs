@@ -28,6 +28,10 @@ pub struct JobSpec {
     /// does not.
     pub retired_outcomes: BTreeMap<JobId, Outcome>,
     pub privileges: BTreeSet<Privilege>,
+    /// Who submits it (the store's user id; 0 is the operator), for the
+    /// per-owner limit on jobs in the books.
+    #[serde(default)]
+    pub owner: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -41,6 +45,9 @@ pub struct Job {
     pub deadline: Time,
     /// The jobs this one still waits for (rule 8). Emptied as they end.
     pub depends_on: BTreeSet<JobId>,
+    /// Who submitted it (see `JobSpec::owner`).
+    #[serde(default)]
+    pub owner: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

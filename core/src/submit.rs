@@ -110,6 +110,12 @@ pub(crate) fn handle_submit(tx: &mut Tx, spec: JobSpec) -> Result<Answer, Reject
             max: u64::from(limits.jobs_max),
         });
     }
+    if tx.state.jobs_of(spec.owner) >= limits.jobs_per_owner_max {
+        return Err(Rejection::LimitExceeded {
+            what: "jobs of one owner in the scheduler at once",
+            max: u64::from(limits.jobs_per_owner_max),
+        });
+    }
 
     let job = tx.state.next_job;
     // Dependencies that have already ended are settled now; the rest are
@@ -135,6 +141,7 @@ pub(crate) fn handle_submit(tx: &mut Tx, spec: JobSpec) -> Result<Answer, Reject
         groups: groups.iter().map(|g| (g.rtype.clone(), g.count)).collect(),
         deadline: tx.now.plus_ms(spec.timeout_ms),
         depends_on: waiting_on.clone(),
+        owner: spec.owner,
     });
     if failed_dependency {
         end_job(tx, job, Outcome::Failed(Failure::Dependency));

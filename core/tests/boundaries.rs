@@ -181,6 +181,7 @@ fn limits_that_leave_nothing_to_work_with_are_refused_by_name() {
         group_failures_max: 1,
         destroy_failures_max: 1,
         jobs_max: 1,
+        jobs_per_owner_max: 1,
         groups_per_job_max: 1,
         depends_per_job_max: 0,
         lease_ttl_ms: Limits::SPAN_MIN_MS,
@@ -210,6 +211,13 @@ fn limits_that_leave_nothing_to_work_with_are_refused_by_name() {
                 ..at_least
             },
             "jobs_max",
+        ),
+        (
+            Limits {
+                jobs_per_owner_max: 0,
+                ..at_least
+            },
+            "jobs_per_owner_max",
         ),
         (
             Limits {

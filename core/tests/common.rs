@@ -130,6 +130,7 @@ pub fn spec(requests: &[(&str, u16)]) -> JobSpec {
         depends_on: BTreeSet::new(),
         retired_outcomes: BTreeMap::new(),
         privileges: BTreeSet::new(),
+        owner: 0,
     }
 }
 

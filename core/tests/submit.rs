@@ -22,6 +22,7 @@ fn submit_groups_requests_by_type_in_rank_order_and_asks_for_the_first() {
                 groups: vec![(t("a"), 1), (t("b"), 2)],
                 deadline: Time(5 + TIMEOUT_MS),
                 depends_on: BTreeSet::new(),
+                owner: 0,
             },
             Event::AcquisitionBegan { job: J1 },
             Event::GroupQueued { job: J1, group: 0 },
@@ -131,6 +132,52 @@ fn limits_on_jobs_groups_and_dependencies_are_enforced() {
         rejects(&s, Input::SubmitJob(spec(&[])), 0),
         "limit_exceeded"
     );
+}
+
+/// One owner cannot fill the books: at its limit its next submission is
+/// refused, another owner's is not, and a place comes back when one of
+/// its jobs retires.
+#[test]
+fn each_owner_has_a_limit_of_jobs_in_the_books() {
+    let limits = Limits {
+        jobs_per_owner_max: 2,
+        ..Limits::default()
+    };
+    let mut s = world_with(Rules::production(), limits);
+    let of = |owner: u64| {
+        let mut sp = spec(&[]);
+        sp.owner = owner;
+        Input::SubmitJob(sp)
+    };
+    ok(&mut s, of(7), 0);
+    ok(&mut s, of(7), 0);
+    assert_eq!(s.jobs_of(7), 2);
+    assert_eq!(rejects(&s, of(7), 0), "limit_exceeded");
+    ok(&mut s, of(8), 0);
+    assert_eq!((s.jobs_of(8), s.jobs_of(9)), (1, 0));
+    // Job 1 holds nothing: cancelled, it retires and gives its place back.
+    ok(&mut s, Input::CancelJob { job: J1 }, 0);
+    assert!(!s.jobs.contains_key(&J1), "retired");
+    assert_eq!(s.jobs_of(7), 1);
+    ok(&mut s, of(7), 0);
+    assert_eq!(s.jobs_of(7), 2);
+}
+
+/// Logs written before jobs had owners read as the operator's jobs.
+#[test]
+fn a_submission_logged_without_an_owner_is_the_operators() {
+    let mut s = world();
+    let before = s.clone();
+    let submitted = events(&mut s, Input::SubmitJob(spec(&[])), 0);
+    let mut json = serde_json::to_value(&submitted[0]).expect("json");
+    let fields = json.as_object_mut().expect("an event is an object");
+    assert_eq!(fields["event"], "job_submitted");
+    assert_eq!(fields.remove("owner"), Some(serde_json::json!(0)));
+    let old: Event = serde_json::from_value(json).expect("an old event reads");
+    let mut replayed = before;
+    apply(&mut replayed, &old);
+    assert_eq!(replayed.jobs[&J1].owner, 0);
+    assert_eq!(replayed.jobs_of(0), 1);
 }
 
 #[test]

@@ -241,6 +241,7 @@ impl Scope {
                 .filter_map(|&d| retired.get(&job_id(d)).map(|o| (job_id(d), *o)))
                 .collect(),
             privileges: BTreeSet::new(),
+            owner: 0,
         })
     }
 }

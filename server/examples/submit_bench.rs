@@ -38,8 +38,10 @@ async fn main() {
     let jobs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let clients: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(16);
 
+    let most = u32::try_from(jobs + 10).unwrap_or(u32::MAX);
     let limits = Limits {
-        jobs_max: u32::try_from(jobs + 10).unwrap_or(u32::MAX),
+        jobs_max: most,
+        jobs_per_owner_max: most,
         ..Limits::default()
     };
     let running = aquifer_server::start(aquifer_server::Config {

@@ -98,6 +98,32 @@ async fn lists_filter_by_state_and_owner_and_users_see_only_their_own() {
     }
 }
 
+/// One user at her limit of jobs is refused; another user is not, and
+/// the operator's jobs count apart from both.
+#[tokio::test]
+async fn each_user_has_a_limit_of_jobs_and_others_are_not_locked_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let limits = Limits {
+        jobs_per_owner_max: 2,
+        ..Limits::default()
+    };
+    let s = server_with(&sqlite_url(&dir), dir, limits).await;
+    let alice = user(&s, "alice", &[]).await;
+    let bob = user(&s, "bob", &[]).await;
+    submitted(&s, &alice).await;
+    submitted(&s, &alice).await;
+    let (status, body) = s.submit(&alice, job()).await;
+    assert_eq!((status, code(&body)), (400, "limit_exceeded"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("one owner")),
+        "{body}"
+    );
+    submitted(&s, &bob).await;
+    submitted(&s, BOOT).await;
+}
+
 #[tokio::test]
 async fn a_query_value_out_of_range_is_refused_not_a_crash() {
     let s = server().await;

@@ -141,6 +141,7 @@ pub async fn submit(
             depends_on: file.depends_on.iter().copied().collect(),
             retired_outcomes: dependency_outcomes(api, &caller, &file.depends_on).await?,
             privileges: caller.privileges.clone(),
+            owner,
         };
         let record = JobRecord {
             owner,

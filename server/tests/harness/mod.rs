@@ -39,7 +39,12 @@ pub async fn server() -> Server {
 
 /// A server over a fresh database at `url`, with `pg`, `t` and well 1.
 pub async fn server_on(url: &str, dir: tempfile::TempDir) -> Server {
-    let s = start(url, dir).await;
+    server_with(url, dir, Limits::default()).await
+}
+
+/// `server_on` under other limits.
+pub async fn server_with(url: &str, dir: tempfile::TempDir, limits: Limits) -> Server {
+    let s = start(url, dir, limits).await;
     let well = (s.store)
         .service_id(aquifer_server::users::Service::Well, "well-1", Time::ZERO)
         .await
@@ -71,12 +76,13 @@ pub async fn server_on(url: &str, dir: tempfile::TempDir) -> Server {
 }
 
 /// Recovers a driver from `url` and serves the API on a free port.
-async fn start(url: &str, dir: tempfile::TempDir) -> Server {
+async fn start(url: &str, dir: tempfile::TempDir, limits: Limits) -> Server {
     let effects = Arc::new(Recorder::default());
     let recorder: Arc<dyn aquifer_server::driver::EffectSink> = effects.clone();
     let running = aquifer_server::start(aquifer_server::Config {
         bootstrap_token: Some(BOOT.into()),
         also: Some(recorder),
+        limits,
         ..aquifer_server::Config::loopback(url)
     })
     .await
@@ -117,8 +123,9 @@ impl Server {
 
     /// Stops this server and starts another on the same database.
     pub async fn restart(self) -> (State, Server) {
+        let limits = self.api.limits;
         let (state, url, dir) = self.stop().await;
-        (state, start(&url, dir).await)
+        (state, start(&url, dir, limits).await)
     }
 }
 
