@@ -4,9 +4,25 @@
 use super::ApiError;
 use warp::http::{Method, StatusCode};
 
-/// Every endpoint of the API, with the ids its path carries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Route {
+/// Declares `Route` and `Route::EVERY` from one list, so that no
+/// endpoint can be left out of the list (ids in `EVERY` are 0).
+macro_rules! routes {
+    ($($(#[$doc:meta])* $name:ident $(($id:ty))?,)*) => {
+        /// Every endpoint of the API, with the ids its path carries.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Route {
+            $($(#[$doc])* $name $(($id))?,)*
+        }
+
+        impl Route {
+            /// Every endpoint once, with ids of 0: for tests and documents
+            /// that must cover the whole API.
+            pub const EVERY: &[Route] = &[$(Route::$name $((0 as $id))?,)*];
+        }
+    };
+}
+
+routes! {
     Whoami,
     ListJobs,
     SubmitJob,
@@ -57,6 +73,62 @@ pub enum Route {
 }
 
 impl Route {
+    /// The method and path of the route, with its ids as `{job}`,
+    /// `{user}`, `{well}`, `{factory}`, `{resource}`, `{lease}`, `{worker}`
+    /// and `{name}`: what a document of the API shows.
+    #[must_use]
+    pub fn template(self) -> (Method, &'static str) {
+        let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
+        match self {
+            Route::Whoami => (get, "/0/whoami"),
+            Route::ListJobs => (get, "/0/jobs"),
+            Route::SubmitJob => (post, "/0/jobs"),
+            Route::ShowJob(_) => (get, "/0/jobs/{job}"),
+            Route::CancelJob(_) => (post, "/0/jobs/{job}/cancel"),
+            Route::WatchJob(_) => (get, "/0/jobs/{job}/events"),
+            Route::ExplainJob(_) => (get, "/0/jobs/{job}/explain"),
+            Route::ListTypes => (get, "/0/admin/types"),
+            Route::DefineType => (post, "/0/admin/types"),
+            Route::ListTargets => (get, "/0/admin/targets"),
+            Route::DefineTarget => (post, "/0/admin/targets"),
+            Route::ListUsers => (get, "/0/admin/users"),
+            Route::CreateUser => (post, "/0/admin/users"),
+            Route::SetPrivileges(_) => (post, "/0/admin/users/{user}/privileges"),
+            Route::IssueUserToken(_) => (post, "/0/admin/users/{user}/tokens"),
+            Route::RevokeUserTokens(_) => (delete, "/0/admin/users/{user}/tokens"),
+            Route::ListWells => (get, "/0/admin/wells"),
+            Route::CreateWell => (post, "/0/admin/wells"),
+            Route::IssueWellToken(_) => (post, "/0/admin/wells/{well}/tokens"),
+            Route::RevokeWellTokens(_) => (delete, "/0/admin/wells/{well}/tokens"),
+            Route::ListFactories => (get, "/0/admin/factories"),
+            Route::CreateFactory => (post, "/0/admin/factories"),
+            Route::IssueFactoryToken(_) => (post, "/0/admin/factories/{factory}/tokens"),
+            Route::RevokeFactoryTokens(_) => (delete, "/0/admin/factories/{factory}/tokens"),
+            Route::HoldLeases => (post, "/0/admin/hold"),
+            Route::ListResources => (get, "/0/admin/resources"),
+            Route::ReleaseHeld(_) => (post, "/0/admin/resources/{resource}/release"),
+            Route::WellLease => (post, "/0/well/lease"),
+            Route::WellRenew(_) => (post, "/0/well/leases/{lease}/renew"),
+            Route::WellReady(_) => (post, "/0/well/resources/{resource}/ready"),
+            Route::WellFailed(_) => (post, "/0/well/resources/{resource}/failed"),
+            Route::WellResources => (get, "/0/well/resources"),
+            Route::WellDestroyed(_) => (delete, "/0/well/resources/{resource}"),
+            Route::WellDestroyFailed(_) => (post, "/0/well/resources/{resource}/destroy-failed"),
+            Route::FactoryLease => (post, "/0/factory/lease"),
+            Route::FactoryCreated(_) => (post, "/0/factory/workers/{worker}/created"),
+            Route::FactoryLost(_) => (post, "/0/factory/workers/{worker}/lost"),
+            Route::FactoryWorkers => (get, "/0/factory/workers"),
+            Route::FactoryDestroyed(_) => (delete, "/0/factory/workers/{worker}"),
+            Route::AgentBootstrap => (post, "/0/agent/bootstrap"),
+            Route::AgentStart => (post, "/0/agent/start"),
+            Route::AgentOutput => (post, "/0/agent/output"),
+            Route::AgentControl => (get, "/0/agent/control"),
+            Route::AgentFinish => (post, "/0/agent/finish"),
+            Route::JobResources => (get, "/0/job/resources"),
+            Route::JobResource => (get, "/0/job/resources/{name}"),
+        }
+    }
+
     /// Whether the route reads a JSON body.
     #[must_use]
     pub fn takes_body(self) -> bool {
@@ -259,6 +331,39 @@ fn pick(get: bool, post: bool, on_get: Route, on_post: Route) -> Option<Route> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every route's template, its ids filled in, resolves to that route:
+    /// the list, the templates and the router agree.
+    #[test]
+    fn every_route_is_listed_once_and_its_template_resolves_to_it() {
+        let mut seen = std::collections::BTreeSet::new();
+        for &route in Route::EVERY {
+            let (method, template) = route.template();
+            let path = [
+                "{job}",
+                "{user}",
+                "{well}",
+                "{factory}",
+                "{resource}",
+                "{lease}",
+                "{worker}",
+            ]
+            .iter()
+            .fold(template.to_string(), |p, id| p.replace(id, "0"))
+            .replace("{name}", "db");
+            assert!(!path.contains('{'), "{template}");
+            assert_eq!(
+                resolve(&method, &path).expect(template),
+                route,
+                "{template}"
+            );
+            assert!(
+                seen.insert((method.to_string(), template)),
+                "{template} twice"
+            );
+        }
+        assert_eq!(seen.len(), Route::EVERY.len());
+    }
 
     #[test]
     fn paths_resolve_to_routes_and_refusals_say_which() {
