@@ -235,7 +235,7 @@ pub async fn run(endpoint: &Endpoint, command: AdminCommand) -> Result<()> {
         }
         AdminCommand::Resource(ResourceCommand::List) => {
             let resources = c.get::<Vec<ResourceView>>(path::ADMIN_RESOURCES).await?;
-            let header = ["ID", "JOB", "TYPE", "WELL", "STATE"];
+            let header = ["ID", "JOB", "TYPE", "WELL", "STATE", "REASON"];
             out.table(&resources, &header, |r| {
                 vec![
                     r.id.0.to_string(),
@@ -243,6 +243,7 @@ pub async fn run(endpoint: &Endpoint, command: AdminCommand) -> Result<()> {
                     r.rtype.to_string(),
                     r.well.0.to_string(),
                     cell(&r.state),
+                    r.reason.clone().unwrap_or_default(),
                 ]
             });
         }

@@ -196,6 +196,10 @@ pub struct ResourceView {
     pub rtype: TypeId,
     pub well: WellId,
     pub state: ResourceState,
+    /// Why its well could not destroy it, the last time it tried: what an
+    /// operator needs beside a held resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The answer to `POST /0/admin/resources/{id}/release`: the held

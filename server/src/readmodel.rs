@@ -84,6 +84,11 @@ pub enum Write {
     ForgetSecrets { resource: ResourceId },
     /// Destroyed: nothing of it is kept.
     DeleteResourceData { resource: ResourceId },
+    /// Why its well could not destroy it, the last time it said.
+    ResourceReason {
+        resource: ResourceId,
+        reason: String,
+    },
     /// An input that decided something, and where its events begin.
     Input {
         first_seq: u64,
@@ -203,6 +208,14 @@ pub fn project(
             out.push(Write::ForgetSecrets {
                 resource: *resource,
             });
+        }
+        Event::DestroyFailed { resource } => {
+            if let Some(Payload::Reason(reason)) = payload {
+                out.push(Write::ResourceReason {
+                    resource: *resource,
+                    reason: reason.clone(),
+                });
+            }
         }
         Event::ResourceDestroyed { resource } => {
             out.push(Write::DeleteResourceData {

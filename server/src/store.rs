@@ -162,6 +162,8 @@ struct Grouped<'a> {
     resources: Vec<(aquifer_core::ResourceId, JobId, String, String)>,
     forget: Vec<aquifer_core::ResourceId>,
     delete: Vec<aquifer_core::ResourceId>,
+    /// The last reason of each resource whose destroy failed.
+    resource_reasons: BTreeMap<aquifer_core::ResourceId, &'a str>,
     revoke: Vec<(&'static str, u64)>,
     inputs: Vec<(u64, u64, String)>,
     job_events: Vec<(JobId, u64, String)>,
@@ -203,6 +205,9 @@ impl<'a> Grouped<'a> {
                 )),
                 Write::ForgetSecrets { resource } => g.forget.push(*resource),
                 Write::DeleteResourceData { resource } => g.delete.push(*resource),
+                Write::ResourceReason { resource, reason } => {
+                    g.resource_reasons.insert(*resource, reason);
+                }
                 Write::RevokeTokens { kind, subject } => g.revoke.push((*kind, *subject)),
                 Write::Input {
                     first_seq,
@@ -218,6 +223,16 @@ impl<'a> Grouped<'a> {
             }
         }
         Ok(g)
+    }
+}
+
+impl Grouped<'_> {
+    /// The reasons to keep: of resources not also destroyed in the batch.
+    fn kept_reasons(&self) -> Vec<(i64, &str)> {
+        (self.resource_reasons.iter())
+            .filter(|(r, _)| !self.delete.contains(r))
+            .map(|(r, reason)| (i64::from(r.0), *reason))
+            .collect()
     }
 }
 
@@ -307,6 +322,10 @@ async fn append_sqlite(
             "UPDATE resource_data SET secrets = NULL WHERE resource IN (",
         ),
         (&g.delete, "DELETE FROM resource_data WHERE resource IN ("),
+        (
+            &g.delete,
+            "DELETE FROM resource_reasons WHERE resource IN (",
+        ),
     ] {
         for chunk in resources.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::new(sql);
@@ -317,6 +336,15 @@ async fn append_sqlite(
             q.push(")");
             q.build().execute(&mut *tx).await?;
         }
+    }
+    let reasons = g.kept_reasons();
+    for chunk in reasons.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO resource_reasons (resource, reason) ");
+        q.push_values(chunk, |mut row, (resource, reason)| {
+            row.push_bind(*resource).push_bind(*reason);
+        });
+        q.push(" ON CONFLICT (resource) DO UPDATE SET reason = excluded.reason");
+        q.build().execute(&mut *tx).await?;
     }
     for (kind, subject) in &g.revoke {
         sqlx::query(
@@ -456,6 +484,8 @@ async fn append_postgres(
         .map(|r| i64::from(r.0))
         .collect();
     let revoke: std::collections::BTreeSet<_> = g.revoke.iter().copied().collect();
+    let reasons = g.kept_reasons();
+    let reasons_gone: Vec<i64> = deleted.iter().map(|r| i64::from(r.0)).collect();
     // Each stream entry's number within the batch, per job; the statement
     // adds the job's last number before the batch.
     let mut within: BTreeMap<JobId, i64> = BTreeMap::new();
@@ -508,6 +538,9 @@ async fn append_postgres(
                 .map(|e| e.2.as_str())
                 .collect::<Vec<_>>(),
         )
+        .bind(reasons.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(reasons.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(&reasons_gone)
         .execute(pool)
         .await?;
     Ok(())
@@ -568,7 +601,11 @@ ip AS (INSERT INTO inputs (first_seq, at_ms, body) \
 je AS (INSERT INTO job_events (job, n, at_ms, body) \
     SELECT v.job, COALESCE((SELECT MAX(e.n) FROM job_events e WHERE e.job = v.job), 0) + v.k, \
            v.at_ms, v.body \
-    FROM UNNEST($28::bigint[], $29::bigint[], $30::bigint[], $31::text[]) AS v(job, k, at_ms, body)) \
+    FROM UNNEST($28::bigint[], $29::bigint[], $30::bigint[], $31::text[]) AS v(job, k, at_ms, body)), \
+rr AS (INSERT INTO resource_reasons (resource, reason) \
+    SELECT * FROM UNNEST($32::bigint[], $33::text[]) \
+    ON CONFLICT (resource) DO UPDATE SET reason = EXCLUDED.reason), \
+rg AS (DELETE FROM resource_reasons WHERE resource = ANY($34::bigint[])) \
 SELECT 1";
 
 /// The database holds resources' secrets while their jobs run, and tokens'
@@ -752,6 +789,20 @@ impl Store {
             );
         }
         Ok(out)
+    }
+
+    /// Why each resource whose destroy failed failed, the last time.
+    pub async fn resource_reasons(
+        &self,
+    ) -> Result<std::collections::BTreeMap<u32, String>, StoreError> {
+        let rows: Vec<(i64, String)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT resource, reason FROM resource_reasons")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok((rows.into_iter())
+            .filter_map(|(r, reason)| Some((u32::try_from(r).ok()?, reason)))
+            .collect())
     }
 
     /// Jobs for a listing, newest first: those after `before` (an id, for

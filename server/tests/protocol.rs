@@ -430,6 +430,71 @@ async fn a_ready_instance_released_with_its_lease_loses_its_secret() {
     assert_eq!(after[&kept].metadata, before[&kept].metadata);
 }
 
+/// A destroy that keeps failing ends with the resource held and the
+/// well's last reason beside it for the operator; once the resource is
+/// destroyed, its reason goes with it. On each store.
+async fn a_held_resource_shows_the_wells_reason(s: Server) {
+    let (well, job_id, resources) = leased(&s, "stuck", job()).await;
+    let resource = resources[0];
+    let (status, _) = s
+        .call(
+            Method::POST,
+            &format!("/0/jobs/{job_id}/cancel"),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let limit = s
+        .handle
+        .read(|s| s.limits.destroy_failures_max)
+        .await
+        .expect("limits");
+    for i in 1..=limit {
+        let (status, body) = well
+            .post(
+                &format!("/0/well/resources/{resource}/destroy-failed"),
+                json!({"reason": format!("attempt {i}: the disk is read-only")}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, listed) = s
+        .call(Method::GET, "/0/admin/resources", Some(BOOT), None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let held = &listed[0];
+    assert_eq!(held["state"], "held", "{listed}");
+    assert_eq!(
+        held["reason"],
+        format!("attempt {limit}: the disk is read-only"),
+        "{listed}"
+    );
+    let release = format!("/0/admin/resources/{resource}/release");
+    let (status, _) = s.call(Method::POST, &release, Some(BOOT), None).await;
+    assert_eq!(status, 200);
+    let (status, _) = well.delete(&format!("/0/well/resources/{resource}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        s.store.resource_reasons().await.expect("read").is_empty(),
+        "the reason is gone with the resource"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_a_held_resource_shows_the_wells_reason() {
+    a_held_resource_shows_the_wells_reason(server().await).await;
+}
+
+#[tokio::test]
+async fn postgres_a_held_resource_shows_the_wells_reason() {
+    let Some(url) = common::postgres_url("held").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    a_held_resource_shows_the_wells_reason(server_on(&url, dir).await).await;
+}
+
 /// A create that failed and was retried is history, not the reason of a
 /// job that then succeeded: the event stream keeps it, the view does not.
 #[tokio::test]

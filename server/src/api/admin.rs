@@ -501,6 +501,7 @@ pub async fn list_resources(
     caller: &Caller,
 ) -> Result<(StatusCode, Vec<ResourceView>), ApiError> {
     caller.require(privilege::HOLDS)?;
+    let mut reasons = api.store.resource_reasons().await?;
     let resources = api
         .handle
         .read(|s| {
@@ -511,10 +512,17 @@ pub async fn list_resources(
                     rtype: r.rtype.clone(),
                     well: r.well,
                     state: (&r.state).into(),
+                    reason: None,
                 })
-                .collect()
+                .collect::<Vec<_>>()
         })
         .await?;
+    let resources = (resources.into_iter())
+        .map(|r| ResourceView {
+            reason: reasons.remove(&r.id.0),
+            ..r
+        })
+        .collect();
     Ok((StatusCode::OK, resources))
 }
 

@@ -239,10 +239,13 @@ pub async fn destroy_failed(
     let f: DestroyFailed = super::parse_json(body)?;
     tracing::warn!(%well, resource, reason = %bounded(&f.reason), "a well could not destroy a resource");
     api.handle
-        .send(Input::ReportDestroyFailed {
-            well,
-            resource: ResourceId(resource),
-        })
+        .send_with(
+            Input::ReportDestroyFailed {
+                well,
+                resource: ResourceId(resource),
+            },
+            Some(Payload::Reason(bounded(&f.reason))),
+        )
         .await?;
     Ok((StatusCode::OK, Empty {}))
 }
