@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod world;
+
 use crate::common::*;
 use aquifer_core::*;
 use aquifer_server::api::Api;
@@ -44,7 +46,17 @@ pub async fn server_on(url: &str, dir: tempfile::TempDir) -> Server {
 
 /// `server_on` under other limits.
 pub async fn server_with(url: &str, dir: tempfile::TempDir, limits: Limits) -> Server {
-    let s = start(url, dir, limits).await;
+    server_timed(url, dir, limits, None).await
+}
+
+/// `server_with` on a clock of the test's (a frozen one, say).
+pub async fn server_timed(
+    url: &str,
+    dir: tempfile::TempDir,
+    limits: Limits,
+    clock: Option<Arc<dyn aquifer_server::driver::Clock>>,
+) -> Server {
+    let s = start(url, dir, limits, clock).await;
     let well = (s.store)
         .service_id(aquifer_server::users::Service::Well, "well-1", Time::ZERO)
         .await
@@ -76,14 +88,21 @@ pub async fn server_with(url: &str, dir: tempfile::TempDir, limits: Limits) -> S
 }
 
 /// Recovers a driver from `url` and serves the API on a free port.
-async fn start(url: &str, dir: tempfile::TempDir, limits: Limits) -> Server {
+async fn start(
+    url: &str,
+    dir: tempfile::TempDir,
+    limits: Limits,
+    clock: Option<Arc<dyn aquifer_server::driver::Clock>>,
+) -> Server {
+    let defaults = aquifer_server::Config::loopback(url);
     let effects = Arc::new(Recorder::default());
     let recorder: Arc<dyn aquifer_server::driver::EffectSink> = effects.clone();
     let running = aquifer_server::start(aquifer_server::Config {
         bootstrap_token: Some(BOOT.into()),
         also: Some(recorder),
         limits,
-        ..aquifer_server::Config::loopback(url)
+        clock: clock.unwrap_or(defaults.clock.clone()),
+        ..defaults
     })
     .await
     .expect("a server");
@@ -125,7 +144,7 @@ impl Server {
     pub async fn restart(self) -> (State, Server) {
         let limits = self.api.limits;
         let (state, url, dir) = self.stop().await;
-        (state, start(&url, dir, limits).await)
+        (state, start(&url, dir, limits, None).await)
     }
 }
 
