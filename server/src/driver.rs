@@ -197,6 +197,12 @@ impl Handle {
         self.committed.clone()
     }
 
+    /// How many messages wait for the driver now.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.queue_max - self.queue.capacity()
+    }
+
     fn enqueue(&self, msg: Msg) -> Result<(), DriverError> {
         self.queue.try_send(msg).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => DriverError::Busy(self.queue_max),
@@ -401,24 +407,32 @@ impl Driver {
     }
 
     /// Steps a batch on a working copy, commits its events, and only then
-    /// swaps the copy in, performs effects and answers.
+    /// swaps the copy in, performs effects and answers. A batch that fails
+    /// to commit while the database is up (one caller's input the
+    /// database refuses, say) is split so that the others' decisions are
+    /// still recorded (`isolate`).
     async fn decide(&mut self, batch: Vec<Request>) {
         let now = self.clock.now();
+        let stepped = self.step_all(&batch, now);
+        match self.commit(&stepped, now).await {
+            Ok(()) => self.finish(batch, stepped).await,
+            Err(Committed::No) if batch.len() > 1 => self.isolate(batch, now).await,
+            Err(verdict) => self.refuse(batch, verdict).await,
+        }
+    }
+
+    /// Steps every request of `batch` in order on a copy of the state.
+    fn step_all(&self, batch: &[Request], now: Time) -> Stepped {
         let mut work = self.state.clone();
         let mut events = Vec::new();
         let mut writes = Vec::new();
-        let mut answers = Vec::with_capacity(batch.len());
-        for Request {
-            work: what,
-            payload,
-            reply,
-        } in batch
-        {
-            let input = match what {
+        let mut results = Vec::with_capacity(batch.len());
+        for request in batch {
+            let input = match &request.work {
                 Work::Decide(input) => input,
                 Work::Record(rows) => {
-                    writes.extend(rows);
-                    answers.push((reply, Ok(Transition::default())));
+                    writes.extend(rows.iter().cloned());
+                    results.push(Ok(Transition::default()));
                     continue;
                 }
             };
@@ -429,51 +443,58 @@ impl Driver {
                 writes.push(Write::Input {
                     first_seq: self.seq + 1 + events.len() as u64,
                     at_ms: now.ms(),
-                    input,
+                    input: input.clone(),
                 });
             }
             if let Ok(t) = &result {
                 for e in &t.events {
-                    readmodel::project(&work, e, payload.as_ref(), now.ms(), &mut writes);
+                    readmodel::project(&work, e, request.payload.as_ref(), now.ms(), &mut writes);
                     apply(&mut work, e);
                 }
                 events.extend(t.events.iter().cloned());
             }
-            answers.push((reply, result));
+            results.push(result);
         }
-        if !events.is_empty() || !writes.is_empty() {
-            if let Err(e) = self.store.append(self.seq, now, &events, &writes).await {
-                match self.after_failed_append(&events, &e).await {
-                    Committed::Yes => {}
-                    verdict => {
-                        for (reply, _) in answers {
-                            let _ = reply.send(Err(DriverError::Unavailable(
-                                "the decision could not be recorded; nothing changed".into(),
-                            )));
-                        }
-                        if verdict == Committed::No {
-                            // Do not hammer a database that just failed.
-                            self.failures = self.failures.saturating_add(1);
-                            let backoff_ms = (50u64 << self.failures.min(7)).min(5_000);
-                            tokio::time::sleep(std::time::Duration::from_millis(backoff_ms)).await;
-                        }
-                        return;
-                    }
-                }
+        Stepped {
+            work,
+            events,
+            writes,
+            results,
+        }
+    }
+
+    /// Makes a stepped batch durable, or says whether it is in the log.
+    async fn commit(&mut self, stepped: &Stepped, now: Time) -> Result<(), Committed> {
+        if stepped.events.is_empty() && stepped.writes.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = (self.store)
+            .append(self.seq, now, &stepped.events, &stepped.writes)
+            .await
+        {
+            match self.after_failed_append(&stepped.events, &e).await {
+                Committed::Yes => {}
+                verdict => return Err(verdict),
             }
-            self.failures = 0;
-            self.seq += events.len() as u64;
-            self.state = work;
-            self.committed.send_modify(|n| *n += 1);
         }
-        for (reply, result) in answers {
+        self.failures = 0;
+        self.seq += stepped.events.len() as u64;
+        self.committed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// A committed batch: its state swapped in, its effects performed, its
+    /// callers answered, and a snapshot taken when one is due.
+    async fn finish(&mut self, batch: Vec<Request>, stepped: Stepped) {
+        self.state = stepped.work;
+        for (request, result) in batch.into_iter().zip(stepped.results) {
             if let Ok(t) = &result {
                 for effect in &t.effects {
                     self.sink.perform(effect);
                 }
             }
             // A caller that gave up waiting does not undo the decision.
-            let _ = reply.send(result.map_err(DriverError::from));
+            let _ = request.reply.send(result.map_err(DriverError::from));
         }
         if self.options.snapshot_every_events > 0
             && self.seq - self.last_snapshot >= self.options.snapshot_every_events
@@ -484,6 +505,79 @@ impl Driver {
             }
         }
     }
+
+    /// Answers every request of a batch that was not recorded; after a
+    /// plain failure, waits before the next, not to hammer the database.
+    async fn refuse(&mut self, batch: Vec<Request>, verdict: Committed) {
+        for request in batch {
+            let _ = request.reply.send(Err(DriverError::Unavailable(
+                "the decision could not be recorded; nothing changed".into(),
+            )));
+        }
+        if verdict == Committed::No {
+            self.failures = self.failures.saturating_add(1);
+            let backoff_ms = (50u64 << self.failures.min(7)).min(5_000);
+            tokio::time::sleep(std::time::Duration::from_millis(backoff_ms)).await;
+        }
+    }
+
+    /// A batch that could not be recorded, taken apart: the first request
+    /// alone, then the rest together, and so on while the first ones go
+    /// through. A request that fails alone while the rest commit is the
+    /// one the database refuses: it alone is answered "unavailable". When
+    /// the rest fail too, the database is down: everybody is answered so,
+    /// after two tries rather than one per request.
+    async fn isolate(&mut self, batch: Vec<Request>, now: Time) {
+        let mut rest = std::collections::VecDeque::from(batch);
+        while let Some(first) = rest.pop_front() {
+            let one = [first];
+            let alone = self.step_all(&one, now);
+            match self.commit(&alone, now).await {
+                Ok(()) => {
+                    self.finish(Vec::from(one), alone).await;
+                    continue;
+                }
+                Err(Committed::Unknown) => {
+                    self.refuse(one.into_iter().chain(rest).collect(), Committed::Unknown)
+                        .await;
+                    return;
+                }
+                Err(Committed::No) if rest.is_empty() => {
+                    self.refuse(Vec::from(one), Committed::No).await;
+                    return;
+                }
+                Err(Committed::No) => {}
+                Err(Committed::Yes) => unreachable!("a commit in the log is Ok"),
+            }
+            let rest: Vec<Request> = rest.into_iter().collect();
+            let others = self.step_all(&rest, now);
+            match self.commit(&others, now).await {
+                Ok(()) => {
+                    tracing::warn!(
+                        "one input of a batch could not be recorded and was refused alone; the rest were recorded"
+                    );
+                    let [refused] = one;
+                    let _ = refused.reply.send(Err(DriverError::Unavailable(
+                        "this decision could not be recorded (the database refused what it would write); nothing changed".into(),
+                    )));
+                    self.finish(rest, others).await;
+                }
+                Err(verdict) => {
+                    self.refuse(one.into_iter().chain(rest).collect(), verdict)
+                        .await;
+                }
+            }
+            return;
+        }
+    }
+}
+
+/// A batch stepped on a copy of the state, not yet committed.
+struct Stepped {
+    work: State,
+    events: Vec<Event>,
+    writes: Vec<Write>,
+    results: Vec<Result<Transition, aquifer_core::Rejection>>,
 }
 
 /// Whether a batch whose append reported an error is in the log after all.

@@ -445,6 +445,82 @@ async fn limits_that_cannot_work_are_refused_at_start() {
     }
 }
 
+/// One caller's input that the database refuses (PostgreSQL takes no NUL
+/// in text) fails alone: the other decisions of its batch are recorded
+/// and answered. Before, the whole batch failed and every caller got 503.
+#[tokio::test]
+async fn postgres_an_input_the_database_refuses_fails_alone() {
+    let Some(url) = postgres_url("isolate").await else {
+        return;
+    };
+    let store = Store::open(&url).await.expect("the store opens");
+    let effects = Arc::new(Recorder::default());
+    let (driver, handle, _) = Driver::recover(Setup {
+        clock: Arc::new(MonotonicClock::default()),
+        ..Setup::new(store, effects)
+    })
+    .await
+    .expect("recovery");
+    let [first, second] = register()
+        .into_iter()
+        .take(2)
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("two inputs");
+    // Queued before the driver runs, so that they make one batch.
+    let a = tokio::spawn({
+        let h = handle.clone();
+        async move { h.send(first).await }
+    });
+    while handle.queued() < 1 {
+        tokio::task::yield_now().await;
+    }
+    let bad = tokio::spawn({
+        let h = handle.clone();
+        async move {
+            h.record(vec![aquifer_server::readmodel::Write::JobReason {
+                job: JobId(1),
+                reason: "a\0b".into(),
+            }])
+            .await
+        }
+    });
+    while handle.queued() < 2 {
+        tokio::task::yield_now().await;
+    }
+    let b = tokio::spawn({
+        let h = handle.clone();
+        async move { h.send(second).await }
+    });
+    while handle.queued() < 3 {
+        tokio::task::yield_now().await;
+    }
+    let task = tokio::spawn(driver.run());
+    assert!(
+        a.await.expect("joined").is_ok(),
+        "the first input is recorded"
+    );
+    let refused = bad.await.expect("joined");
+    assert!(
+        matches!(refused, Err(DriverError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert!(
+        b.await.expect("joined").is_ok(),
+        "the third input is recorded"
+    );
+    let defined = handle
+        .read(|s| (s.types.len(), s.targets.len()))
+        .await
+        .expect("a state");
+    assert_eq!(defined, (1, 1));
+    drop(handle);
+    let state = task.await.expect("the driver ends");
+    // What the log holds is what the state says: a restart agrees.
+    let again = start(&url, Options::default()).await;
+    assert_eq!(again.stop().await, state);
+}
+
 #[tokio::test]
 async fn an_unreadable_snapshot_falls_back_to_the_whole_log() {
     let dir = tempfile::tempdir().expect("temp dir");
