@@ -8,6 +8,7 @@ mod null;
 mod report;
 mod scenarios;
 mod services;
+mod soak;
 mod stack;
 
 use anyhow::{Context, Result, bail};
@@ -63,6 +64,9 @@ enum Scenario {
         events: u64,
     },
     /// The model checker's states/s with every fault.
+    /// The whole stack as processes, killed at random under a few hundred
+    /// jobs; checks that nothing is lost, leaked or decided wrong.
+    Soak(soak::Soak),
     Model {
         #[arg(long, value_enum, default_value = "standard")]
         scope: aquifer_model::scope::ScopeName,
@@ -119,6 +123,14 @@ fn validate(cli: &Cli) -> Result<()> {
             }
         }
         Scenario::Model { threads, .. } => at_least("threads", *threads, 1)?,
+        Scenario::Soak(p) => {
+            at_least("jobs", p.jobs, 1)?;
+            at_least(
+                "timeout-s",
+                usize::try_from(p.timeout_s).unwrap_or(usize::MAX),
+                1,
+            )?;
+        }
     }
     Ok(())
 }
@@ -146,7 +158,15 @@ async fn run(cli: Cli) -> Result<()> {
         f.print();
         return Ok(());
     }
-    let run = Run::new(aquifer_binary(cli.aquifer)?, cli.store, cli.postgres_url)?;
+    // The soak's `--postgres` puts the server on the cluster too.
+    let (store, postgres_url) = match &cli.scenario {
+        Scenario::Soak(soak::Soak {
+            postgres: Some(url),
+            ..
+        }) => (StoreKind::Postgres, Some(url.clone())),
+        _ => (cli.store, cli.postgres_url),
+    };
+    let run = Run::new(aquifer_binary(cli.aquifer)?, store, postgres_url)?;
     // Every process of the run carries the marker; a test looks for strays.
     eprintln!(
         "aquifer-bench: run {}={} in {}",
@@ -154,6 +174,14 @@ async fn run(cli: Cli) -> Result<()> {
         run.marker,
         run.dir.path().display()
     );
+    if let Scenario::Soak(p) = &cli.scenario {
+        let passed = soak::soak(&run, p).await;
+        run.clean_up().await;
+        if !passed? {
+            bail!("the soak found something: see above");
+        }
+        return Ok(());
+    }
     let figures = async {
         match cli.scenario {
             Scenario::Throughput(p) => scenarios::throughput(&run, stall, &p).await,
@@ -162,7 +190,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Scenario::Scale(p) => scenarios::scale(&run, stall, &p).await,
             Scenario::Recovery { events } => scenarios::recovery(&run, events).await,
-            Scenario::Model { .. } => unreachable!("run above"),
+            Scenario::Model { .. } | Scenario::Soak(_) => unreachable!("run above"),
         }
     }
     .await;

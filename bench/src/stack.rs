@@ -132,7 +132,7 @@ fn unique(path: &Path) -> String {
 
 /// Sends SIGKILL to every process whose environment holds this run's
 /// marker; returns how many there were.
-fn kill_marked(marker: &str) -> usize {
+pub fn kill_marked(marker: &str) -> usize {
     let needle = format!("{MARKER}={marker}");
     let me = std::process::id();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -169,6 +169,9 @@ pub struct Server {
 /// What the server's configuration file says beyond the defaults.
 #[derive(Default)]
 pub struct ServerSettings {
+    /// Where to listen (default: a free port); a server started again
+    /// after a kill keeps its address, so its clients find it.
+    pub listen: Option<String>,
     pub jobs_max: Option<u64>,
     pub snapshot_every_events: Option<u64>,
 }
@@ -189,10 +192,11 @@ impl Server {
         std::fs::write(&config, text)?;
         let log = run.dir.path().join(format!("{name}.log"));
         let config = config.display().to_string();
+        let listen = settings.listen.as_deref().unwrap_or("127.0.0.1:0");
         let mut c = run.aquifer(&[
             "server",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--database",
             database,
             "--config",
@@ -251,6 +255,12 @@ impl Server {
     /// more than ten seconds.
     pub async fn stop(self) -> Result<()> {
         terminate(self.child, Duration::from_secs(10)).await
+    }
+
+    /// Kills the server (SIGKILL), as a crash would.
+    pub async fn kill(mut self) -> Result<()> {
+        self.child.kill().await?;
+        Ok(())
     }
 
     /// A call that must succeed.

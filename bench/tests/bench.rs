@@ -76,6 +76,11 @@ fn nonsense_parameters_are_refused_with_a_reason() {
             vec!["--stall-s", "0", "handoff"],
             "--stall-s must be at least 1",
         ),
+        (vec!["soak", "--jobs", "0"], "--jobs must be at least 1"),
+        (
+            vec!["soak", "--timeout-s", "0"],
+            "--timeout-s must be at least 1",
+        ),
     ] {
         let out = bench(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -180,4 +185,46 @@ fn a_stalled_scenario_gives_up_and_leaves_nothing_running() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert!(left.is_empty(), "processes of the run left: {left:?}");
+}
+
+/// A short soak on SQLite: every kill survived, its last line as
+/// documented, and the same seed gives the same schedule of kills.
+#[test]
+fn a_short_soak_survives_its_kills_and_says_so_in_one_line() {
+    let out = bench(&["soak", "--jobs", "12", "--kills", "4", "--seed", "5"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "failed: {stdout}\n{stderr}");
+    let last = stdout.lines().last().expect("a last line");
+    let fields: Vec<(&str, &str)> = (last.split(' '))
+        .map(|f| f.split_once('=').expect("key=value"))
+        .collect();
+    let keys: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        keys,
+        [
+            "jobs",
+            "ended",
+            "kills",
+            "failed_by_kill",
+            "leaked",
+            "violations",
+            "seed"
+        ],
+        "{last}"
+    );
+    let value = |k: &str| fields.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
+    assert_eq!(value("jobs"), Some("12"));
+    assert_eq!(value("ended"), Some("12"));
+    assert_eq!(value("kills"), Some("4"));
+    assert_eq!(
+        (value("leaked"), value("violations")),
+        (Some("0"), Some("0"))
+    );
+    assert_eq!(value("seed"), Some("5"));
+    let killed: Vec<&str> = (stderr.lines())
+        .filter(|l| l.starts_with("soak: killed"))
+        .map(|l| l.split(" (").next().unwrap_or(l))
+        .collect();
+    assert_eq!(killed.len(), 4, "{stderr}");
 }

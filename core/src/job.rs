@@ -26,12 +26,33 @@ pub struct JobSpec {
     /// The outcomes of dependencies that have already left the books, as
     /// the store recorded them: the core forgets retired jobs, the caller
     /// does not.
+    #[serde(deserialize_with = "outcomes_by_job")]
     pub retired_outcomes: BTreeMap<JobId, Outcome>,
     pub privileges: BTreeSet<Privilege>,
     /// Who submits it (the store's user id; 0 is the operator), for the
     /// per-owner limit on jobs in the books.
     #[serde(default)]
     pub owner: u64,
+}
+
+/// Outcomes keyed by job id, read from JSON object keys. Inside an
+/// internally tagged enum (a logged `Input::SubmitJob`) serde hands the
+/// keys over as strings, which a `JobId` does not take: read as strings,
+/// then parsed, they come back whatever the enclosing shape.
+fn outcomes_by_job<'de, D>(d: D) -> Result<BTreeMap<JobId, Outcome>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    let keyed: BTreeMap<String, Outcome> = BTreeMap::deserialize(d)?;
+    (keyed.into_iter())
+        .map(|(job, outcome)| {
+            let id = job
+                .parse::<u32>()
+                .map_err(|_| D::Error::custom(format!("{job:?} is not a job id")))?;
+            Ok((JobId(id), outcome))
+        })
+        .collect()
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

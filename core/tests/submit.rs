@@ -163,6 +163,29 @@ fn each_owner_has_a_limit_of_jobs_in_the_books() {
     assert_eq!(s.jobs_of(7), 2);
 }
 
+/// A logged submission that names a retired dependency's outcome reads
+/// back: inside the tagged `Input` its map's keys come as strings (found
+/// by the soak, where reading the history for the model failed).
+#[test]
+fn a_logged_submission_with_retired_outcomes_reads_back() {
+    let mut sp = spec(&[("a", 1)]);
+    sp.depends_on = BTreeSet::from([J1, JobId(7)]);
+    sp.retired_outcomes = BTreeMap::from([
+        (J1, Outcome::Succeeded),
+        (JobId(7), Outcome::Failed(Failure::Tasks)),
+    ]);
+    let input = Input::SubmitJob(sp);
+    let text = serde_json::to_string(&input).expect("json");
+    let back: Input = serde_json::from_str(&text).expect("it reads back");
+    assert_eq!(back, input);
+    let bad = text.replace("\"7\"", "\"seven\"");
+    let refused = serde_json::from_str::<Input>(&bad).expect_err("not a job id");
+    assert!(
+        refused.to_string().contains("\"seven\" is not a job id"),
+        "{refused}"
+    );
+}
+
 /// Logs written before jobs had owners read as the operator's jobs.
 #[test]
 fn a_submission_logged_without_an_owner_is_the_operators() {

@@ -63,8 +63,8 @@ impl Trace {
 }
 
 /// A small deterministic generator (splitmix64): walks are reproducible
-/// from their seed.
-pub(crate) struct Rng(pub(crate) u64);
+/// from their seed (and so are `aquifer-bench soak`'s schedules).
+pub struct Rng(pub u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -75,7 +75,8 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    pub(crate) fn below(&mut self, n: usize) -> usize {
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
         usize::try_from(self.next() % n as u64).expect("fits")
     }
 }
