@@ -791,6 +791,21 @@ impl Store {
         Ok(out)
     }
 
+    /// The bytes of task output the store holds for `job` (its entries'
+    /// text, as stored), for the per-job cap.
+    pub async fn output_bytes(&self, job: JobId) -> Result<u64, StoreError> {
+        let (n,): (i64,) = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT CAST(COALESCE(SUM(OCTET_LENGTH(body)), 0) AS BIGINT) FROM job_events \
+                 WHERE job = $1 AND body LIKE '{\"event\":\"output\",%'",
+            )
+            .bind(i64::from(job.0))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Why each resource whose destroy failed failed, the last time.
     pub async fn resource_reasons(
         &self,

@@ -395,13 +395,11 @@ async fn frozen_world(on: On) -> World {
                 .expect("a PostgreSQL server")
         }
     };
-    let s = server_timed(
-        &url,
-        dir,
-        aquifer_core::Limits::default(),
-        Some(Arc::new(Frozen)),
-    )
-    .await;
+    let tuning = Tuning {
+        clock: Some(Arc::new(Frozen)),
+        ..Tuning::default()
+    };
+    let s = server_tuned(&url, dir, tuning).await;
     world_on(s).await
 }
 

@@ -495,6 +495,65 @@ async fn postgres_a_held_resource_shows_the_wells_reason() {
     a_held_resource_shows_the_wells_reason(server_on(&url, dir).await).await;
 }
 
+/// The cap on a job's output counts what was stored before a restart: a
+/// job gets no fresh cap when the server starts again.
+#[tokio::test]
+async fn sqlite_a_jobs_output_cap_holds_across_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = common::sqlite_url(&dir);
+    a_jobs_output_cap_holds_across_a_restart(&url, dir).await;
+}
+
+#[tokio::test]
+async fn postgres_a_jobs_output_cap_holds_across_a_restart() {
+    let Some(url) = common::postgres_url("cap").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    a_jobs_output_cap_holds_across_a_restart(&url, dir).await;
+}
+
+async fn a_jobs_output_cap_holds_across_a_restart(url: &str, dir: tempfile::TempDir) {
+    let http = aquifer_server::api::http::Http {
+        // One entry of 30 bytes of text fits (with its JSON), two do not.
+        output_bytes_per_job_max: 120,
+        ..aquifer_server::api::http::Http::default()
+    };
+    let tuning = Tuning {
+        http,
+        ..Tuning::default()
+    };
+    let s = server_tuned(url, dir, tuning).await;
+    let w = world::world_on(s).await;
+    let worker = w.tokens["worker"].clone();
+    let job = w.job;
+    async fn say(s: &Server, worker: &str, text: &str) {
+        let body = json!({"task": "test", "stream": "stdout", "text": text});
+        let (status, answer) = s
+            .call(Method::POST, "/0/agent/output", Some(worker), Some(body))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    say(&w.s, &worker, &"a".repeat(30)).await;
+    let (_, s) = w.s.restart().await;
+    say(&s, &worker, &"b".repeat(30)).await;
+    let (_, stream) = s
+        .call(
+            Method::GET,
+            &format!("/0/jobs/{job}/events?limit=1000"),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    let text = stream.to_string();
+    assert!(text.contains(&"a".repeat(30)), "{text}");
+    assert!(
+        !text.contains(&"b".repeat(30)),
+        "past the cap after the restart: {text}"
+    );
+    assert!(text.contains("output_dropped"), "{text}");
+}
+
 /// A create that failed and was retried is history, not the reason of a
 /// job that then succeeded: the event stream keeps it, the view does not.
 #[tokio::test]

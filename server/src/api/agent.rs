@@ -147,8 +147,11 @@ pub async fn output(
             format!("send at most {OUTPUT_CALL_BYTES_MAX} bytes of output a call"),
         ));
     }
-    // Everything the entry stores counts toward the job's cap.
-    let stored = (o.text.len() + o.task.len()) as u64;
+    // Everything the entry stores counts toward the job's cap: its whole
+    // text as the store keeps it, as the store counts it after a restart.
+    let entry =
+        serde_json::json!({"event": "output", "task": o.task, "stream": o.stream, "text": o.text});
+    let stored = entry.to_string().len() as u64;
     let (job, _) = (api.handle)
         .read(move |s| s.running_job_of(worker))
         .await?
@@ -164,6 +167,13 @@ pub async fn output(
         let running = api.handle.read(|s| s.running_jobs()).await?;
         lock()?.retain(|job, _| running.contains(&JobId(*job)));
     }
+    // A job's first output since this process started counts what the
+    // store already holds of it: a restart gives no job a fresh cap.
+    if !lock()?.contains_key(&job.0) {
+        let already = api.store.output_bytes(job).await?;
+        lock()?.entry(job.0).or_insert(already);
+    }
+    let cap = api.http.output_bytes_per_job_max;
     let (before, after) = {
         let mut taken = lock()?;
         let n = taken.entry(job.0).or_insert(0);
@@ -171,13 +181,13 @@ pub async fn output(
         *n = n.saturating_add(stored);
         (before, *n)
     };
-    let body = if after <= OUTPUT_JOB_BYTES_MAX {
-        serde_json::json!({"event": "output", "task": o.task, "stream": o.stream, "text": o.text})
-    } else if before <= OUTPUT_JOB_BYTES_MAX {
+    let body = if after <= cap {
+        entry
+    } else if before <= cap {
         serde_json::json!({
             "event": "output_dropped",
             "task": o.task,
-            "reason": format!("the job wrote more than {OUTPUT_JOB_BYTES_MAX} bytes; the rest is dropped"),
+            "reason": format!("the job wrote more than {cap} bytes; the rest is dropped"),
         })
     } else {
         return Ok((StatusCode::OK, Empty {}));

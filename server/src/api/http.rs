@@ -38,6 +38,10 @@ pub struct Http {
     /// server's 4,096 so that wells, factories and agents always find a
     /// place; past it, `503 busy`.
     pub user_waits_max: usize,
+    /// Task output one job may store (its text and task names), counted
+    /// across restarts; past it the rest is dropped with one
+    /// `output_dropped` entry.
+    pub output_bytes_per_job_max: u64,
     /// On stop: how long requests already being answered (long-polls
     /// included) may take before their connections are closed.
     pub shutdown_grace_ms: u64,
@@ -52,6 +56,7 @@ impl Default for Http {
             body_bytes_in_flight_max: 64 * 1024 * 1024,
             waits_per_principal_max: 64,
             user_waits_max: 2_048,
+            output_bytes_per_job_max: super::agent::OUTPUT_JOB_BYTES_MAX,
             shutdown_grace_ms: 10_000,
         }
     }

@@ -9,6 +9,7 @@ pub mod world;
 use crate::common::*;
 use aquifer_core::*;
 use aquifer_server::api::Api;
+use aquifer_server::api::http::Http;
 use aquifer_server::driver::Handle;
 use aquifer_server::store::Store;
 use serde_json::{Value, json};
@@ -44,19 +45,27 @@ pub async fn server_on(url: &str, dir: tempfile::TempDir) -> Server {
     server_with(url, dir, Limits::default()).await
 }
 
-/// `server_on` under other limits.
-pub async fn server_with(url: &str, dir: tempfile::TempDir, limits: Limits) -> Server {
-    server_timed(url, dir, limits, None).await
+/// What a test's server runs under, beyond the defaults.
+#[derive(Clone, Default)]
+pub struct Tuning {
+    pub limits: Limits,
+    /// The driver's clock (a frozen one, say); default the system's.
+    pub clock: Option<Arc<dyn aquifer_server::driver::Clock>>,
+    pub http: Http,
 }
 
-/// `server_with` on a clock of the test's (a frozen one, say).
-pub async fn server_timed(
-    url: &str,
-    dir: tempfile::TempDir,
-    limits: Limits,
-    clock: Option<Arc<dyn aquifer_server::driver::Clock>>,
-) -> Server {
-    let s = start(url, dir, limits, clock).await;
+/// `server_on` under other limits.
+pub async fn server_with(url: &str, dir: tempfile::TempDir, limits: Limits) -> Server {
+    let tuning = Tuning {
+        limits,
+        ..Tuning::default()
+    };
+    server_tuned(url, dir, tuning).await
+}
+
+/// `server_on` under other limits, clock or HTTP bounds.
+pub async fn server_tuned(url: &str, dir: tempfile::TempDir, tuning: Tuning) -> Server {
+    let s = start(url, dir, tuning).await;
     let well = (s.store)
         .service_id(aquifer_server::users::Service::Well, "well-1", Time::ZERO)
         .await
@@ -88,12 +97,12 @@ pub async fn server_timed(
 }
 
 /// Recovers a driver from `url` and serves the API on a free port.
-async fn start(
-    url: &str,
-    dir: tempfile::TempDir,
-    limits: Limits,
-    clock: Option<Arc<dyn aquifer_server::driver::Clock>>,
-) -> Server {
+async fn start(url: &str, dir: tempfile::TempDir, tuning: Tuning) -> Server {
+    let Tuning {
+        limits,
+        clock,
+        http,
+    } = tuning;
     let defaults = aquifer_server::Config::loopback(url);
     let effects = Arc::new(Recorder::default());
     let recorder: Arc<dyn aquifer_server::driver::EffectSink> = effects.clone();
@@ -101,6 +110,7 @@ async fn start(
         bootstrap_token: Some(BOOT.into()),
         also: Some(recorder),
         limits,
+        http,
         clock: clock.unwrap_or(defaults.clock.clone()),
         ..defaults
     })
@@ -142,9 +152,13 @@ impl Server {
 
     /// Stops this server and starts another on the same database.
     pub async fn restart(self) -> (State, Server) {
-        let limits = self.api.limits;
+        let tuning = Tuning {
+            limits: self.api.limits,
+            http: self.api.http,
+            clock: None,
+        };
         let (state, url, dir) = self.stop().await;
-        (state, start(&url, dir, limits, None).await)
+        (state, start(&url, dir, tuning).await)
     }
 }
 
