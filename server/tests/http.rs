@@ -6,6 +6,7 @@
 
 mod common;
 use aquifer_server::api::http::Http;
+use aquifer_server::auth::Principal;
 use common::sqlite_url;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -237,11 +238,13 @@ async fn one_users_watches_leave_room_for_other_users_and_for_wells() {
         json!({"name": "w", "pools": {"pg": 1}}),
     )
     .await;
+    let well_id = Principal::Well(well["id"].as_u64().expect("an id"));
     let well = well["token"].as_str().expect("a token").to_string();
     let mut users = Vec::new();
     for name in ["alice", "bob", "carol"] {
         let (_, made) = post("/0/admin/users", BOOT, json!({"name": name})).await;
         let token = made["token"].as_str().expect("a token").to_string();
+        let user = Principal::User(made["id"].as_u64().expect("an id"));
         let job = json!({"name": "j", "target": "t", "tasks": [{"name": "a", "script": "true"}], "timeout_s": 600});
         let (status, submitted) = post("/0/jobs", &token, job).await;
         assert_eq!(status, 201, "{submitted}");
@@ -254,9 +257,11 @@ async fn one_users_watches_leave_room_for_other_users_and_for_wells() {
         )
         .await;
         let watch = format!("/0/jobs/{id}/events?after={}&wait_ms=30000", seen["next"]);
-        users.push((token, watch));
+        users.push((token, watch, user));
     }
-    let waiting = || r.api.wakers.registry.admitted();
+    // Waits until the places are taken (a share is taken after the
+    // registry's admission, so the shares, not the admissions, say when).
+    let held = |p: Principal| r.api.shares.held(p);
     let hold = |token: &String, path: &String| {
         tokio::spawn(call(
             reqwest::Method::GET,
@@ -265,36 +270,27 @@ async fn one_users_watches_leave_room_for_other_users_and_for_wells() {
             None,
         ))
     };
-    let until = |n: usize| async move {
-        tokio::time::timeout(MUST_COME, async {
-            while waiting() < n {
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("the requests wait");
-    };
     let (alice, bob, carol) = (&users[0], &users[1], &users[2]);
-    let mut held = vec![hold(&alice.0, &alice.1), hold(&alice.0, &alice.1)];
-    until(2).await;
+    let mut holding = vec![hold(&alice.0, &alice.1), hold(&alice.0, &alice.1)];
+    until(|| held(alice.2) == 2).await;
     let (status, body) = call(reqwest::Method::GET, alice.1.clone(), alice.0.clone(), None).await;
     assert_eq!(
         (status, &body["code"]),
         (429, &json!("too_many_waits")),
         "{body}"
     );
-    held.push(hold(&bob.0, &bob.1));
-    until(3).await;
+    holding.push(hold(&bob.0, &bob.1));
+    until(|| held(bob.2) == 1).await;
     let (status, body) = call(reqwest::Method::GET, carol.1.clone(), carol.0.clone(), None).await;
     assert_eq!((status, &body["code"]), (503, &json!("busy")), "{body}");
     // The well still finds a place to wait for work.
-    held.push(tokio::spawn(call(
+    holding.push(tokio::spawn(call(
         reqwest::Method::POST,
         "/0/well/lease".into(),
         well,
         Some(json!({"free": {"pg": 1}, "wait_ms": 30000})),
     )));
-    until(4).await;
+    until(|| held(well_id) == 1).await;
     // A watch that has its answer at once needs no place.
     let (status, _) = call(
         reqwest::Method::GET,
@@ -304,7 +300,18 @@ async fn one_users_watches_leave_room_for_other_users_and_for_wells() {
     )
     .await;
     assert_eq!(status, 200);
-    for h in held {
+    for h in holding {
         h.abort();
     }
+}
+
+/// Waits until `cond` holds, or fails after `MUST_COME`.
+async fn until(cond: impl Fn() -> bool) {
+    tokio::time::timeout(MUST_COME, async {
+        while !cond() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the requests wait");
 }
