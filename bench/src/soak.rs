@@ -121,6 +121,15 @@ fn agents(marker: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Cancels `job`; one that has ended already is no matter.
+async fn cancel(server: &Server, job: u64) {
+    let path = format!("/0/jobs/{job}/cancel");
+    let _ = server
+        .api
+        .exchange(Method::POST, &path, None::<&Value>)
+        .await;
+}
+
 fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
@@ -266,14 +275,7 @@ pub async fn soak(run: &Run, p: &Soak) -> Result<bool> {
             proc.check()?;
         }
         if let Some(job) = cancel_next.next() {
-            let _ = server
-                .api
-                .exchange(
-                    Method::POST,
-                    &format!("/0/jobs/{job}/cancel"),
-                    None::<&Value>,
-                )
-                .await;
+            cancel(&server, job).await;
         }
         let pick = rng.below(100);
         if pick < 25 {
@@ -302,14 +304,7 @@ pub async fn soak(run: &Run, p: &Soak) -> Result<bool> {
         kills += 1;
     }
     for job in cancel_next {
-        let _ = server
-            .api
-            .exchange(
-                Method::POST,
-                &format!("/0/jobs/{job}/cancel"),
-                None::<&Value>,
-            )
-            .await;
+        cancel(&server, job).await;
     }
 
     // Every job ends; then every resource is destroyed, or held.

@@ -582,27 +582,12 @@ async fn a_job_that_succeeds_after_a_retried_create_has_no_failure_reason() {
         json!({"name": "local", "targets": {"t": 1}}),
     )
     .await;
-    let (_, lease) = factory
-        .post("/0/factory/lease", json!({"free": {"t": 1}}))
-        .await;
-    let worker = id(&lease["lease"]["worker"]);
-    let (_, created) = factory
-        .post(&format!("/0/factory/workers/{worker}/created"), json!({}))
-        .await;
-    let (_, booted) = s
-        .call(
-            Method::POST,
-            "/0/agent/bootstrap",
-            None,
-            Some(json!({"key": created["bootstrap"]})),
-        )
-        .await;
+    let (_, key) = world::next_worker(&s, &factory.token).await;
+    let (worker_token, _) = world::started(&s, &key).await;
     let agent = Client {
         s: &s,
-        token: booted["token"].as_str().expect("a token").to_string(),
+        token: worker_token,
     };
-    let (status, body) = agent.post("/0/agent/start", json!({})).await;
-    assert_eq!(status, 200, "{body}");
     let (status, body) = agent
         .post("/0/agent/finish", json!({"succeeded": true}))
         .await;

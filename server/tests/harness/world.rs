@@ -86,7 +86,7 @@ fn token(v: &Value) -> String {
 }
 
 /// A worker leased by the factory for the next job in line, with its key.
-async fn next_worker(s: &Server, factory: &str) -> (u64, String) {
+pub async fn next_worker(s: &Server, factory: &str) -> (u64, String) {
     let lease = ok(
         s,
         Method::POST,
@@ -111,7 +111,7 @@ async fn next_worker(s: &Server, factory: &str) -> (u64, String) {
 }
 
 /// The agent's check-in and start with `key`: (worker token, job token).
-async fn started(s: &Server, key: &str) -> (String, String) {
+pub async fn started(s: &Server, key: &str) -> (String, String) {
     let (status, booted) = s
         .call(
             Method::POST,
