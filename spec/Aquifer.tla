@@ -173,6 +173,14 @@ Retire(s, j) ==
 
 Releasing(rec) == [rec EXCEPT !.st = "releasing", !.lease = 0, !.fails = 0]
 
+(* The jobs in S and the blocked jobs that depend on them, transitively.  *)
+(* Recursion to the fixpoint: as deep as the longest chain of blocked     *)
+(* dependents, each level computed once.                                  *)
+RECURSIVE Dependents(_, _)
+Dependents(s, S) ==
+    LET N == S \cup {k \in Jobs : s.phase[k] = "blocked" /\ Deps[k] \cap S # {}}
+    IN  IF N = S THEN S ELSE Dependents(s, N)
+
 (* Rule 8, when job j has just ended with outcome o: if it succeeded, the *)
 (* blocked jobs all of whose dependencies have now succeeded begin; if    *)
 (* not, every blocked job that (transitively) depends on it fails.  A     *)
@@ -182,11 +190,7 @@ Settle(s, j, o) ==
     THEN BeginAcq(s, {k \in Jobs : /\ s.phase[k] = "blocked" /\ j \in Deps[k]
                                    /\ \A d \in Deps[k] : Ended(s, d)
                                                          /\ s.outcome[d] = "succeeded"})
-    ELSE LET F[n \in 0..Cardinality(Jobs)] ==
-                 IF n = 0 THEN {j}
-                 ELSE F[n - 1] \cup {k \in Jobs : s.phase[k] = "blocked"
-                                                  /\ Deps[k] \cap F[n - 1] # {}}
-             Failing == F[Cardinality(Jobs)] \ {j}
+    ELSE LET Failing == Dependents(s, {j}) \ {j}
          IN  [s EXCEPT
                 !.phase   = [k \in Jobs |-> IF k \in Failing THEN "retired" ELSE s.phase[k]],
                 !.outcome = [k \in Jobs |-> IF k \in Failing THEN "failed_dependency"

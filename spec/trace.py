@@ -485,7 +485,9 @@ def run_batch(jar, workdir, items):
     for f in ("Aquifer.tla", "AquiferTrace.tla", "AquiferTrace.cfg"):
         shutil.copy(os.path.join(HERE, f), workdir)
     meta = tempfile.mkdtemp(prefix="meta", dir=workdir)
-    cmd = ["java", "-XX:+UseParallelGC", "-cp", jar, "tlc2.TLC", "-deadlock", "-workers", "1",
+    # A long trace (a soak's, over a thousand steps of a hundred jobs) is a
+    # deep value for TLC's evaluator: Java's default stack overflows on it.
+    cmd = ["java", "-Xss64m", "-XX:+UseParallelGC", "-cp", jar, "tlc2.TLC", "-deadlock", "-workers", "1",
            "-nowarning", "-metadir", meta, "-config", "AquiferTrace.cfg", "AquiferTrace.tla"]
     p = subprocess.run(cmd, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     reached = {}
