@@ -112,17 +112,17 @@ impl Server {
         made["id"].as_u64().expect("a job id")
     }
 
-    pub async fn job(&self, id: u64) -> Value {
-        let (status, job) = self
-            .call(
-                aquifer_protocol::Method::GET,
-                &format!("/0/jobs/{id}"),
-                BOOT,
-                None,
-            )
+    /// `GET path` as the admin, which must answer 200.
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, answer) = self
+            .call(aquifer_protocol::Method::GET, path, BOOT, None)
             .await;
-        assert_eq!(status, 200, "{job}");
-        job
+        assert_eq!(status, 200, "{path}: {answer}");
+        answer
+    }
+
+    pub async fn job(&self, id: u64) -> Value {
+        self.get(&format!("/0/jobs/{id}")).await
     }
 
     pub async fn cancel(&self, id: u64) {

@@ -54,6 +54,15 @@ pub struct ChaosConfig {
     /// The chance that a create exits the process the same way.
     #[serde(default)]
     pub crash_in_create_probability: f64,
+    /// The chance that a create never returns (before making anything),
+    /// as a well stuck on a dead peer does: the runner's
+    /// `create_timeout_ms` has to cut it off.
+    #[serde(default)]
+    pub create_hang_probability: f64,
+    /// The chance that one attempt to destroy never returns, cut off by
+    /// `destroy_timeout_ms`; the thing stays made until a later attempt.
+    #[serde(default)]
+    pub destroy_hang_probability: f64,
 }
 
 impl WellSettings for ChaosConfig {
@@ -67,6 +76,8 @@ impl WellSettings for ChaosConfig {
                 "crash_in_create_probability",
                 self.crash_in_create_probability,
             ),
+            ("create_hang_probability", self.create_hang_probability),
+            ("destroy_hang_probability", self.destroy_hang_probability),
         ] {
             if !(0.0..=1.0).contains(&p) {
                 return Err(format!("{name} is {p}: use a number from 0 to 1"));
@@ -169,6 +180,12 @@ impl ChaosWell {
             .map_err(|e| e.to_string())
     }
 
+    /// Draws only when `p` is above zero, so that a configuration without
+    /// this kind of fault decides everything else as it did before.
+    fn chance(rng: &mut StdRng, p: f64) -> bool {
+        p > 0.0 && rng.random_bool(p)
+    }
+
     async fn delay(rng: &mut StdRng, [lo, hi]: [u64; 2]) {
         if hi > 0 {
             let ms = rng.random_range(lo..=hi);
@@ -181,6 +198,10 @@ impl Well for ChaosWell {
     async fn create(&self, req: &CreateRequest) -> Result<Created, CreateError> {
         let mut rng = self.rng(req.resource, 0);
         Self::delay(&mut rng, self.config.create_delay_ms).await;
+        if Self::chance(&mut rng, self.config.create_hang_probability) {
+            tracing::warn!(resource = req.resource, "chaos: this create hangs");
+            std::future::pending::<()>().await;
+        }
         if rng.random_bool(self.config.create_fail_probability) {
             return Err(CreateError {
                 reason: format!("chaos: create of resource {} failed", req.resource),
@@ -225,6 +246,10 @@ impl Well for ChaosWell {
         };
         let mut rng = self.rng(resource, attempt);
         Self::delay(&mut rng, self.config.destroy_delay_ms).await;
+        if Self::chance(&mut rng, self.config.destroy_hang_probability) {
+            tracing::warn!(resource, attempt, "chaos: this destroy hangs");
+            std::future::pending::<()>().await;
+        }
         if rng.random_bool(self.config.destroy_fail_probability) {
             return Err(format!(
                 "chaos: destroy of resource {resource} failed (attempt {attempt})"

@@ -9,7 +9,7 @@ mod common;
 use aquifer_core::Limits;
 use aquifer_well::chaos::{ChaosConfig, ChaosWell};
 use aquifer_well::slot::{SlotConfig, SlotItem, SlotWell};
-use aquifer_well::{CreateRequest, Well};
+use aquifer_well::{CreateRequest, RunnerConfig, Well};
 use common::*;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -292,6 +292,109 @@ async fn a_slot_whose_reset_fails_is_held_until_an_operator_releases_it() {
     assert_eq!(owned_ids(&*well).await, [2]);
     s.cancel(second).await;
     runner.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn a_create_that_hangs_is_cut_off_and_the_job_fails_with_the_reason() {
+    let s = server().await;
+    let token = s.well("stuck", json!({"solo": 1})).await;
+    let hangs = ChaosConfig {
+        create_hang_probability: 1.0,
+        ..ChaosConfig::default()
+    };
+    let well = chaos(s.dir.path(), hangs);
+    let config = RunnerConfig {
+        create_timeout: Duration::from_millis(300),
+        ..runner_config(&s, &token, &[("solo", 1)])
+    };
+    let runner = start(well.clone(), config);
+    let job = s.submit(json!([{"name": "db", "type": "solo"}])).await;
+    // Each try is cut off and reported as retryable, until the group has
+    // failed as often as the limits allow.
+    assert_eq!(s.ended(job).await, json!({"failed": "resource"}));
+    let reason = s.job(job).await["reason"].clone();
+    assert!(
+        reason
+            .as_str()
+            .is_some_and(|r| r.contains("create took longer than 300 ms")),
+        "{reason}"
+    );
+    eventually("every try confirmed destroyed", || async {
+        s.resources(&token).await.is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        owned_ids(&*well).await.is_empty(),
+        "a hung create made nothing"
+    );
+    assert!(!runner.finished(), "the runner carries on");
+    runner.stop().await.expect("a clean stop");
+}
+
+#[tokio::test]
+async fn a_destroy_that_hangs_ends_held_with_its_reason_and_its_slot_counted() {
+    let s = server_with(Limits {
+        destroy_failures_max: 2,
+        ..Limits::default()
+    })
+    .await;
+    let stuck_token = s.well("stuck", json!({"solo": 1})).await;
+    let hangs = ChaosConfig {
+        destroy_hang_probability: 1.0,
+        ..ChaosConfig::default()
+    };
+    let stuck = chaos(&s.dir.path().join("stuck"), hangs);
+    let config = RunnerConfig {
+        destroy_timeout: Duration::from_millis(300),
+        ..runner_config(&s, &stuck_token, &[("solo", 1)])
+    };
+    let stuck_runner = start(stuck.clone(), config);
+    let fine_token = s.well("fine", json!({"pg": 2})).await;
+    let fine = chaos(&s.dir.path().join("fine"), ChaosConfig::default());
+    let fine_runner = start(fine, runner_config(&s, &fine_token, &[("pg", 2)]));
+
+    let first = s.submit(json!([{"name": "db", "type": "solo"}])).await;
+    eventually("the first job's resource ready", || async {
+        (states(&s.resources(&stuck_token).await) == ["ready"]).then_some(())
+    })
+    .await;
+    s.cancel(first).await;
+    let held = eventually("the resource held", || async {
+        let list = s.get("/0/admin/resources").await;
+        let r = list.as_array()?.first()?.clone();
+        (r["state"] == "held").then_some(r)
+    })
+    .await;
+    assert!(
+        held["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("destroy took longer than 300 ms")),
+        "the admin sees why: {held}"
+    );
+    assert_eq!(
+        owned_ids(&*stuck).await,
+        [1],
+        "still made, as far as the well knows"
+    );
+
+    // The held resource keeps its slot: the next job for its type waits,
+    // with no room by the books...
+    let second = s.submit(json!([{"name": "db", "type": "solo"}])).await;
+    let why = s.get(&format!("/0/jobs/{second}/explain")).await;
+    let group = &why["explanation"]["groups"][0];
+    assert_eq!(group["state"], "queued", "{why}");
+    assert_eq!(group["wells"][0]["room"], 0, "{why}");
+    // ...and a job for another type is served as if nothing had happened.
+    let other = s.submit(json!([{"name": "o", "type": "pg"}])).await;
+    eventually("the other job's resource ready", || async {
+        (states(&s.resources(&fine_token).await) == ["ready"]).then_some(())
+    })
+    .await;
+    s.cancel(other).await;
+    assert_eq!(s.ended(other).await, json!("cancelled"));
+    s.cancel(second).await;
+    fine_runner.stop().await.expect("a clean stop");
+    stuck_runner.kill().await;
 }
 
 #[tokio::test]
