@@ -1,6 +1,7 @@
 //! `aquifer-bench soak`: the whole stack as processes (the server, a ring
 //! of single-slot wells with a reset command, a chaos well that fails a
-//! fifth of its creates and destroys, the postgres well with `--postgres`,
+//! fifth of its creates and destroys and hangs in one in twenty (cut off
+//! by its 2 s timeouts), the postgres well with `--postgres`,
 //! the local factory and its agents) runs jobs with mixed resources,
 //! dependencies and cancellations while the harness kills one of them
 //! with SIGKILL at random moments and starts it again. At the end it
@@ -8,7 +9,8 @@
 //! for want of its worker (a server or well restart fails nothing that
 //! runs), that nothing is left (resources, worker directories, processes,
 //! PostgreSQL roles and databases), and that the whole log replays through
-//! the core and the model. The last line is
+//! the core and the model (and, with `--trace`, writes it for TLC). The
+//! last line is
 //! `jobs=.. ended=.. kills=.. failed_by_kill=.. leaked=.. violations=.. seed=..`;
 //! `--seed` repeats the schedule.
 
@@ -40,6 +42,10 @@ pub struct Soak {
     /// Give up if the jobs have not all ended after this long.
     #[arg(long, default_value_t = 900)]
     pub timeout_s: u64,
+    /// Also write the whole log here as a trace for TLC (`spec/trace.py
+    /// validate`), in the format of `aquifer-model walk --out`.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
 }
 
 /// The single-slot types, each served by a slot well of its own.
@@ -102,19 +108,31 @@ struct Planned {
     types: Vec<&'static str>,
 }
 
-/// Agents of this run: the processes of `aquifer agent` with its marker.
+/// Agents of this run: the processes of `aquifer agent` with its marker,
+/// whose parent is not an agent. A task just forked by its agent and not
+/// yet `exec`'d has its agent's command line and environment: killing
+/// that would kill a task (`killed by signal 9`) while its agent lives.
 fn agents(marker: &str) -> Vec<i32> {
     let needle = format!("{MARKER}={marker}");
+    let is_agent = |pid: i32| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        cmdline.split(|&b| b == 0).nth(1) == Some(b"agent".as_slice())
+    };
+    let parent = |pid: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command's closing parenthesis: state, then the ppid.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        rest.split_whitespace().nth(1)?.parse::<i32>().ok()
+    };
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let agent = cmdline.split(|&b| b == 0).nth(1) == Some(b"agent".as_slice());
-            agent
+        .filter(|&pid| {
+            is_agent(pid)
+                && parent(pid).is_some_and(|p| !is_agent(p))
                 && std::fs::read(format!("/proc/{pid}/environ"))
                     .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
         })
@@ -196,7 +214,7 @@ pub async fn soak(run: &Run, p: &Soak) -> Result<bool> {
         "chaos",
         &["well", "run"],
         format!(
-            "url = \"{url}\"\ntoken = \"{token}\"\ndata_dir = \"{}\"\nreconcile_interval_ms = 1000\n[capacity]\n{FLAKY} = 2\n[well]\nkind = \"chaos\"\nseed = {seed}\ncreate_fail_probability = 0.2\ndestroy_fail_probability = 0.2\ncreate_delay_ms = [0, 300]\n",
+            "url = \"{url}\"\ntoken = \"{token}\"\ndata_dir = \"{}\"\nreconcile_interval_ms = 1000\ncreate_timeout_ms = 2000\ndestroy_timeout_ms = 2000\n[capacity]\n{FLAKY} = 2\n[well]\nkind = \"chaos\"\nseed = {seed}\ncreate_fail_probability = 0.2\ndestroy_fail_probability = 0.2\ncreate_hang_probability = 0.05\ndestroy_hang_probability = 0.05\ncreate_delay_ms = [0, 300]\n",
             dir.join("chaos").display()
         ),
     )?;
@@ -400,6 +418,24 @@ pub async fn soak(run: &Run, p: &Soak) -> Result<bool> {
     if let Err(d) = &replayed {
         problems.push(format!("the log leaves the model: {d}"));
     }
+    if let Some(path) = &p.trace {
+        let trace = aquifer_model::walk::Trace::of_history(
+            format!("soak-{seed}"),
+            aquifer_core::Rules::production(),
+            aquifer_core::Limits::default(),
+            &history,
+        );
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(path, serde_json::to_vec(&trace)?)
+            .with_context(|| format!("writing the trace to {}", path.display()))?;
+        eprintln!(
+            "soak: {} steps written to {}",
+            history.len(),
+            path.display()
+        );
+    }
     let violations = problems.len();
     for p in &problems {
         eprintln!("soak: {p}");
@@ -417,6 +453,15 @@ pub async fn soak(run: &Run, p: &Soak) -> Result<bool> {
         }
         eprintln!("soak: the logs are kept in {}", kept.display());
     }
+    // How much of the chaos happened: the hangs are cut off by the well's
+    // timeouts, so only its log tells them apart from other failures.
+    let chaos_log = std::fs::read_to_string(dir.join("chaos.log")).unwrap_or_default();
+    let count = |what: &str| chaos_log.lines().filter(|l| l.contains(what)).count();
+    eprintln!(
+        "soak: the chaos well hung {} creates and {} destroys",
+        count("chaos: this create hangs"),
+        count("chaos: this destroy hangs")
+    );
     if workers_left > 0 || strays > 0 {
         eprintln!("soak: {workers_left} worker directories and {strays} processes were left");
     }
