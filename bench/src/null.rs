@@ -187,7 +187,8 @@ impl Factory for NullFactory {
 /// The agent's part with no tasks: trade the key for a token, start the
 /// job, report it succeeded.
 async fn null_agent(api: &Client, key: &str, log: &Log) -> Result<(), String> {
-    let boot = (api.agent_bootstrap(key).await).map_err(|e| e.to_string())?;
+    let token = aquifer_factory::agent::worker_token().map_err(|e| e.to_string())?;
+    let boot = (api.agent_bootstrap(key, &token).await).map_err(|e| e.to_string())?;
     let api = api.with_token(boot.token);
     let started = match api.agent_start().await {
         Ok(s) => s,

@@ -7,11 +7,21 @@ use aquifer_core::Outcome;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// `POST /0/agent/bootstrap` (no token; the key is the credential).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /0/agent/bootstrap`. The one-time key is the credential, sent
+/// as `Authorization: Bearer KEY`: the server checks it before it reads a
+/// byte of the body, and then does not read `key`. Agents before 2026-12
+/// sent the key only here; that is still taken (within the route's 1 KiB).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BootstrapRequest {
-    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The worker token the agent will use, which it made itself
+    /// ([`crate::token::compose`] of random bytes), so that a try whose
+    /// answer was lost can be asked again with that token in the header
+    /// and answered the same. Without it the server makes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -457,9 +457,28 @@ impl Client {
 
     /// Trades the one-time key for the worker's token; safe to retry: the
     /// key stays good until the server has recorded the check-in.
-    pub async fn agent_bootstrap(&self, key: &str) -> Result<Bootstrapped, CallError> {
-        let body = BootstrapRequest { key: key.into() };
-        self.report(path::AGENT_BOOTSTRAP, &body).await
+    ///
+    /// The key goes in the header, which a server checks before it reads
+    /// the body, and in the body too, for servers from before 2026-12.
+    /// `token` is the worker token the agent proposes (see
+    /// [`BootstrapRequest::token`]): when the key is refused, a try before
+    /// may have spent it and its answer been lost, so the token is shown
+    /// in its place and, if that try made it, the same answer comes back.
+    pub async fn agent_bootstrap(&self, key: &str, token: &str) -> Result<Bootstrapped, CallError> {
+        let body = BootstrapRequest {
+            key: Some(key.into()),
+            token: Some(token.into()),
+        };
+        let tried = (self.with_token(key.into()))
+            .report(path::AGENT_BOOTSTRAP, &body)
+            .await;
+        match tried {
+            Err(e) if e.status() == Some(401) => (self.with_token(token.into()))
+                .report(path::AGENT_BOOTSTRAP, &BootstrapRequest::default())
+                .await
+                .map_err(|_| e),
+            other => other,
+        }
     }
 
     pub async fn agent_start(&self) -> Result<Started, CallError> {

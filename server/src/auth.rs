@@ -8,13 +8,11 @@
 
 use crate::store::{Store, StoreError};
 use aquifer_core::Time;
+use aquifer_protocol::token::{ID_BYTES, SECRET_BYTES, hex};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use subtle::ConstantTimeEq;
-
-const ID_BYTES: usize = 8;
-const SECRET_BYTES: usize = 32;
 
 /// Who a token speaks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,10 +68,6 @@ pub enum AuthError {
     Random(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -134,7 +128,7 @@ pub(crate) fn new_token() -> Result<NewToken, AuthError> {
     Ok(NewToken {
         id: hex(&id),
         hash: digest(&secret),
-        plaintext: format!("aq_{}_{}", hex(&id), hex(&secret)),
+        plaintext: aquifer_protocol::token::compose(&id, &secret),
     })
 }
 
@@ -290,6 +284,74 @@ impl Store {
         self.tokens
             .insert(generation, &presented.id, stored, principal);
         Ok(principal)
+    }
+
+    /// Spends worker `worker`'s one-time key and makes its worker token,
+    /// in one transaction: `proposed` (the agent's own, so that a retry
+    /// after a lost answer can show it) or a new one. `None` if the key
+    /// was spent already; of two uses of one key, exactly one gets a
+    /// token.
+    pub async fn exchange_key(
+        &self,
+        worker: u64,
+        proposed: Option<&str>,
+        now: Time,
+    ) -> Result<Option<String>, AuthError> {
+        let token = match proposed {
+            Some(p) => {
+                let presented = parse(p)?;
+                NewToken {
+                    hash: digest(&presented.secret),
+                    id: presented.id,
+                    plaintext: p.to_string(),
+                }
+            }
+            None => new_token()?,
+        };
+        let (key_kind, subject) = Principal::Bootstrap(worker).kind();
+        let (token_kind, _) = Principal::Worker(worker).kind();
+        let bound = i64::try_from(subject).map_err(|_| AuthError::Malformed)?;
+        let created = i64::try_from(now.ms()).unwrap_or(i64::MAX);
+        let done: Result<Option<String>, AuthError> = crate::on_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(StoreError::from)?;
+            let spent = sqlx::query(
+                "UPDATE tokens SET revoked = 1 WHERE kind = $1 AND subject = $2 AND revoked = 0",
+            )
+            .bind(key_kind)
+            .bind(bound)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from)?
+            .rows_affected();
+            if spent == 0 {
+                Ok(None)
+            } else {
+                let made = sqlx::query(
+                    "INSERT INTO tokens (id, secret_hash, kind, subject, created_ms) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(&token.id)
+                .bind(&token.hash)
+                .bind(token_kind)
+                .bind(bound)
+                .bind(created)
+                .execute(&mut *tx)
+                .await
+                .map_err(StoreError::from)?
+                .rows_affected();
+                if made == 1 {
+                    tx.commit().await.map_err(StoreError::from)?;
+                    Ok(Some(token.plaintext))
+                } else {
+                    // The proposed id is taken: no token, and the key
+                    // stays good (the transaction is dropped).
+                    Err(AuthError::Malformed)
+                }
+            }
+        });
+        // Even after an error: the commit may have gone through.
+        self.tokens.revoked(key_kind, subject);
+        done
     }
 
     /// Revokes every token of `principal` (a finished job's, say).

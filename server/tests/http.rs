@@ -53,6 +53,19 @@ fn post_head(path: &str, token: Option<&str>, length: u64) -> String {
     )
 }
 
+/// The first answer to a request of which only `head` is sent: one that
+/// comes from the head alone, before any body.
+async fn answer_to_head(r: &aquifer_server::Running, head: &str) -> String {
+    let mut stream = connect(r).await;
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    let mut answer = vec![0; 4096];
+    let n = tokio::time::timeout(MUST_COME, stream.read(&mut answer))
+        .await
+        .expect("an answer before any body")
+        .expect("read");
+    String::from_utf8_lossy(&answer[..n]).into_owned()
+}
+
 #[tokio::test]
 async fn half_sent_headers_and_idle_connections_are_closed() {
     let (r, _dir) = server(Http {
@@ -89,22 +102,28 @@ async fn a_body_that_does_not_arrive_in_time_is_refused() {
 #[tokio::test]
 async fn the_open_bootstrap_takes_a_key_not_a_megabyte() {
     let (r, _dir) = server(Http::default()).await;
-    // Nothing of the body is sent: the answer comes from the head alone.
-    let mut big = connect(&r).await;
     let head = post_head("/0/agent/bootstrap", None, 1024 * 1024);
-    big.write_all(head.as_bytes()).await.expect("sent");
-    let mut answer = vec![0; 4096];
-    let n = tokio::time::timeout(MUST_COME, big.read(&mut answer))
-        .await
-        .expect("an answer before any body")
-        .expect("read");
-    let answer = String::from_utf8_lossy(&answer[..n]);
+    let answer = answer_to_head(&r, &head).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("at most 1024 bytes"), "{answer}");
     assert_eq!(
         r.api.body_bytes_free(),
         Http::default().body_bytes_in_flight_max
     );
+}
+
+#[tokio::test]
+async fn the_bootstrap_key_is_checked_before_the_body_is_read() {
+    // A body that never comes would hold the request for ten minutes:
+    // only an answer from the head alone arrives in time.
+    let (r, _dir) = server(Http {
+        body_read_ms: 600_000,
+        ..Http::default()
+    })
+    .await;
+    let head = post_head("/0/agent/bootstrap", Some("not-a-key"), 100);
+    let answer = answer_to_head(&r, &head).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 }
 
 #[tokio::test]

@@ -726,3 +726,74 @@ async fn a_check_in_answered_503_can_be_sent_again_with_the_same_key() {
         .await;
     assert_eq!((status, code(&body)), (401, "unauthorized"), "{body}");
 }
+
+/// The agent proposes its worker token. A bootstrap that spent the key
+/// but whose answer was lost (the server died before sending it) is asked
+/// again, the key is refused, and the proposed token gets the same answer:
+/// the worker is not lost to a restart.
+#[tokio::test]
+async fn a_bootstrap_whose_answer_was_lost_is_answered_again() {
+    let w = world::world().await;
+    let key = w.tokens["key"].clone();
+    let proposed = aquifer_protocol::token::compose(&[7; 8], &[9; 32]);
+    let boot = |header: String, body: Value| {
+        let request = (w.s.http)
+            .post(format!("{}/0/agent/bootstrap", w.s.base))
+            .header("authorization", format!("Bearer {header}"))
+            .json(&body);
+        async move {
+            let answer = request.send().await.expect("an answer");
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    // The first try: answered, but the agent never hears it.
+    let (status, lost) = boot(key.clone(), json!({"token": proposed})).await;
+    assert_eq!(status, 200, "{lost}");
+    assert_eq!(lost["token"], json!(proposed));
+    assert_eq!(lost["worker"], json!(w.worker));
+    let (status, _) = boot(key.clone(), json!({"token": proposed})).await;
+    assert_eq!(status, 401, "the key is spent");
+    // The one client tries the key, then its token: the same answer.
+    let client = aquifer_protocol::Client::new(&w.s.base, None).expect("a client");
+    let again = (client.agent_bootstrap(&key, &proposed).await).expect("answered again");
+    assert_eq!(
+        (again.worker.0, again.token.as_str()),
+        (u32::try_from(w.worker).expect("small"), proposed.as_str())
+    );
+    let (status, started) =
+        w.s.call(
+            Method::POST,
+            "/0/agent/start",
+            Some(&proposed),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "the proposed token is the worker's: {started}");
+    // Someone with the spent key and another token gets nothing.
+    let other = aquifer_protocol::token::compose(&[8; 8], &[9; 32]);
+    let refused = client.agent_bootstrap(&key, &other).await;
+    assert_eq!(refused.err().and_then(|e| e.status()), Some(401));
+
+    // A proposal whose id is taken is refused, and the key stays good.
+    let (status, made) =
+        w.s.call(
+            Method::POST,
+            "/0/admin/factories",
+            Some(BOOT),
+            Some(json!({"name": "f2", "targets": {"t": 1}})),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    let mut bare = job();
+    bare["resources"] = json!([]);
+    w.s.submit(BOOT, bare).await;
+    let factory = made["token"].as_str().expect("a token");
+    let (_, second) = world::next_worker(&w.s, factory).await;
+    let (status, body) = boot(second.clone(), json!({"token": proposed})).await;
+    assert_eq!(status, 401, "{body}");
+    let fresh = aquifer_protocol::token::compose(&[5; 8], &[6; 32]);
+    let (status, body) = boot(second, json!({"token": fresh})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token"], json!(fresh));
+}

@@ -82,6 +82,17 @@ fn provide_bmat(agent_dir: &Path) -> Result<()> {
 }
 
 /// Runs the job of the worker whose one-time key is `key`, in `dir`.
+/// The worker token an agent proposes at its bootstrap: 320 bits from the
+/// system's random source, in the shape of every aquifer token.
+pub fn worker_token() -> Result<String> {
+    use aquifer_protocol::token::{ID_BYTES, SECRET_BYTES, compose};
+    let (mut id, mut secret) = ([0u8; ID_BYTES], [0u8; SECRET_BYTES]);
+    getrandom::fill(&mut id)
+        .and_then(|()| getrandom::fill(&mut secret))
+        .map_err(|e| anyhow::anyhow!("the system's random source failed: {e}"))?;
+    Ok(compose(&id, &secret))
+}
+
 /// Returns once the server knows the job has ended.
 pub async fn run_agent(url: &str, key: &str, dir: &Path) -> Result<()> {
     let layout = Layout::new(dir);
@@ -92,8 +103,8 @@ pub async fn run_agent(url: &str, key: &str, dir: &Path) -> Result<()> {
     }
     provide_bmat(&layout.agent())?;
     let api = Client::new(url, None)?.with_patience(Some(AGENT_PATIENCE));
-    let boot =
-        (api.agent_bootstrap(key).await).context("trading the one-time key for a worker token")?;
+    let boot = (api.agent_bootstrap(key, &worker_token()?).await)
+        .context("trading the one-time key for a worker token")?;
     tracing::info!(worker = boot.worker.0, "bootstrapped");
     let api = api.with_token(boot.token);
     let started: Started = match api.agent_start().await {

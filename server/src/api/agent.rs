@@ -37,14 +37,55 @@ fn worker_of(caller: &Caller) -> Result<WorkerId, ApiError> {
     }
 }
 
+/// What the bootstrap's `Authorization` header presents.
+#[derive(Clone, Debug)]
+pub enum BootCredential {
+    /// An unused one-time key of this worker.
+    Key(u64),
+    /// This worker's token, which the agent proposed in an earlier try
+    /// whose answer it never got: the same answer again.
+    Token(u64, String),
+}
+
+/// Reads the bootstrap's credential, before any of the body.
+pub async fn boot_credential(api: &Api, presented: &str) -> Result<BootCredential, ApiError> {
+    match api.store.authenticate(presented).await? {
+        Principal::Bootstrap(worker) => Ok(BootCredential::Key(worker)),
+        Principal::Worker(worker) => Ok(BootCredential::Token(worker, presented.to_string())),
+        _ => Err(AuthError::Invalid.into()),
+    }
+}
+
 /// Trades the one-time key for the worker's token. Safe to retry: the key
 /// is spent only after the driver has recorded the check-in, so a check-in
 /// answered 503 (nothing recorded) can be sent again with the same key. Of
 /// two uses of one key exactly one wins: the one that revokes it.
-pub async fn bootstrap(api: &Api, body: &[u8]) -> Result<(StatusCode, Bootstrapped), ApiError> {
-    let req: BootstrapRequest = super::parse_json(body)?;
-    let Principal::Bootstrap(worker) = api.store.authenticate(&req.key).await? else {
-        return Err(AuthError::Invalid.into());
+///
+/// The key comes in the `Authorization` header, and `credential` is what
+/// [`boot_credential`] made of it before the body was read; or, from
+/// agents that predate that, in the body. An agent that proposes its
+/// worker token in the body and loses the answer asks again with that
+/// token in the header, and gets the same answer.
+pub async fn bootstrap(
+    api: &Api,
+    credential: Option<BootCredential>,
+    body: &[u8],
+) -> Result<(StatusCode, Bootstrapped), ApiError> {
+    let req: BootstrapRequest = if body.is_empty() {
+        BootstrapRequest::default()
+    } else {
+        super::parse_json(body)?
+    };
+    let credential = match credential {
+        Some(c) => c,
+        None => boot_credential(api, req.key.as_deref().ok_or(AuthError::Missing)?).await?,
+    };
+    let worker = match credential {
+        BootCredential::Key(worker) => worker,
+        BootCredential::Token(worker, token) => {
+            let worker = WorkerId(u32::try_from(worker).map_err(|_| AuthError::Invalid)?);
+            return Ok((StatusCode::OK, Bootstrapped { worker, token }));
+        }
     };
     let id = WorkerId(u32::try_from(worker).map_err(|_| AuthError::Invalid)?);
     match api
@@ -58,18 +99,10 @@ pub async fn bootstrap(api: &Api, body: &[u8]) -> Result<(StatusCode, Bootstrapp
         Ok(_) | Err(DriverError::Rejected(Rejection::Duplicate { .. })) => {}
         Err(e) => return Err(e.into()),
     }
-    if api
-        .store
-        .revoke_tokens(Principal::Bootstrap(worker))
+    let token = (api.store)
+        .exchange_key(worker, req.token.as_deref(), super::now())
         .await?
-        == 0
-    {
-        return Err(AuthError::Invalid.into());
-    }
-    let token = api
-        .store
-        .issue_token(Principal::Worker(worker), super::now())
-        .await?;
+        .ok_or(AuthError::Invalid)?;
     Ok((StatusCode::OK, Bootstrapped { worker: id, token }))
 }
 

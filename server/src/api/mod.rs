@@ -387,6 +387,15 @@ where
     } else {
         None
     };
+    // The bootstrap's one-time key, when it comes in the header, is
+    // checked before a byte of the body is read.
+    let boot = match (route, &incoming.authorization) {
+        (Route::AgentBootstrap, Some(header)) => {
+            let key = header.strip_prefix("Bearer ").ok_or(AuthError::Missing)?;
+            Some(agent::boot_credential(api, key.trim()).await?)
+        }
+        _ => None,
+    };
     let body = if route.takes_body() {
         read_body(api, &incoming, body, route.body_max()).await?
     } else {
@@ -397,7 +406,7 @@ where
     };
     let (body, _held) = (body.bytes, body._held);
     let Some(caller) = caller else {
-        return Ok(reply(agent::bootstrap(api, &body).await));
+        return Ok(reply(agent::bootstrap(api, boot, &body).await));
     };
     let q = incoming.query.as_str();
     Ok(match route {
@@ -453,7 +462,7 @@ where
         Route::FactoryWorkers => reply(factory::list(api, &caller).await),
         Route::FactoryDestroyed(w) => reply(factory::destroyed(api, &caller, w).await),
         // Answered above, before a token is asked for.
-        Route::AgentBootstrap => reply(agent::bootstrap(api, &body).await),
+        Route::AgentBootstrap => reply(agent::bootstrap(api, boot, &body).await),
         Route::AgentStart => reply(agent::start(api, &caller).await),
         Route::AgentOutput => reply(agent::output(api, &caller, &body).await),
         Route::AgentControl => reply(agent::control(api, &caller, parse_query(q)?).await),
