@@ -8,7 +8,7 @@ use aquifer_protocol::jobs::{
     Event, JobFile, JobState, JobView, ListQuery, ListedJob, Note, Outcome, StreamEvent, Submitted,
     WatchQuery, Watched,
 };
-use aquifer_protocol::user::Explained;
+use aquifer_protocol::user::{ChainLink, Explained};
 use aquifer_protocol::{JobId, path};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -316,6 +316,29 @@ fn explanation(e: &Explained) -> String {
             .map_or_else(String::new, |p| format!(", place {p}")),
         or_dash(&factories)
     ));
+    out.push_str(&chain(&e.chain));
+    out
+}
+
+/// The wait-for chain as an indented tree: each job under the one it
+/// stands in the way of, saying how and what it waits for itself.
+fn chain(links: &[ChainLink]) -> String {
+    if links.len() < 2 {
+        return String::new();
+    }
+    let mut out = String::from("\nthe whole chain:\n");
+    for l in links {
+        let indent = "  ".repeat(usize::from(l.depth) + 1);
+        let how = l
+            .why
+            .as_ref()
+            .map_or_else(String::new, |w| format!(" ({w})"));
+        let what = match l.waiting_for.strip_prefix("nothing: ") {
+            Some(done) => done.to_string(),
+            None => format!("waits for {}", l.waiting_for),
+        };
+        out.push_str(&format!("{indent}job {}{how}: {what}\n", l.job.0));
+    }
     out
 }
 
@@ -323,6 +346,24 @@ fn explanation(e: &Explained) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_chain_reads_as_a_tree_of_who_waits_on_whom() {
+        let links: Vec<ChainLink> = serde_json::from_value(json!([
+            {"job": 4, "depth": 0, "phase": "acquiring", "waiting_for": "1 × a: place 1 in its queue, held by job 3"},
+            {"job": 3, "depth": 1, "blocks": 4, "why": "holds 1 × a", "phase": "acquiring", "waiting_for": "a worker for t: place 1 in its queue"},
+            {"job": 1, "depth": 2, "blocks": 3, "why": "holds a worker for t", "phase": "running", "waiting_for": "nothing: it is running"},
+        ]))
+        .expect("links");
+        assert_eq!(
+            chain(&links),
+            "\nthe whole chain:\n  \
+             job 4: waits for 1 × a: place 1 in its queue, held by job 3\n    \
+             job 3 (holds 1 × a): waits for a worker for t: place 1 in its queue\n      \
+             job 1 (holds a worker for t): it is running\n"
+        );
+        assert_eq!(chain(&links[..1]), "", "a job alone needs no chain");
+    }
 
     #[test]
     fn a_toml_job_file_reads_as_the_json_the_api_takes() {

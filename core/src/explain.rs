@@ -195,7 +195,7 @@ fn summary(j: &Job, e: &Explanation) -> String {
         ""
     };
     match j.phase {
-        Phase::Ended(outcome) => return format!("nothing: it has ended ({outcome:?})"),
+        Phase::Ended(outcome) => return format!("nothing: it has ended ({outcome})"),
         Phase::Running => return "nothing: it is running".into(),
         Phase::Blocked => return format!("jobs it depends on to end: {}", list(&e.depends_on)),
         Phase::Acquiring => {}
@@ -204,9 +204,13 @@ fn summary(j: &Job, e: &Explanation) -> String {
         return match (g.position, g.state) {
             (Some(p), _) => {
                 let room: u16 = g.wells.iter().map(|w| w.room).sum();
-                let who = if g.wells.is_empty() {
-                    "no well serves it".to_string()
-                } else if room < g.count && !g.holders.is_empty() {
+                if g.wells.is_empty() {
+                    return format!(
+                        "{} × {}: no well serves {}: the job waits until one is registered",
+                        g.count, g.rtype, g.rtype
+                    );
+                }
+                let who = if room < g.count && !g.holders.is_empty() {
                     let holders: Vec<JobId> = g.holders.keys().copied().collect();
                     format!("held by {}", list(&holders))
                 } else {
@@ -223,11 +227,139 @@ fn summary(j: &Job, e: &Explanation) -> String {
     let w = &e.worker;
     match (w.position, w.worker) {
         (Some(p), _) if w.factories.is_empty() => format!(
-            "a worker for {}: place {p} in its queue, but no factory serves it",
+            "a worker for {}: place {p} in its queue, but no factory serves it: \
+             the job waits until one is registered",
+            w.target
+        ),
+        (Some(p), _) if w.factories.values().all(|&room| room == 0) => format!(
+            "a worker for {}: place {p} in its queue, every worker of its factories taken{held}",
             w.target
         ),
         (Some(p), _) => format!("a worker for {}: place {p} in its queue{held}", w.target),
         (None, Some(worker)) => format!("{worker} to come online and start the job"),
         (None, None) => "its worker to be asked for".into(),
     }
+}
+
+/// One job of a wait-for chain: what it waits for, and which job it stands
+/// in the way of.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Link {
+    pub job: JobId,
+    /// Steps from the job asked about, which is at 0.
+    pub depth: u16,
+    /// The job (one step nearer the one asked about) that waits on this
+    /// one, and why: `holds 1 × a`, `is ahead of it for a`, `is a job it
+    /// depends on`, `holds a worker for t`, `is ahead of it for a worker
+    /// for t`.
+    pub blocks: Option<(JobId, String)>,
+    /// `blocked`, `acquiring`, `running` or `ended`.
+    pub phase: &'static str,
+    /// One sentence, as [`Explanation::waiting_for`].
+    pub waiting_for: String,
+}
+
+/// Links a chain shows at most; the rest is left out (the chain of a
+/// long queue is long, and the first links say the most).
+pub const CHAIN_LINKS_MAX: usize = 64;
+
+/// The whole wait-for chain of `job`, depth first: the job, then each job
+/// it waits on (holders of what it waits for, jobs ahead of it, its
+/// unfinished dependencies) with what those wait on in turn, down to jobs
+/// that run, are being served, or have ended. Each job appears once.
+/// `None` if the scheduler no longer has `job`.
+#[must_use]
+pub fn chain(state: &State, job: JobId) -> Option<Vec<Link>> {
+    if !state.jobs.contains_key(&job) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut seen = std::collections::BTreeSet::from([job]);
+    // Depth first: the stack holds the links still to be shown, the next
+    // on top, each filled in when it is taken.
+    let mut stack = vec![Link {
+        job,
+        depth: 0,
+        blocks: None,
+        phase: "",
+        waiting_for: String::new(),
+    }];
+    while let Some(mut link) = stack.pop() {
+        if out.len() >= CHAIN_LINKS_MAX {
+            break;
+        }
+        // Every job a chain names is one the scheduler has.
+        let Some(e) = explain(state, link.job) else {
+            continue;
+        };
+        let next: Vec<(JobId, String)> = blockers(state, &e)
+            .into_iter()
+            .filter(|(b, _)| seen.insert(*b))
+            .collect();
+        for (b, why) in next.into_iter().rev() {
+            stack.push(Link {
+                job: b,
+                depth: link.depth.saturating_add(1),
+                blocks: Some((link.job, why)),
+                phase: "",
+                waiting_for: String::new(),
+            });
+        }
+        link.phase = e.phase;
+        link.waiting_for = e.waiting_for;
+        out.push(link);
+    }
+    Some(out)
+}
+
+/// The jobs `e`'s job waits on now, with why.
+fn blockers(state: &State, e: &Explanation) -> Vec<(JobId, String)> {
+    match e.phase {
+        "blocked" => (e.depends_on.iter())
+            .filter(|&&d| state.jobs.get(&d).is_some_and(|j| !j.is_ended()))
+            .map(|&d| (d, "is a job it depends on".to_string()))
+            .collect(),
+        "acquiring" => match e.groups.iter().find(|g| g.state != "ready") {
+            Some(g) if g.state == "queued" => {
+                let room: u16 = g.wells.iter().map(|w| w.room).sum();
+                let mut out: Vec<(JobId, String)> = (g.ahead.iter())
+                    .map(|&a| (a, format!("is ahead of it for {}", g.rtype)))
+                    .collect();
+                if room < g.count {
+                    out.extend(
+                        (g.holders.iter()).map(|(&h, n)| (h, format!("holds {n} × {}", g.rtype))),
+                    );
+                }
+                out
+            }
+            Some(_) => Vec::new(),
+            None => worker_blockers(state, e),
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn worker_blockers(state: &State, e: &Explanation) -> Vec<(JobId, String)> {
+    let w = &e.worker;
+    if w.position.is_none() {
+        return Vec::new();
+    }
+    let target = &w.target;
+    let mut out: Vec<(JobId, String)> = (w.ahead.iter())
+        .map(|&a| (a, format!("is ahead of it for a worker for {target}")))
+        .collect();
+    if w.factories.values().all(|&room| room == 0) {
+        let mut holders: Vec<JobId> = (state.workers.values())
+            .filter(|k| &k.target == target && w.factories.contains_key(&k.factory))
+            .map(|k| k.job)
+            .collect();
+        holders.sort_unstable();
+        holders.dedup();
+        out.extend(
+            holders
+                .into_iter()
+                .map(|h| (h, format!("holds a worker for {target}"))),
+        );
+    }
+    out
 }

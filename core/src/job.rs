@@ -129,6 +129,21 @@ pub enum Failure {
     Dependency,
 }
 
+impl std::fmt::Display for Outcome {
+    /// In words, for people: `succeeded`, `failed: its tasks`, ...
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed(Failure::Tasks) => "failed: its tasks",
+            Outcome::Failed(Failure::Resource) => "failed: a resource",
+            Outcome::Failed(Failure::WorkerLost) => "failed: its worker was lost",
+            Outcome::Failed(Failure::Dependency) => "failed: a job it depends on did not succeed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::TimedOut => "timed out",
+        })
+    }
+}
+
 impl Job {
     #[must_use]
     pub fn is_ended(&self) -> bool {

@@ -4,7 +4,7 @@
 mod common;
 
 use aquifer_core::effect::subject;
-use aquifer_core::explain::explain;
+use aquifer_core::explain::{chain, explain};
 use aquifer_core::*;
 use common::*;
 
@@ -175,5 +175,155 @@ fn free_room_is_told_when_the_holders_leave_enough() {
         e.waiting_for.contains("1 free in its wells"),
         "{}",
         e.waiting_for
+    );
+}
+
+/// J4 waits for `a`, held by J3, which waits for `b`, held by J2, which
+/// waits for the one worker of `t`, held by J1, which runs.
+fn three_holders_deep() -> (State, [JobId; 4]) {
+    let mut s = world();
+    let j1 = submit(&mut s, &[]);
+    run(&mut s, 0);
+    let j2 = submit(&mut s, &[("b", 2)]);
+    acquire(&mut s, W1, &[("b", 2)], 0);
+    let j3 = submit(&mut s, &[("a", 1), ("b", 2)]);
+    acquire(&mut s, W1, &[("a", 1)], 0);
+    let j4 = submit(&mut s, &[("a", 1)]);
+    (s, [j1, j2, j3, j4])
+}
+
+/// A link as (job, depth, (the job it blocks, why), phase).
+type Shape<'a> = (JobId, u16, Option<(JobId, &'a str)>, &'a str);
+
+#[test]
+fn the_chain_follows_holders_down_to_a_running_job() {
+    let (s, [j1, j2, j3, j4]) = three_holders_deep();
+    let links = chain(&s, j4).expect("a live job");
+    let shape: Vec<Shape> = (links.iter())
+        .map(|l| {
+            let blocks = l.blocks.as_ref().map(|(j, why)| (*j, why.as_str()));
+            (l.job, l.depth, blocks, l.phase)
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (j4, 0, None, "acquiring"),
+            (j3, 1, Some((j4, "holds 1 × a")), "acquiring"),
+            (j2, 2, Some((j3, "holds 2 × b")), "acquiring"),
+            (j1, 3, Some((j2, "holds a worker for t")), "running"),
+        ]
+    );
+    assert!(links[0].waiting_for.contains("held by job 3"), "{links:?}");
+    assert!(
+        links[2]
+            .waiting_for
+            .contains("every worker of its factories taken"),
+        "{}",
+        links[2].waiting_for
+    );
+    assert_eq!(links[3].waiting_for, "nothing: it is running");
+    // Asked about the middle, the chain starts there.
+    let from_j2 = chain(&s, j2).expect("a live job");
+    assert_eq!(from_j2.iter().map(|l| l.job).collect::<Vec<_>>(), [j2, j1]);
+}
+
+#[test]
+fn the_chain_names_jobs_ahead_and_unfinished_dependencies_once_each() {
+    let mut s = world();
+    let first = submit(&mut s, &[("a", 1)]);
+    acquire(&mut s, W1, &[("a", 1)], 0);
+    let second = submit(&mut s, &[("a", 1)]);
+    let third = submit(&mut s, &[("a", 1)]);
+    let after = submit_after(&mut s, &[("b", 1)], third);
+    let links = chain(&s, after).expect("a live job");
+    let shape: Vec<(JobId, u16, String)> = (links.iter())
+        .map(|l| {
+            (
+                l.job,
+                l.depth,
+                l.blocks.clone().map(|b| b.1).unwrap_or_default(),
+            )
+        })
+        .collect();
+    // `third` waits on `second`, ahead of it, and on `first`, which holds
+    // the `a`; `second` waits on `first` too, which is not shown twice.
+    assert_eq!(
+        shape,
+        [
+            (after, 0, String::new()),
+            (third, 1, "is a job it depends on".into()),
+            (second, 2, "is ahead of it for a".into()),
+            (first, 2, "holds 1 × a".into()),
+        ]
+    );
+    assert_eq!(links[3].phase, "acquiring", "waiting for its worker");
+    assert!(links[3].waiting_for.contains("a worker for t"));
+}
+
+#[test]
+fn a_job_with_room_enough_is_not_held_up_by_holders_and_ended_jobs_end_the_chain() {
+    let mut s = world();
+    let first = submit(&mut s, &[("b", 1)]);
+    acquire(&mut s, W1, &[("b", 1)], 0);
+    let second = submit(&mut s, &[("b", 1)]);
+    let links = chain(&s, second).expect("a live job");
+    assert_eq!(links.len(), 1, "one b is free: {links:?}");
+    assert!(links[0].waiting_for.contains("1 free in its wells"));
+
+    ok(&mut s, Input::CancelJob { job: first }, 0);
+    let e = chain(&s, first).expect("not retired while its resource is released");
+    assert_eq!(e[0].phase, "ended");
+    assert_eq!(e[0].waiting_for, "nothing: it has ended (cancelled)");
+    assert_eq!(chain(&s, JobId(99)), None);
+}
+
+#[test]
+fn a_type_no_well_serves_gets_a_verdict() {
+    let mut s = world();
+    ok(
+        &mut s,
+        Input::DefineType {
+            rtype: t("d"),
+            spec: TypeSpec {
+                max_per_job: 1,
+                privilege: None,
+            },
+        },
+        0,
+    );
+    let job = submit(&mut s, &[("d", 1)]);
+    let links = chain(&s, job).expect("a live job");
+    assert_eq!(
+        links[0].waiting_for,
+        "1 × d: no well serves d: the job waits until one is registered"
+    );
+}
+
+#[test]
+fn outcomes_read_as_words() {
+    let words: Vec<String> = [
+        Outcome::Succeeded,
+        Outcome::Failed(Failure::Tasks),
+        Outcome::Failed(Failure::Resource),
+        Outcome::Failed(Failure::WorkerLost),
+        Outcome::Failed(Failure::Dependency),
+        Outcome::Cancelled,
+        Outcome::TimedOut,
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(
+        words,
+        [
+            "succeeded",
+            "failed: its tasks",
+            "failed: a resource",
+            "failed: its worker was lost",
+            "failed: a job it depends on did not succeed",
+            "cancelled",
+            "timed out"
+        ]
     );
 }

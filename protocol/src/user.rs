@@ -73,6 +73,43 @@ pub struct Explained {
     /// The scheduler's view, while it still has the job (until it
     /// retires).
     pub explanation: Option<Explanation>,
+    /// The whole wait-for chain, depth first: this job, then each job it
+    /// waits on, with what those wait on in turn (at most 64 links).
+    /// Empty once the job has retired.
+    #[serde(default)]
+    pub chain: Vec<ChainLink>,
+}
+
+/// One job of a wait-for chain (the core's `explain::chain`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainLink {
+    pub job: JobId,
+    /// Steps from the job asked about, which is at 0.
+    pub depth: u16,
+    /// The job that waits on this one, one step nearer the one asked
+    /// about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<JobId>,
+    /// How it stands in that job's way: `holds 1 × pg`, `is ahead of it
+    /// for pg`, `is a job it depends on`, `holds a worker for t`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// `blocked`, `acquiring`, `running` or `ended`.
+    pub phase: String,
+    pub waiting_for: String,
+}
+
+impl From<&aquifer_core::explain::Link> for ChainLink {
+    fn from(l: &aquifer_core::explain::Link) -> ChainLink {
+        ChainLink {
+            job: l.job,
+            depth: l.depth,
+            blocks: l.blocks.as_ref().map(|(j, _)| *j),
+            why: l.blocks.as_ref().map(|(_, why)| why.clone()),
+            phase: l.phase.to_string(),
+            waiting_for: l.waiting_for.clone(),
+        }
+    }
 }
 
 /// Why a job is where it is (the core's `explain`).

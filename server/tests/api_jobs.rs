@@ -289,6 +289,17 @@ async fn explain_says_where_a_job_waits_and_behind_whom() {
     assert_eq!(group["wells"][0]["room"], 0);
     let why = e["waiting_for"].as_str().expect("a sentence");
     assert!(why.contains("held by job 1"), "{why}");
+    // The chain goes on to the holder, and what it waits for.
+    let chain = body["chain"].as_array().expect("a chain");
+    assert_eq!(chain.len(), 2, "{body}");
+    assert_eq!(
+        (&chain[0]["job"], &chain[0]["depth"]),
+        (&json!(second), &json!(0))
+    );
+    assert_eq!(chain[1]["job"], json!(first));
+    assert_eq!(chain[1]["blocks"], json!(second));
+    assert_eq!(chain[1]["why"], "holds 2 × pg");
+    assert_eq!(chain[1]["phase"], "acquiring");
     // Once it has ended and retired, the store still says how it ended.
     let (_, _) = s
         .call(
@@ -309,6 +320,7 @@ async fn explain_says_where_a_job_waits_and_behind_whom() {
     assert_eq!(body["state"], "ended");
     assert_eq!(body["outcome"], "cancelled");
     assert!(body["explanation"].is_null(), "{body}");
+    assert_eq!(body["chain"], json!([]));
 }
 
 /// Everything a caller can read about the jobs: listings, each job and its

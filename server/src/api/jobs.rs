@@ -10,7 +10,7 @@ use aquifer_protocol::jobs::{
     Entry, JobState, JobView, ListQuery, ListedJob, PAGE_MAX, StreamEvent, Submitted, WatchQuery,
     Watched,
 };
-use aquifer_protocol::user::{Explained, Explanation, UserId};
+use aquifer_protocol::user::{ChainLink, Explained, Explanation, UserId};
 use std::collections::{BTreeMap, BTreeSet};
 use warp::http::StatusCode;
 
@@ -399,9 +399,14 @@ pub async fn explain(
 ) -> Result<(StatusCode, Explained), ApiError> {
     let id = JobId(id);
     let job = visible(api, caller, id).await?;
-    let explanation = api
+    let (explanation, chain) = api
         .handle
-        .read(move |s| aquifer_core::explain::explain(s, id))
+        .read(move |s| {
+            (
+                aquifer_core::explain::explain(s, id),
+                aquifer_core::explain::chain(s, id).unwrap_or_default(),
+            )
+        })
         .await?;
     Ok((
         StatusCode::OK,
@@ -411,6 +416,7 @@ pub async fn explain(
             state: job.state,
             outcome: job.outcome,
             explanation: explanation.as_ref().map(Explanation::from),
+            chain: chain.iter().map(ChainLink::from).collect(),
         },
     ))
 }
