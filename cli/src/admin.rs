@@ -43,7 +43,9 @@ pub enum AdminCommand {
 
 #[derive(clap::Subcommand)]
 pub enum TypeCommand {
+    /// Every resource type, with its largest group per job and privilege.
     List,
+    /// Define a resource type.
     Create {
         name: String,
         /// The largest group of this type one job may ask for.
@@ -57,9 +59,12 @@ pub enum TypeCommand {
 
 #[derive(clap::Subcommand)]
 pub enum TargetCommand {
+    /// Every target, with the privilege it needs.
     List,
+    /// Define a target.
     Create {
         name: String,
+        /// A privilege a user needs to submit jobs for this target.
         #[arg(long)]
         privilege: Option<String>,
     },
@@ -67,6 +72,7 @@ pub enum TargetCommand {
 
 #[derive(clap::Subcommand)]
 pub enum UserCommand {
+    /// Every user, with their privileges.
     List,
     /// Make a user; prints their first token, once.
     Create {
@@ -74,26 +80,19 @@ pub enum UserCommand {
         #[arg(long = "privilege")]
         privileges: Vec<String>,
     },
-    Grant {
-        id: u64,
-        privileges: Vec<String>,
-    },
-    Revoke {
-        id: u64,
-        privileges: Vec<String>,
-    },
+    /// Give a user privileges (only ones you hold yourself).
+    Grant { id: u64, privileges: Vec<String> },
+    /// Take privileges from a user.
+    Revoke { id: u64, privileges: Vec<String> },
     /// A new token for the user; prints it, once.
-    Token {
-        id: u64,
-    },
+    Token { id: u64 },
     /// Revoke every token of the user.
-    RevokeTokens {
-        id: u64,
-    },
+    RevokeTokens { id: u64 },
 }
 
 #[derive(clap::Subcommand)]
 pub enum ServiceCommand {
+    /// Every one registered, with its capacity and what is free of it.
     List,
     /// Register one; prints its token, once.
     Create {
@@ -104,22 +103,17 @@ pub enum ServiceCommand {
         capacity: Vec<(String, u16)>,
     },
     /// A new token for it; prints it, once.
-    Token {
-        id: u32,
-    },
+    Token { id: u32 },
     /// Revoke every token of it: it stops until given a new one.
-    RevokeTokens {
-        id: u32,
-    },
+    RevokeTokens { id: u32 },
 }
 
 #[derive(clap::Subcommand)]
 pub enum ResourceCommand {
+    /// Every resource in the books, with its state (and, when held, why).
     List,
     /// An operator has dealt with a held resource: its well tries again.
-    Release {
-        id: u32,
-    },
+    Release { id: u32 },
 }
 
 fn parse_capacity(s: &str) -> Result<(String, u16), String> {

@@ -5,8 +5,8 @@ use crate::client::{Client, Endpoint};
 use crate::table::{cell, or_dash, render, tagged};
 use anyhow::{Context, Result};
 use aquifer_protocol::jobs::{
-    Event, JobFile, JobState, JobView, ListQuery, ListedJob, Note, Outcome, StreamEvent, Submitted,
-    WatchQuery, Watched,
+    Event, JobFile, JobState, JobView, LeaseEnd, ListQuery, ListedJob, Note, Outcome, StreamEvent,
+    Submitted, WatchQuery, Watched,
 };
 use aquifer_protocol::user::{ChainLink, Explained};
 use aquifer_protocol::{JobId, path};
@@ -136,14 +136,20 @@ fn listing(jobs: &[ListedJob]) -> String {
 }
 
 fn job_line(job: &JobView) -> String {
+    let owner = if job.owner_name.is_empty() {
+        format!("user {}", job.owner.0)
+    } else {
+        job.owner_name.clone()
+    };
     format!(
-        "job {} {:?} (owner {}): {}{}",
+        "job {} {:?} of {owner}: {}{}{}",
         job.id.0,
         job.name,
-        job.owner.0,
         job.state,
-        job.outcome
-            .map_or_else(String::new, |o| format!(", {}", tagged(&o)))
+        job.outcome.map_or_else(String::new, |o| format!(", {o}")),
+        job.reason
+            .as_ref()
+            .map_or_else(String::new, |r| format!(" ({r})"))
     )
 }
 
@@ -229,14 +235,27 @@ fn scheduled(e: &Event) -> Option<String> {
         ),
         Event::ResourceReady { resource } => format!("resource #{} ready", resource.0),
         Event::LeaseFulfilled { lease } => format!("lease {} fulfilled", lease.0),
-        Event::LeaseEnded { lease, cause } => format!("lease {} ended: {}", lease.0, tagged(cause)),
+        Event::LeaseEnded { lease, cause } => {
+            let why = match cause {
+                LeaseEnd::Failed {
+                    resource,
+                    retryable: true,
+                } => format!("the well could not create #{}; it asks again", resource.0),
+                LeaseEnd::Failed { resource, .. } => {
+                    format!("the well could not create #{}, for good", resource.0)
+                }
+                LeaseEnd::Expired => "the well went quiet; it asks again".into(),
+                LeaseEnd::JobEnded => "the job ended".into(),
+            };
+            format!("lease {} ended: {why}", lease.0)
+        }
         Event::GroupReady { group, .. } => format!("group {group} ready"),
         Event::WorkerQueued { .. } => "waiting for a worker".into(),
         Event::WorkerLeased {
             worker, factory, ..
         } => format!("factory {} makes worker {}", factory.0, worker.0),
         Event::JobStarted { .. } => "started".into(),
-        Event::JobEnded { outcome, .. } => format!("ended: {}", tagged(outcome)),
+        Event::JobEnded { outcome, .. } => format!("ended: {outcome}"),
         _ => return None,
     })
 }
@@ -404,13 +423,15 @@ env = { RUST_LOG = "debug" }
             "rtype": "pg", "well": 2, "resources": [4, 5], "expires_at": 7});
         assert_eq!(read(e), "well 2 creates 2 × pg (lease 9)");
         let e = json!({"event": "job_ended", "job": 1, "outcome": {"failed": "tasks"}});
-        assert_eq!(read(e), "ended: failed: tasks");
+        assert_eq!(read(e), "ended: failed: its tasks");
         let e = json!({"event": "lease_ended", "lease": 3,
             "cause": {"failed": {"resource": 4, "retryable": true}}});
         assert_eq!(
             read(e),
-            r#"lease 3 ended: failed: {"resource":4,"retryable":true}"#
+            "lease 3 ended: the well could not create #4; it asks again"
         );
+        let e = json!({"event": "lease_ended", "lease": 3, "cause": "expired"});
+        assert_eq!(read(e), "lease 3 ended: the well went quiet; it asks again");
         let e = json!({"event": "output", "task": "t", "stream": "stderr", "text": "a\nb\n"});
         assert_eq!(read(e), "[t stderr] a\n[t stderr] b");
         assert_eq!(

@@ -150,6 +150,10 @@ script = "bmat resource get db url"
 
     let cancelled = s.ok(alice, &["job", "cancel", "1"]);
     assert!(cancelled.contains("ended, cancelled"), "{cancelled}");
+    assert!(
+        cancelled.contains("of alice"),
+        "the owner by name: {cancelled}"
+    );
     // Watching an ended job prints its story and fails, as it did not
     // succeed.
     let out = s.run(alice, &["job", "watch", "1"]);

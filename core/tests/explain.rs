@@ -327,3 +327,51 @@ fn outcomes_read_as_words() {
         ]
     );
 }
+
+#[test]
+fn only_holders_of_the_targets_workers_stand_in_a_workers_way() {
+    let mut s = world();
+    let mut lab = spec(&[]);
+    lab.target = target("secret");
+    lab.privileges = std::collections::BTreeSet::from([Privilege::new("lab")]);
+    ok(&mut s, Input::SubmitJob(lab), 0);
+    let to_secret = Input::RequestWorker {
+        factory: F1,
+        free: std::collections::BTreeMap::from([(target("secret"), 1)]),
+    };
+    ok(&mut s, to_secret, 0);
+    let first = submit(&mut s, &[]);
+    // With room in the factory, nobody is in its way yet.
+    let links = chain(&s, first).expect("a live job");
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert_eq!(links[0].waiting_for, "a worker for t: place 1 in its queue");
+    run(&mut s, 0);
+    let second = submit(&mut s, &[]);
+    let links = chain(&s, second).expect("a live job");
+    let jobs: Vec<(JobId, String)> = (links.iter())
+        .map(|l| (l.job, l.blocks.clone().map(|b| b.1).unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            (second, String::new()),
+            (first, "holds a worker for t".into())
+        ],
+        "the job holding a worker for `secret` is not in the way"
+    );
+}
+
+#[test]
+fn a_group_being_created_waits_on_nobody() {
+    let mut s = world();
+    let first = submit(&mut s, &[("b", 1)]);
+    acquire(&mut s, W1, &[("b", 1)], 0);
+    let second = submit(&mut s, &[("b", 1)]);
+    ok(&mut s, lease_request(W1, &[("b", 1)]), 0);
+    // The pool is full, and `first` holds a `b`; but `second`'s own is
+    // being made, so nobody stands in its way.
+    let e = explain(&s, second).expect("a live job");
+    assert_eq!(e.groups[0].state, "creating");
+    assert_eq!(e.groups[0].holders.get(&first), Some(&1));
+    assert_eq!(chain(&s, second).expect("a live job").len(), 1);
+}

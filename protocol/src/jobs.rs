@@ -98,6 +98,9 @@ pub struct JobView {
     pub id: JobId,
     pub name: String,
     pub owner: UserId,
+    /// `admin` for the bootstrap admin's jobs.
+    #[serde(default)]
+    pub owner_name: String,
     pub state: JobState,
     pub outcome: Option<Outcome>,
     /// Why it failed, in words, when a well or its tasks said.

@@ -48,6 +48,8 @@ pub enum StoreError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobRow {
     pub owner: u64,
+    /// `admin` for the bootstrap admin's jobs.
+    pub owner_name: String,
     pub name: String,
     pub state: String,
     pub outcome: Option<String>,
@@ -77,7 +79,15 @@ pub struct ListedJob {
 }
 
 /// (owner, name, state, outcome, reason, spec).
-type JobRowTuple = (i64, String, String, Option<String>, Option<String>, String);
+type JobRowTuple = (
+    i64,
+    Option<String>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+);
 
 /// (id, owner, owner's name, name, state, outcome, submitted_ms).
 type ListedRow = (
@@ -750,21 +760,25 @@ impl Store {
     /// A job as the read model has it: (owner, name, state, outcome).
     pub async fn job_row(&self, job: JobId) -> Result<Option<JobRow>, StoreError> {
         let row: Option<JobRowTuple> = on_pool!(self, pool => {
-            sqlx::query_as("SELECT owner, name, state, outcome, reason, spec FROM jobs WHERE id = $1")
-                .bind(i64::from(job.0))
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_as(
+                "SELECT j.owner, u.name, j.name, j.state, j.outcome, j.reason, j.spec \
+                 FROM jobs j LEFT JOIN users u ON u.id = j.owner WHERE j.id = $1",
+            )
+            .bind(i64::from(job.0))
+            .fetch_optional(pool)
+            .await?
         });
-        Ok(
-            row.map(|(owner, name, state, outcome, reason, spec)| JobRow {
+        Ok(row.map(
+            |(owner, owner_name, name, state, outcome, reason, spec)| JobRow {
                 owner: u64::try_from(owner).unwrap_or(0),
+                owner_name: owner_name.unwrap_or_else(|| "admin".into()),
                 name,
                 state,
                 outcome,
                 reason,
                 spec,
-            }),
-        )
+            },
+        ))
     }
 
     /// What wells reported for a job's ready resources, by resource.

@@ -226,6 +226,7 @@ async fn visible(api: &Api, caller: &Caller, id: JobId) -> Result<JobView, ApiEr
         id,
         name: row.name,
         owner: UserId(row.owner),
+        owner_name: row.owner_name,
         state: job_state(&row.state),
         outcome,
         reason,
