@@ -8,7 +8,7 @@ use aquifer_protocol::jobs::{
     Event, JobFile, JobState, JobView, LeaseEnd, ListQuery, ListedJob, Note, Outcome, StreamEvent,
     Submitted, WatchQuery, Watched,
 };
-use aquifer_protocol::user::{ChainLink, Explained};
+use aquifer_protocol::user::{ChainLink, Explained, Queue};
 use aquifer_protocol::{JobId, path};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -118,6 +118,58 @@ pub async fn run(endpoint: &Endpoint, command: JobCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `aquifer queue`: two tables, types then targets.
+pub async fn queue(endpoint: &Endpoint) -> Result<ExitCode> {
+    let client = Client::new(endpoint)?;
+    let q = client.get::<Queue>(path::QUEUE).await?;
+    println!("{}", q.show(endpoint.json, queue_tables));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn queue_tables(q: &Queue) -> String {
+    fn row(name: &impl ToString, counts: &[u32]) -> Vec<String> {
+        std::iter::once(name.to_string())
+            .chain(counts.iter().map(ToString::to_string))
+            .collect()
+    }
+    let types = (q.types.iter())
+        .map(|(t, l)| {
+            row(
+                t,
+                &[
+                    l.queued,
+                    l.creating,
+                    l.ready,
+                    l.releasing,
+                    l.held,
+                    l.capacity,
+                ],
+            )
+        })
+        .collect();
+    let targets = (q.targets.iter())
+        .map(|(t, l)| row(t, &[l.queued, l.workers, l.running, l.capacity]))
+        .collect();
+    let mut out = render(
+        &[
+            "TYPE",
+            "QUEUED",
+            "CREATING",
+            "READY",
+            "RELEASING",
+            "HELD",
+            "CAPACITY",
+        ],
+        types,
+    );
+    out.push('\n');
+    out.push_str(&render(
+        &["TARGET", "QUEUED", "WORKERS", "RUNNING", "CAPACITY"],
+        targets,
+    ));
+    out
 }
 
 fn listing(jobs: &[ListedJob]) -> String {

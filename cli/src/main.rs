@@ -46,6 +46,12 @@ enum Command {
         #[command(subcommand)]
         command: job::JobCommand,
     },
+    /// Every type's queue and instances, and every target's queue and
+    /// workers, with their capacity.
+    Queue {
+        #[command(flatten)]
+        endpoint: client::Endpoint,
+    },
     /// Run a well: a service that creates and destroys resources.
     #[command(subcommand)]
     Well(WellCommand),
@@ -109,7 +115,9 @@ fn main() -> Result<ExitCode> {
             "info,warp::server=off"
         }
         Command::Dev { .. } => "warn,warp::server=off",
-        Command::Demo | Command::Job { .. } | Command::Admin { .. } => "error,warp::server=off",
+        Command::Demo | Command::Job { .. } | Command::Queue { .. } | Command::Admin { .. } => {
+            "error,warp::server=off"
+        }
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -124,6 +132,7 @@ fn main() -> Result<ExitCode> {
         Command::Demo => runtime.block_on(demo::demo()),
         Command::Dev { data_dir, listen } => runtime.block_on(demo::dev(data_dir, listen)),
         Command::Job { endpoint, command } => runtime.block_on(job::run(&endpoint, command)),
+        Command::Queue { endpoint } => runtime.block_on(job::queue(&endpoint)),
         Command::Well(WellCommand::Run { config }) => {
             runtime.block_on(run_well(&config, server::shutdown_signal()))?;
             Ok(ExitCode::SUCCESS)

@@ -147,6 +147,15 @@ script = "bmat resource get db url"
     let explained = s.ok(alice, &["job", "explain", "1"]);
     assert!(explained.contains("place 1 in its queue"), "{explained}");
     assert!(explained.contains("well 1 (2/2 free)"), "{explained}");
+    let queue = s.json(alice, &["queue"]);
+    assert_eq!(queue["types"]["pg"]["queued"], 1, "{queue}");
+    assert_eq!(queue["types"]["pg"]["capacity"], 2, "{queue}");
+    assert_eq!(queue["targets"]["ubuntu"]["queued"], 0, "{queue}");
+    let table = s.ok(alice, &["queue"]);
+    assert!(
+        table.contains("TYPE") && table.contains("TARGET"),
+        "{table}"
+    );
 
     let cancelled = s.ok(alice, &["job", "cancel", "1"]);
     assert!(cancelled.contains("ended, cancelled"), "{cancelled}");

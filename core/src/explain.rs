@@ -8,7 +8,7 @@ use crate::job::{GroupState, Job, Phase, WorkerWant};
 use crate::queue::{self, factory_room};
 use crate::state::State;
 use crate::time::Time;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Why a job is where it is.
@@ -362,4 +362,89 @@ fn worker_blockers(state: &State, e: &Explanation) -> Vec<(JobId, String)> {
         );
     }
     out
+}
+
+/// What waits for and what holds one resource type.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeLoad {
+    /// Groups waiting in its queue for a lease.
+    pub queued: u32,
+    /// Instances by state: being created under a lease, ready, being
+    /// destroyed, held for an operator.
+    pub creating: u32,
+    pub ready: u32,
+    pub releasing: u32,
+    pub held: u32,
+    /// The capacity of the pools that serve it (a pool shared with other
+    /// types counts whole for each).
+    pub capacity: u32,
+}
+
+/// What waits for and what holds the workers of one target.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetLoad {
+    /// Jobs that hold all their resources and wait for a worker.
+    pub queued: u32,
+    /// Workers of it in the books (leased, created, online, releasing).
+    pub workers: u32,
+    /// Jobs running on one.
+    pub running: u32,
+    /// Workers its factories may have at once, together.
+    pub capacity: u32,
+}
+
+/// The queues and holdings of every type and target, for `aquifer queue`
+/// and the metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Load {
+    pub types: BTreeMap<TypeId, TypeLoad>,
+    pub targets: BTreeMap<TargetId, TargetLoad>,
+}
+
+/// Every defined type and target with its queue and holdings.
+#[must_use]
+pub fn load(state: &State) -> Load {
+    use crate::resource::ResourceState;
+    let mut types: BTreeMap<TypeId, TypeLoad> = (state.types.keys())
+        .map(|t| (t.clone(), TypeLoad::default()))
+        .collect();
+    for c in queue::waiting(state) {
+        types.entry(c.rtype).or_default().queued += 1;
+    }
+    for r in state.resources.values() {
+        let l = types.entry(r.rtype.clone()).or_default();
+        match r.state {
+            ResourceState::Creating { .. } => l.creating += 1,
+            ResourceState::Ready => l.ready += 1,
+            ResourceState::Releasing { .. } => l.releasing += 1,
+            ResourceState::Held => l.held += 1,
+        }
+    }
+    for w in state.wells.values() {
+        for p in &w.pools {
+            for t in &p.types {
+                types.entry(t.clone()).or_default().capacity += u32::from(p.capacity);
+            }
+        }
+    }
+    let mut targets: BTreeMap<TargetId, TargetLoad> = (state.targets.keys())
+        .map(|t| (t.clone(), TargetLoad::default()))
+        .collect();
+    for j in state.jobs.values() {
+        let l = targets.entry(j.target.clone()).or_default();
+        match (j.phase, j.worker) {
+            (Phase::Acquiring, WorkerWant::Queued) => l.queued += 1,
+            (Phase::Running, _) => l.running += 1,
+            _ => {}
+        }
+    }
+    for w in state.workers.values() {
+        targets.entry(w.target.clone()).or_default().workers += 1;
+    }
+    for f in state.factories.values() {
+        for (t, &n) in &f.capacity {
+            targets.entry(t.clone()).or_default().capacity += u32::from(n);
+        }
+    }
+    Load { types, targets }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use aquifer_core::effect::subject;
-use aquifer_core::explain::{chain, explain};
+use aquifer_core::explain::{TargetLoad, TypeLoad, chain, explain, load};
 use aquifer_core::*;
 use common::*;
 
@@ -374,4 +374,76 @@ fn a_group_being_created_waits_on_nobody() {
     assert_eq!(e.groups[0].state, "creating");
     assert_eq!(e.groups[0].holders.get(&first), Some(&1));
     assert_eq!(chain(&s, second).expect("a live job").len(), 1);
+}
+
+#[test]
+fn the_load_counts_each_types_queue_and_instances_and_each_targets_workers() {
+    let mut s = world();
+    let first = submit(&mut s, &[("b", 2)]);
+    acquire(&mut s, W1, &[("b", 2)], 0);
+    submit(&mut s, &[("a", 1), ("b", 1)]);
+    ok(&mut s, lease_request(W1, &[("a", 1)]), 0);
+    submit(&mut s, &[("a", 1)]);
+    let l = load(&s);
+    let a = &l.types[&t("a")];
+    assert_eq!(
+        (
+            a.queued,
+            a.creating,
+            a.ready,
+            a.releasing,
+            a.held,
+            a.capacity
+        ),
+        (1, 1, 0, 0, 0, 1)
+    );
+    let b = &l.types[&t("b")];
+    assert_eq!((b.queued, b.ready, b.capacity), (0, 2, 2));
+    // A defined type nobody asks for is listed, empty but for its pools.
+    assert_eq!(
+        l.types[&t("c")],
+        TypeLoad {
+            capacity: 1,
+            ..TypeLoad::default()
+        }
+    );
+    let target_t = &l.targets[&target("t")];
+    assert_eq!(
+        (
+            target_t.queued,
+            target_t.workers,
+            target_t.running,
+            target_t.capacity
+        ),
+        (1, 0, 0, 1)
+    );
+
+    run(&mut s, 0);
+    let target_t = &load(&s).targets[&target("t")];
+    assert_eq!(
+        (target_t.queued, target_t.workers, target_t.running),
+        (0, 1, 1)
+    );
+    ok(&mut s, Input::CancelJob { job: first }, 0);
+    let l = load(&s);
+    let b = &l.types[&t("b")];
+    assert_eq!((b.ready, b.releasing), (0, 2));
+    let target_t = &l.targets[&target("t")];
+    assert_eq!(
+        (target_t.queued, target_t.workers, target_t.running),
+        (0, 1, 0)
+    );
+    let r = s.resources.keys().next().copied().expect("a resource");
+    let well = s.resources[&r].well;
+    for _ in 0..s.limits.destroy_failures_max {
+        ok(&mut s, Input::ReportDestroyFailed { well, resource: r }, 0);
+    }
+    assert_eq!(load(&s).types[&t("b")].held, 1);
+    assert_eq!(
+        load(&s).targets[&target("secret")],
+        TargetLoad {
+            capacity: 1,
+            ..TargetLoad::default()
+        }
+    );
 }

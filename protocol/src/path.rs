@@ -8,6 +8,8 @@ use crate::user::UserId;
 use crate::{FactoryId, JobId, LeaseId, ResourceId, WellId, WorkerId};
 
 pub const WHOAMI: &str = "/0/whoami";
+/// Every type's and target's queue and holdings.
+pub const QUEUE: &str = "/0/queue";
 
 /// `POST`: submit. A listing takes a query: `jobs_listed`.
 pub const JOBS: &str = "/0/jobs";

@@ -267,6 +267,10 @@ impl From<&aquifer_core::explain::GroupExplained> for GroupExplained {
     }
 }
 
+/// `GET /0/queue`: every type's queue and instances, every target's
+/// queue and workers: the core's own query, as it serialises.
+pub use aquifer_core::explain::{Load as Queue, TargetLoad, TypeLoad};
+
 #[cfg(test)]
 mod tests {
     use super::*;

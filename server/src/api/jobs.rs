@@ -10,7 +10,7 @@ use aquifer_protocol::jobs::{
     Entry, JobState, JobView, ListQuery, ListedJob, PAGE_MAX, StreamEvent, Submitted, WatchQuery,
     Watched,
 };
-use aquifer_protocol::user::{ChainLink, Explained, Explanation, UserId};
+use aquifer_protocol::user::{ChainLink, Explained, Explanation, Queue, UserId};
 use std::collections::{BTreeMap, BTreeSet};
 use warp::http::StatusCode;
 
@@ -252,6 +252,15 @@ pub async fn cancel(api: &Api, caller: Caller, id: u32) -> Result<(StatusCode, J
     }
     api.handle.send(Input::CancelJob { job: id }).await?;
     Ok((StatusCode::OK, visible(api, &caller, id).await?))
+}
+
+/// Every type's and target's queue and holdings, for users and admins.
+pub async fn queue(api: &Api, caller: &Caller) -> Result<(StatusCode, Queue), ApiError> {
+    if !matches!(caller.principal, Principal::User(_) | Principal::Admin) {
+        return Err(ApiError::forbidden("only users and admins read the queues"));
+    }
+    let load = api.handle.read(aquifer_core::explain::load).await?;
+    Ok((StatusCode::OK, load))
 }
 
 pub async fn list(

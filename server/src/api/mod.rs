@@ -411,6 +411,7 @@ where
     let q = incoming.query.as_str();
     Ok(match route {
         Route::Whoami => reply(Ok((StatusCode::OK, caller.describe()))),
+        Route::Queue => reply(jobs::queue(api, &caller).await),
         Route::ListJobs => reply(jobs::list(api, &caller, parse_query(q)?).await),
         Route::SubmitJob => reply(jobs::submit(api, caller, body).await),
         Route::ShowJob(id) => reply(jobs::show(api, caller, id).await),

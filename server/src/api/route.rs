@@ -24,6 +24,7 @@ macro_rules! routes {
 
 routes! {
     Whoami,
+    Queue,
     ListJobs,
     SubmitJob,
     ShowJob(u32),
@@ -81,6 +82,7 @@ impl Route {
         let (get, post, delete) = (Method::GET, Method::POST, Method::DELETE);
         match self {
             Route::Whoami => (get, "/0/whoami"),
+            Route::Queue => (get, "/0/queue"),
             Route::ListJobs => (get, "/0/jobs"),
             Route::SubmitJob => (post, "/0/jobs"),
             Route::ShowJob(_) => (get, "/0/jobs/{job}"),
@@ -193,6 +195,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
     // method is 405, an unknown path 404.
     let (route, allowed) = match rest {
         ["whoami"] => (get.then_some(Route::Whoami), "GET"),
+        ["queue"] => (get.then_some(Route::Queue), "GET"),
         ["jobs"] => (
             if get {
                 Some(Route::ListJobs)
