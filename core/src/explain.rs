@@ -399,6 +399,13 @@ pub struct TargetLoad {
 pub struct Load {
     pub types: BTreeMap<TypeId, TypeLoad>,
     pub targets: BTreeMap<TargetId, TargetLoad>,
+    /// Jobs in the books by phase: `blocked`, `acquiring`, `running`,
+    /// `ended` (ended, not yet retired), each present.
+    pub jobs: BTreeMap<String, u32>,
+    /// Leases out to wells.
+    pub leases: u32,
+    /// An operator holds new leases.
+    pub leases_held: bool,
 }
 
 /// Every defined type and target with its queue and holdings.
@@ -427,10 +434,21 @@ pub fn load(state: &State) -> Load {
             }
         }
     }
+    let mut jobs: BTreeMap<String, u32> = ["blocked", "acquiring", "running", "ended"]
+        .into_iter()
+        .map(|p| (p.to_string(), 0))
+        .collect();
     let mut targets: BTreeMap<TargetId, TargetLoad> = (state.targets.keys())
         .map(|t| (t.clone(), TargetLoad::default()))
         .collect();
     for j in state.jobs.values() {
+        let phase = match j.phase {
+            Phase::Blocked => "blocked",
+            Phase::Acquiring => "acquiring",
+            Phase::Running => "running",
+            Phase::Ended(_) => "ended",
+        };
+        *jobs.entry(phase.to_string()).or_default() += 1;
         let l = targets.entry(j.target.clone()).or_default();
         match (j.phase, j.worker) {
             (Phase::Acquiring, WorkerWant::Queued) => l.queued += 1,
@@ -446,5 +464,11 @@ pub fn load(state: &State) -> Load {
             targets.entry(t.clone()).or_default().capacity += u32::from(n);
         }
     }
-    Load { types, targets }
+    Load {
+        types,
+        targets,
+        jobs,
+        leases: u32::try_from(state.leases.len()).unwrap_or(u32::MAX),
+        leases_held: state.lease_hold,
+    }
 }

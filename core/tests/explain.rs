@@ -417,6 +417,17 @@ fn the_load_counts_each_types_queue_and_instances_and_each_targets_workers() {
         ),
         (1, 0, 0, 1)
     );
+    let phases: Vec<(&str, u32)> = l.jobs.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+    assert_eq!(
+        phases,
+        [
+            ("acquiring", 3),
+            ("blocked", 0),
+            ("ended", 0),
+            ("running", 0)
+        ]
+    );
+    assert_eq!((l.leases, l.leases_held), (1, false));
 
     run(&mut s, 0);
     let target_t = &load(&s).targets[&target("t")];
@@ -426,6 +437,7 @@ fn the_load_counts_each_types_queue_and_instances_and_each_targets_workers() {
     );
     ok(&mut s, Input::CancelJob { job: first }, 0);
     let l = load(&s);
+    assert_eq!((l.jobs["ended"], l.jobs["running"]), (1, 0));
     let b = &l.types[&t("b")];
     assert_eq!((b.ready, b.releasing), (0, 2));
     let target_t = &l.targets[&target("t")];

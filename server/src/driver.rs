@@ -25,6 +25,7 @@ use aquifer_core::{
     next_deadline, pending_effects, step,
 };
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Where `now` comes from: the system clock in production, a hand-moved
@@ -130,6 +131,56 @@ pub struct Handle {
     queue: mpsc::Sender<Msg>,
     queue_max: usize,
     committed: watch::Receiver<u64>,
+    stats: Arc<Stats>,
+}
+
+/// Upper bounds of the batch-size histogram's buckets.
+pub const BATCH_BUCKETS: [u64; 8] = [1, 2, 4, 8, 16, 32, 64, 128];
+/// Upper bounds of the commit-latency histogram's buckets, in µs.
+pub const COMMIT_BUCKETS_US: [u64; 8] =
+    [500, 1_000, 2_500, 5_000, 10_000, 50_000, 250_000, 1_000_000];
+
+/// What the driver counts as it goes, for `/metrics`: batches by size, and
+/// commits by how long the database took. Each histogram holds a count
+/// per bucket (`le` its bound; the last, past every bound), their sum and
+/// their number.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub batch_sizes: Histogram<{ BATCH_BUCKETS.len() + 1 }>,
+    pub commit_us: Histogram<{ COMMIT_BUCKETS_US.len() + 1 }>,
+    /// Commits that failed (the database refused or was away).
+    pub commit_failures: AtomicU64,
+}
+
+/// A histogram of `N` buckets, the last for what exceeds every bound.
+#[derive(Debug)]
+pub struct Histogram<const N: usize> {
+    pub buckets: [AtomicU64; N],
+    pub sum: AtomicU64,
+    pub count: AtomicU64,
+}
+
+impl<const N: usize> Default for Histogram<N> {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    /// Counts `value` in the first bucket whose bound it does not exceed.
+    pub fn observe(&self, bounds: &[u64], value: u64) {
+        let i = bounds
+            .iter()
+            .position(|&b| value <= b)
+            .unwrap_or(bounds.len());
+        self.buckets[i.min(N - 1)].fetch_add(1, Ordering::Relaxed);
+        self.sum.fetch_add(value, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Handle {
@@ -197,6 +248,12 @@ impl Handle {
         self.committed.clone()
     }
 
+    /// What the driver has counted so far.
+    #[must_use]
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     /// How many messages wait for the driver now.
     #[must_use]
     pub fn queued(&self) -> usize {
@@ -228,6 +285,7 @@ pub struct Driver {
     failures: u32,
     /// Set when the driver can no longer trust its state; `run` returns.
     stopped: bool,
+    stats: Arc<Stats>,
 }
 
 /// What a driver runs with. `Setup::new` gives the production rules,
@@ -313,6 +371,7 @@ impl Driver {
         }
         let (tx, rx) = mpsc::channel(options.queue_max);
         let (committed, committed_rx) = watch::channel(seq);
+        let stats = Arc::new(Stats::default());
         let driver = Driver {
             state,
             seq,
@@ -325,11 +384,13 @@ impl Driver {
             committed,
             failures: 0,
             stopped: false,
+            stats: stats.clone(),
         };
         let handle = Handle {
             queue: tx,
             queue_max: options.queue_max,
             committed: committed_rx,
+            stats,
         };
         Ok((
             driver,
@@ -412,6 +473,8 @@ impl Driver {
     /// database refuses, say) is split so that the others' decisions are
     /// still recorded (`isolate`).
     async fn decide(&mut self, batch: Vec<Request>) {
+        let size = u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        self.stats.batch_sizes.observe(&BATCH_BUCKETS, size);
         let now = self.clock.now();
         let stepped = self.step_all(&batch, now);
         match self.commit(&stepped, now).await {
@@ -468,10 +531,14 @@ impl Driver {
         if stepped.events.is_empty() && stepped.writes.is_empty() {
             return Ok(());
         }
-        if let Err(e) = (self.store)
+        let began = std::time::Instant::now();
+        let appended = (self.store)
             .append(self.seq, now, &stepped.events, &stepped.writes)
-            .await
-        {
+            .await;
+        let took = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.stats.commit_us.observe(&COMMIT_BUCKETS_US, took);
+        if let Err(e) = appended {
+            self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
             match self.after_failed_append(&stepped.events, &e).await {
                 Committed::Yes => {}
                 verdict => return Err(verdict),

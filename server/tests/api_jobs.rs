@@ -252,11 +252,9 @@ async fn a_watch_streams_a_jobs_events_resumes_and_wakes_on_news() {
     assert_eq!((status, code(&body)), (404, "not_found"));
 }
 
-#[tokio::test]
-async fn explain_says_where_a_job_waits_and_behind_whom() {
-    let s = server().await;
-    // Two jobs of 2 × pg fill the well; the third waits behind nobody in
-    // the queue but for capacity held by the first two.
+/// Two jobs of 2 × pg, the first granted the well's two: the second waits
+/// behind nobody in the queue but for the capacity the first holds.
+async fn two_jobs_one_granted(s: &Server) -> (u64, u64) {
     let mut big = job();
     big["resources"] = json!([{"name": "db", "type": "pg", "count": 2}]);
     let first = s.submit(BOOT, big.clone()).await.1["id"]
@@ -270,6 +268,13 @@ async fn explain_says_where_a_job_waits_and_behind_whom() {
         })
         .await
         .expect("granted");
+    (first, second)
+}
+
+#[tokio::test]
+async fn explain_says_where_a_job_waits_and_behind_whom() {
+    let s = server().await;
+    let (first, second) = two_jobs_one_granted(&s).await;
     let (status, body) = s
         .call(
             Method::GET,
@@ -321,6 +326,65 @@ async fn explain_says_where_a_job_waits_and_behind_whom() {
     assert_eq!(body["outcome"], "cancelled");
     assert!(body["explanation"].is_null(), "{body}");
     assert_eq!(body["chain"], json!([]));
+}
+
+#[tokio::test]
+async fn metrics_count_a_known_workload_in_the_text_format() {
+    let s = server().await;
+    two_jobs_one_granted(&s).await;
+    let answer = (s.http)
+        .get(format!("{}/metrics", s.base))
+        .bearer_auth(BOOT)
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 200);
+    let kind = answer.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    let text = answer.text().await.expect("text");
+    let sample = |name: &str| -> f64 {
+        let line = (text.lines())
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in:\n{text}"));
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .expect("a value")
+    };
+    assert_eq!(sample(r#"aquifer_jobs{phase="acquiring"}"#), 2.0);
+    assert_eq!(sample(r#"aquifer_jobs{phase="running"}"#), 0.0);
+    assert_eq!(sample("aquifer_leases"), 1.0);
+    assert_eq!(sample(r#"aquifer_type_queued{type="pg"}"#), 1.0);
+    assert_eq!(
+        sample(r#"aquifer_type_resources{type="pg",state="creating"}"#),
+        2.0
+    );
+    assert_eq!(
+        sample(r#"aquifer_type_resources{type="pg",state="held"}"#),
+        0.0
+    );
+    assert_eq!(sample(r#"aquifer_type_capacity{type="pg"}"#), 2.0);
+    assert_eq!(sample(r#"aquifer_target_queued{target="t"}"#), 0.0);
+    // Three decisions at least were batched and committed (two
+    // submissions, a grant); the buckets add up to the count.
+    let batches = sample("aquifer_driver_batch_size_count");
+    assert!(batches >= 3.0, "{text}");
+    assert_eq!(
+        sample(r#"aquifer_driver_batch_size_bucket{le="+Inf"}"#),
+        batches
+    );
+    assert!(sample(r#"aquifer_driver_batch_size_bucket{le="128"}"#) <= batches);
+    let commits = sample("aquifer_driver_commit_seconds_count");
+    assert!(commits >= 3.0, "{text}");
+    assert!(sample("aquifer_driver_commit_seconds_sum") > 0.0);
+    assert_eq!(sample("aquifer_driver_commit_failures_total"), 0.0);
+    // Every line is a comment or `name value`.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert_eq!(line.split_whitespace().count(), 2, "{line}");
+    }
 }
 
 /// Everything a caller can read about the jobs: listings, each job and its

@@ -43,7 +43,7 @@ fn expected(route: Route) -> [u16; 13] {
         Route::Whoami => [
             401, 401, 401, 200, 200, 200, 200, 200, 200, 401, 200, 200, 401,
         ],
-        Route::ListJobs | Route::Queue => USERS,
+        Route::ListJobs | Route::Queue | Route::Metrics => USERS,
         Route::SubmitJob => [
             401, 401, 401, 400, 400, 400, 403, 403, 403, 401, 403, 403, 401,
         ],

@@ -354,8 +354,19 @@ async fn check(w: &World, c: &Case) -> Result<(), TestCaseError> {
     if let Ok(mut seen) = SEEN.lock() {
         *seen.entry(status).or_insert(0) += 1;
     }
+    let plain = (answer.headers().get("content-type"))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
     let text = answer.text().await.unwrap_or_default();
     prop_assert!(status < 500, "{status}: {text}");
+    if plain && status == 200 {
+        // `/metrics`, in Prometheus's text format: comments and samples.
+        prop_assert!(
+            (text.lines()).all(|l| l.starts_with('#') || l.split_whitespace().count() == 2),
+            "{text}"
+        );
+        return Ok(());
+    }
     let body: Value = serde_json::from_str(&text)
         .map_err(|e| TestCaseError::fail(format!("{status}, not JSON ({e}): {text}")))?;
     if status >= 400 {

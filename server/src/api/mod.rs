@@ -10,6 +10,7 @@ mod error;
 pub mod factory;
 pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod route;
 pub mod well;
 
@@ -412,6 +413,7 @@ where
     Ok(match route {
         Route::Whoami => reply(Ok((StatusCode::OK, caller.describe()))),
         Route::Queue => reply(jobs::queue(api, &caller).await),
+        Route::Metrics => metrics::answer(api, &caller).await?,
         Route::ListJobs => reply(jobs::list(api, &caller, parse_query(q)?).await),
         Route::SubmitJob => reply(jobs::submit(api, caller, body).await),
         Route::ShowJob(id) => reply(jobs::show(api, caller, id).await),

@@ -25,6 +25,8 @@ macro_rules! routes {
 routes! {
     Whoami,
     Queue,
+    /// Prometheus's text format, at `/metrics`.
+    Metrics,
     ListJobs,
     SubmitJob,
     ShowJob(u32),
@@ -83,6 +85,7 @@ impl Route {
         match self {
             Route::Whoami => (get, "/0/whoami"),
             Route::Queue => (get, "/0/queue"),
+            Route::Metrics => (get, "/metrics"),
             Route::ListJobs => (get, "/0/jobs"),
             Route::SubmitJob => (post, "/0/jobs"),
             Route::ShowJob(_) => (get, "/0/jobs/{job}"),
@@ -185,15 +188,18 @@ fn id<T: std::str::FromStr>(segment: &str) -> Result<T, ApiError> {
 /// Resolves `path` (without the `/0/` prefix's leading slash) for `method`.
 pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let Some((&"0", rest)) = segments.split_first() else {
-        return Err(no_route());
-    };
     let get = *method == Method::GET;
     let post = *method == Method::POST;
     let delete = *method == Method::DELETE;
+    // Prometheus looks for `/metrics`, outside the versioned API.
+    let rest = match segments.split_first() {
+        Some((&"0", rest)) => rest,
+        Some((&"metrics", [])) => return allowed(get.then_some(Route::Metrics), "GET"),
+        _ => return Err(no_route()),
+    };
     // Each arm names the methods its path takes; a known path with another
     // method is 405, an unknown path 404.
-    let (route, allowed) = match rest {
+    let (route, methods) = match rest {
         ["whoami"] => (get.then_some(Route::Whoami), "GET"),
         ["queue"] => (get.then_some(Route::Queue), "GET"),
         ["jobs"] => (
@@ -295,11 +301,16 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["job", "resources", _] => (get.then_some(Route::JobResource), "GET"),
         _ => return Err(no_route()),
     };
+    allowed(route, methods)
+}
+
+/// The route, or 405 naming the methods its path takes.
+fn allowed(route: Option<Route>, methods: &str) -> Result<Route, ApiError> {
     route.ok_or_else(|| {
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            format!("this endpoint takes {allowed}"),
+            format!("this endpoint takes {methods}"),
         )
     })
 }
