@@ -20,8 +20,18 @@ use std::process::ExitCode;
     about = "aquifer: a CI scheduler that hands jobs resources as well as workers"
 )]
 struct Cli {
+    /// How log lines are written to stderr: `plain` (coloured only on a
+    /// terminal) or `json`, one object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Plain, env = "AQUIFER_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Plain,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -119,13 +129,19 @@ fn main() -> Result<ExitCode> {
             "error,warp::server=off"
         }
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Plain => {
+            use std::io::IsTerminal as _;
+            logs.with_ansi(std::io::stderr().is_terminal()).init();
+        }
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     match cli.command {
         Command::Server(args) => runtime.block_on(server::run(args)),

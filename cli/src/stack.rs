@@ -106,7 +106,12 @@ secrets = { key = "LIC-7F3A-92C1-55D0" }
         self.service("probes", pools("probe", 2), probes).await?;
         self.service("licenses", pools("license", 1), licenses)
             .await?;
-        let factory = format!("[targets]\n{TARGET} = 2\n");
+        let mut factory = format!("[targets]\n{TARGET} = 2\n");
+        // The agents share this terminal: only their warnings and errors,
+        // unless RUST_LOG (which they inherit) says otherwise.
+        if std::env::var_os("RUST_LOG").is_none() {
+            factory.push_str("[agent_env]\nRUST_LOG = \"warn\"\n");
+        }
         let targets = BTreeMap::from([(TargetId::new(TARGET), 2)]);
         self.service("local", Kind::Factory(targets), &factory)
             .await?;

@@ -27,4 +27,14 @@ fn the_demo_passes_and_reports_every_check() {
         assert!(stdout.contains(check), "missing {check:?} in\n{stdout}");
     }
     assert!(stdout.contains("the probe is probe-"), "{stdout}");
+    // Neither its story nor its log is interleaved with the agents' info
+    // lines, and nothing is coloured: neither stream is a terminal.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(
+            !text.contains('\u{1b}'),
+            "a colour escape in {name}:\n{text}"
+        );
+        assert!(!text.contains(" INFO "), "an info line in {name}:\n{text}");
+    }
 }
