@@ -109,14 +109,22 @@ enum FactoryCommand {
     },
 }
 
-fn main() -> Result<ExitCode> {
+fn main() -> ExitCode {
     // Linked as `bmat` (the agent does so when no `bmat` is installed),
     // this binary is `bmat`.
     let called = std::env::args_os().next().map(std::path::PathBuf::from);
     if called.as_deref().and_then(std::path::Path::file_name) == Some("bmat".as_ref()) {
-        return Ok(bmat::run());
+        return bmat::run();
     }
-    let cli = Cli::parse();
+    // An error is one line, its causes after colons: never a backtrace,
+    // whatever RUST_BACKTRACE says.
+    run(Cli::parse()).unwrap_or_else(|e| {
+        eprintln!("aquifer: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
     // Services log what they do; the demo's own lines are the story, and
     // the client commands print only answers. A connection a client
     // dropped (a long poll given up) is not the server's error.

@@ -181,3 +181,46 @@ script = "bmat resource get db url"
     let out = s.run("", &["job", "list"]);
     assert!(!out.status.success());
 }
+
+/// Every failure a user meets first (a bad file, an unknown job, a bad
+/// token, no server) is a clear message and a non-zero exit, never a
+/// backtrace, even with RUST_BACKTRACE set.
+#[test]
+fn failures_are_one_clear_line_without_a_backtrace() {
+    let s = server();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = ").expect("written");
+    let bad = bad.display().to_string();
+    let cases: [(&str, &str, Vec<&str>, &str); 4] = [
+        (&s.url, BOOT, vec!["job", "submit", &bad], "bad.toml"),
+        (&s.url, BOOT, vec!["job", "show", "99"], "404"),
+        (&s.url, "aq_not_a_token", vec!["job", "list"], "401"),
+        (
+            "http://127.0.0.1:1",
+            BOOT,
+            vec!["job", "list"],
+            "127.0.0.1:1",
+        ),
+    ];
+    for (url, token, args, says) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_aquifer"))
+            .args(&args)
+            .env("AQUIFER_URL", url)
+            .env("AQUIFER_TOKEN", token)
+            .env("RUST_BACKTRACE", "1")
+            .env("RUST_LIB_BACKTRACE", "1")
+            .output()
+            .expect("the command runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        // The first line says what went wrong; a parse error goes on to
+        // point at the place.
+        let first = err.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with("aquifer: ") && first.contains(says),
+            "{args:?}: {err}"
+        );
+        assert!(!err.to_lowercase().contains("backtrace"), "{args:?}: {err}");
+    }
+}
