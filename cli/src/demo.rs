@@ -9,7 +9,7 @@
 //! running for a person to use.
 
 use crate::client::Client;
-use crate::job::describe;
+use crate::job::{Story, describe};
 use crate::stack::Stack;
 use anyhow::{Context, Result, bail};
 use aquifer_protocol::admin::ResourceView;
@@ -184,13 +184,14 @@ async fn follow(c: &Client, name: &str, id: JobId) -> Result<JobView> {
         wait_ms: 20_000,
         limit: None,
     };
+    let mut story = Story::default();
     loop {
         let page = tokio::time::timeout(PATIENCE, c.get::<Watched>(&path::job_events(id, &query)))
             .await
             .with_context(|| format!("job {} ({name}) stalled", id.0))??
             .body;
         for e in &page.events {
-            for line in describe(&e.event).lines() {
+            for line in describe(e, &mut story).lines() {
                 println!("  [{name}] {line}");
             }
             if let StreamEvent::Scheduled(Event::JobRetired { .. }) = e.event {

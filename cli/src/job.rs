@@ -5,8 +5,8 @@ use crate::client::{Client, Endpoint};
 use crate::table::{cell, or_dash, render, tagged};
 use anyhow::{Context, Result};
 use aquifer_protocol::jobs::{
-    Event, JobFile, JobState, JobView, LeaseEnd, ListQuery, ListedJob, Note, Outcome, StreamEvent,
-    Submitted, WatchQuery, Watched,
+    Entry, Event, JobFile, JobState, JobView, LeaseEnd, ListQuery, ListedJob, Note, Outcome,
+    StreamEvent, Submitted, WatchQuery, Watched,
 };
 use aquifer_protocol::user::{ChainLink, Explained, Queue};
 use aquifer_protocol::{JobId, path};
@@ -214,6 +214,7 @@ async fn watch(client: &Client, id: JobId, after: u64, json_out: bool) -> Result
         limit: None,
     };
     let mut start_ms = None;
+    let mut story = Story::default();
     loop {
         let events = path::job_events(id, &query);
         let (next, ended) = if json_out {
@@ -227,7 +228,7 @@ async fn watch(client: &Client, id: JobId, after: u64, json_out: bool) -> Result
             for e in &page.events {
                 let start = *start_ms.get_or_insert(e.at_ms);
                 let secs = (e.at_ms.saturating_sub(start)) as f64 / 1000.0;
-                for line in describe(&e.event).lines() {
+                for line in describe(e, &mut story).lines() {
                     println!("{secs:>8.1}s  {line}");
                 }
             }
@@ -247,10 +248,40 @@ async fn watch(client: &Client, id: JobId, after: u64, json_out: bool) -> Result
     }
 }
 
+/// What a job's stream is read against, learnt from its submission: the
+/// types of its groups in acquisition order, so that a group reads as its
+/// type. A stream read from the middle has groups by number.
+#[derive(Default)]
+pub(crate) struct Story {
+    types: Vec<String>,
+}
+
+impl Story {
+    fn group(&self, group: u8) -> String {
+        (self.types.get(usize::from(group))).map_or_else(|| format!("group {group}"), Clone::clone)
+    }
+}
+
+/// A span of time as a person says it: `45 s`, `12 min`, `2 h 5 min`.
+fn span(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
+}
+
 /// One entry of a job's stream as a line a person reads.
-pub(crate) fn describe(e: &StreamEvent) -> String {
+pub(crate) fn describe(entry: &Entry, story: &mut Story) -> String {
+    let e = &entry.event;
+    if let StreamEvent::Scheduled(Event::JobSubmitted { groups, .. }) = e {
+        story.types = groups.iter().map(|(t, _)| t.to_string()).collect();
+    }
     match e {
-        StreamEvent::Scheduled(event) => scheduled(event).unwrap_or_else(|| plain(e)),
+        StreamEvent::Scheduled(event) => {
+            scheduled(event, entry.at_ms, story).unwrap_or_else(|| plain(e))
+        }
         StreamEvent::Noted(Note::Output { task, stream, text }) => {
             let prefix = format!("[{task} {}]", cell(stream));
             (text.trim_end().lines())
@@ -263,16 +294,30 @@ pub(crate) fn describe(e: &StreamEvent) -> String {
 }
 
 /// The scheduler's facts that read as a sentence; the rest read plainly.
-fn scheduled(e: &Event) -> Option<String> {
+fn scheduled(e: &Event, at_ms: u64, story: &Story) -> Option<String> {
     Some(match e {
         Event::JobSubmitted {
-            target, deadline, ..
-        } => format!("submitted for {target}, deadline at {} ms", deadline.ms()),
+            target,
+            deadline,
+            groups,
+            ..
+        } => {
+            let wants: Vec<String> = groups.iter().map(|(t, n)| format!("{n} × {t}")).collect();
+            let wants = if wants.is_empty() {
+                String::new()
+            } else {
+                format!(", asking for {}", wants.join(" then "))
+            };
+            format!(
+                "submitted for {target}{wants}; its deadline is {} away",
+                span(deadline.ms().saturating_sub(at_ms))
+            )
+        }
         Event::DependencySettled { dependency, .. } => {
             format!("dependency job {} has ended", dependency.0)
         }
         Event::AcquisitionBegan { .. } => "acquiring resources".into(),
-        Event::GroupQueued { group, .. } => format!("group {group} queued"),
+        Event::GroupQueued { group, .. } => format!("queued for {}", story.group(*group)),
         Event::LeaseGranted {
             lease,
             rtype,
@@ -301,7 +346,7 @@ fn scheduled(e: &Event) -> Option<String> {
             };
             format!("lease {} ended: {why}", lease.0)
         }
-        Event::GroupReady { group, .. } => format!("group {group} ready"),
+        Event::GroupReady { group, .. } => format!("{} ready", story.group(*group)),
         Event::WorkerQueued { .. } => "waiting for a worker".into(),
         Event::WorkerLeased {
             worker, factory, ..
@@ -470,7 +515,31 @@ env = { RUST_LOG = "debug" }
 
     #[test]
     fn events_read_as_sentences() {
-        let read = |v: Value| describe(&StreamEvent::from(v));
+        let mut story = Story::default();
+        let mut read = |v: Value| {
+            let entry = Entry {
+                n: 1,
+                at_ms: 1_000,
+                event: StreamEvent::from(v),
+            };
+            describe(&entry, &mut story)
+        };
+        let queued = json!({"event": "group_queued", "job": 1, "group": 0});
+        assert_eq!(read(queued.clone()), "queued for group 0");
+        let e = json!({"event": "job_submitted", "job": 1, "target": "t", "deadline": 3_601_000,
+            "groups": [["pg", 2], ["probe", 1]], "depends_on": [], "owner": 0});
+        assert_eq!(
+            read(e),
+            "submitted for t, asking for 2 × pg then 1 × probe; its deadline is 1 h 0 min away"
+        );
+        assert_eq!(read(queued), "queued for pg");
+        let ready = |g: u8| json!({"event": "group_ready", "job": 1, "group": g});
+        assert_eq!(read(ready(1)), "probe ready");
+        assert_eq!(read(ready(2)), "group 2 ready");
+        assert_eq!(
+            (span(59_999), span(60_000), span(7_500_000)),
+            ("59 s".into(), "1 min".into(), "2 h 5 min".into())
+        );
         let e = json!({"event": "lease_granted", "lease": 9, "job": 1, "group": 0,
             "rtype": "pg", "well": 2, "resources": [4, 5], "expires_at": 7});
         assert_eq!(read(e), "well 2 creates 2 × pg (lease 9)");
