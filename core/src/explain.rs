@@ -76,6 +76,16 @@ pub struct WorkerExplained {
     pub factories: BTreeMap<FactoryId, u16>,
 }
 
+/// A phase as people and the API name it.
+fn phase_name(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Blocked => "blocked",
+        Phase::Acquiring => "acquiring",
+        Phase::Running => "running",
+        Phase::Ended(_) => "ended",
+    }
+}
+
 /// Explains a job the core still has; `None` once it has retired (the
 /// store remembers how it ended).
 #[must_use]
@@ -136,12 +146,7 @@ pub fn explain(state: &State, job: JobId) -> Option<Explanation> {
     let worker = worker_explained(state, job, j);
     let mut e = Explanation {
         job,
-        phase: match j.phase {
-            Phase::Blocked => "blocked",
-            Phase::Acquiring => "acquiring",
-            Phase::Running => "running",
-            Phase::Ended(_) => "ended",
-        },
+        phase: phase_name(j.phase),
         deadline: j.deadline,
         waiting_for: String::new(),
         depends_on: j.depends_on.iter().copied().collect(),
@@ -442,13 +447,7 @@ pub fn load(state: &State) -> Load {
         .map(|t| (t.clone(), TargetLoad::default()))
         .collect();
     for j in state.jobs.values() {
-        let phase = match j.phase {
-            Phase::Blocked => "blocked",
-            Phase::Acquiring => "acquiring",
-            Phase::Running => "running",
-            Phase::Ended(_) => "ended",
-        };
-        *jobs.entry(phase.to_string()).or_default() += 1;
+        *jobs.entry(phase_name(j.phase).to_string()).or_default() += 1;
         let l = targets.entry(j.target.clone()).or_default();
         match (j.phase, j.worker) {
             (Phase::Acquiring, WorkerWant::Queued) => l.queued += 1,
