@@ -9,7 +9,6 @@
 //! running for a person to use.
 
 use crate::client::Client;
-use crate::job::{Story, describe};
 use crate::stack::Stack;
 use anyhow::{Context, Result, bail};
 use aquifer_protocol::admin::ResourceView;
@@ -17,6 +16,7 @@ use aquifer_protocol::jobs::{
     Event, Failure, JobFile, JobState, JobView, Note, Outcome, StreamEvent, Submitted, WatchQuery,
     Watched,
 };
+use aquifer_protocol::story::Story;
 use aquifer_protocol::user::{Explained, GroupState};
 use aquifer_protocol::{JobId, path};
 use std::net::SocketAddr;
@@ -190,8 +190,9 @@ async fn follow(c: &Client, name: &str, id: JobId) -> Result<JobView> {
             .await
             .with_context(|| format!("job {} ({name}) stalled", id.0))??
             .body;
+        story.learn(&page.names);
         for e in &page.events {
-            for line in describe(e, &mut story).lines() {
+            for line in story.tell(e).lines() {
                 println!("  [{name}] {line}");
             }
             if let StreamEvent::Scheduled(Event::JobRetired { .. }) = e.event {

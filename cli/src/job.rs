@@ -5,9 +5,9 @@ use crate::client::{Client, Endpoint};
 use crate::table::{cell, or_dash, render, tagged};
 use anyhow::{Context, Result};
 use aquifer_protocol::jobs::{
-    Entry, Event, JobFile, JobState, JobView, LeaseEnd, ListQuery, ListedJob, Note, Outcome,
-    StreamEvent, Submitted, WatchQuery, Watched,
+    JobFile, JobState, JobView, ListQuery, ListedJob, Outcome, Submitted, WatchQuery, Watched,
 };
+use aquifer_protocol::story::Story;
 use aquifer_protocol::user::{ChainLink, Explained, Queue};
 use aquifer_protocol::{JobId, path};
 use serde_json::Value;
@@ -225,10 +225,11 @@ async fn watch(client: &Client, id: JobId, after: u64, json_out: bool) -> Result
             (page.next, page.ended)
         } else {
             let page = client.get::<Watched>(&events).await?.body;
+            story.learn(&page.names);
             for e in &page.events {
                 let start = *start_ms.get_or_insert(e.at_ms);
                 let secs = (e.at_ms.saturating_sub(start)) as f64 / 1000.0;
-                for line in describe(e, &mut story).lines() {
+                for line in story.tell(e).lines() {
                     println!("{secs:>8.1}s  {line}");
                 }
             }
@@ -246,125 +247,6 @@ async fn watch(client: &Client, id: JobId, after: u64, json_out: bool) -> Result
             });
         }
     }
-}
-
-/// What a job's stream is read against, learnt from its submission: the
-/// types of its groups in acquisition order, so that a group reads as its
-/// type. A stream read from the middle has groups by number.
-#[derive(Default)]
-pub(crate) struct Story {
-    types: Vec<String>,
-}
-
-impl Story {
-    fn group(&self, group: u8) -> String {
-        (self.types.get(usize::from(group))).map_or_else(|| format!("group {group}"), Clone::clone)
-    }
-}
-
-/// A span of time as a person says it: `45 s`, `12 min`, `2 h 5 min`.
-fn span(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min", s / 60),
-        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
-    }
-}
-
-/// One entry of a job's stream as a line a person reads.
-pub(crate) fn describe(entry: &Entry, story: &mut Story) -> String {
-    let e = &entry.event;
-    if let StreamEvent::Scheduled(Event::JobSubmitted { groups, .. }) = e {
-        story.types = groups.iter().map(|(t, _)| t.to_string()).collect();
-    }
-    match e {
-        StreamEvent::Scheduled(event) => {
-            scheduled(event, entry.at_ms, story).unwrap_or_else(|| plain(e))
-        }
-        StreamEvent::Noted(Note::Output { task, stream, text }) => {
-            let prefix = format!("[{task} {}]", cell(stream));
-            (text.trim_end().lines())
-                .map(|l| format!("{prefix} {l}"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        }
-        StreamEvent::Noted(_) | StreamEvent::Other(_) => plain(e),
-    }
-}
-
-/// The scheduler's facts that read as a sentence; the rest read plainly.
-fn scheduled(e: &Event, at_ms: u64, story: &Story) -> Option<String> {
-    Some(match e {
-        Event::JobSubmitted {
-            target,
-            deadline,
-            groups,
-            ..
-        } => {
-            let wants: Vec<String> = groups.iter().map(|(t, n)| format!("{n} × {t}")).collect();
-            let wants = if wants.is_empty() {
-                String::new()
-            } else {
-                format!(", asking for {}", wants.join(" then "))
-            };
-            format!(
-                "submitted for {target}{wants}; its deadline is {} away",
-                span(deadline.ms().saturating_sub(at_ms))
-            )
-        }
-        Event::DependencySettled { dependency, .. } => {
-            format!("dependency job {} has ended", dependency.0)
-        }
-        Event::AcquisitionBegan { .. } => "acquiring resources".into(),
-        Event::GroupQueued { group, .. } => format!("queued for {}", story.group(*group)),
-        Event::LeaseGranted {
-            lease,
-            rtype,
-            well,
-            resources,
-            ..
-        } => format!(
-            "well {} creates {} × {rtype} (lease {})",
-            well.0,
-            resources.len(),
-            lease.0
-        ),
-        Event::ResourceReady { resource } => format!("resource #{} ready", resource.0),
-        Event::LeaseFulfilled { lease } => format!("lease {} fulfilled", lease.0),
-        Event::LeaseEnded { lease, cause } => {
-            let why = match cause {
-                LeaseEnd::Failed {
-                    resource,
-                    retryable: true,
-                } => format!("the well could not create #{}; it asks again", resource.0),
-                LeaseEnd::Failed { resource, .. } => {
-                    format!("the well could not create #{}, for good", resource.0)
-                }
-                LeaseEnd::Expired => "the well went quiet; it asks again".into(),
-                LeaseEnd::JobEnded => "the job ended".into(),
-            };
-            format!("lease {} ended: {why}", lease.0)
-        }
-        Event::GroupReady { group, .. } => format!("{} ready", story.group(*group)),
-        Event::WorkerQueued { .. } => "waiting for a worker".into(),
-        Event::WorkerLeased {
-            worker, factory, ..
-        } => format!("factory {} makes worker {}", factory.0, worker.0),
-        Event::JobStarted { .. } => "started".into(),
-        Event::JobEnded { outcome, .. } => format!("ended: {outcome}"),
-        _ => return None,
-    })
-}
-
-/// An entry as its kind in words and its other fields as JSON.
-fn plain(e: &StreamEvent) -> String {
-    let mut rest = serde_json::to_value(e).unwrap_or_default();
-    let kind = (rest.as_object_mut())
-        .and_then(|m| m.remove("event"))
-        .and_then(|k| k.as_str().map(str::to_string))
-        .unwrap_or_else(|| "?".into());
-    format!("{} {rest}", kind.replace('_', " "))
 }
 
 /// An explanation as a few readable lines.
@@ -511,57 +393,5 @@ env = { RUST_LOG = "debug" }
         std::fs::write(&path, "name = ").expect("written");
         let e = read_job_file(&path).expect_err("bad TOML");
         assert!(format!("{e:#}").contains("job.toml"), "{e:#}");
-    }
-
-    #[test]
-    fn events_read_as_sentences() {
-        let mut story = Story::default();
-        let mut read = |v: Value| {
-            let entry = Entry {
-                n: 1,
-                at_ms: 1_000,
-                event: StreamEvent::from(v),
-            };
-            describe(&entry, &mut story)
-        };
-        let queued = json!({"event": "group_queued", "job": 1, "group": 0});
-        assert_eq!(read(queued.clone()), "queued for group 0");
-        let e = json!({"event": "job_submitted", "job": 1, "target": "t", "deadline": 3_601_000,
-            "groups": [["pg", 2], ["probe", 1]], "depends_on": [], "owner": 0});
-        assert_eq!(
-            read(e),
-            "submitted for t, asking for 2 × pg then 1 × probe; its deadline is 1 h 0 min away"
-        );
-        assert_eq!(read(queued), "queued for pg");
-        let ready = |g: u8| json!({"event": "group_ready", "job": 1, "group": g});
-        assert_eq!(read(ready(1)), "probe ready");
-        assert_eq!(read(ready(2)), "group 2 ready");
-        assert_eq!(
-            (span(59_999), span(60_000), span(7_500_000)),
-            ("59 s".into(), "1 min".into(), "2 h 5 min".into())
-        );
-        let e = json!({"event": "lease_granted", "lease": 9, "job": 1, "group": 0,
-            "rtype": "pg", "well": 2, "resources": [4, 5], "expires_at": 7});
-        assert_eq!(read(e), "well 2 creates 2 × pg (lease 9)");
-        let e = json!({"event": "job_ended", "job": 1, "outcome": {"failed": "tasks"}});
-        assert_eq!(read(e), "ended: failed: its tasks");
-        let e = json!({"event": "lease_ended", "lease": 3,
-            "cause": {"failed": {"resource": 4, "retryable": true}}});
-        assert_eq!(
-            read(e),
-            "lease 3 ended: the well could not create #4; it asks again"
-        );
-        let e = json!({"event": "lease_ended", "lease": 3, "cause": "expired"});
-        assert_eq!(read(e), "lease 3 ended: the well went quiet; it asks again");
-        let e = json!({"event": "output", "task": "t", "stream": "stderr", "text": "a\nb\n"});
-        assert_eq!(read(e), "[t stderr] a\n[t stderr] b");
-        assert_eq!(
-            read(json!({"event": "worker_created", "worker": 3})),
-            r#"worker created {"worker":3}"#
-        );
-        assert_eq!(
-            read(json!({"event": "comet_sighted", "tail": 1})),
-            r#"comet sighted {"tail":1}"#
-        );
     }
 }

@@ -161,6 +161,25 @@ pub struct Watched<E = Entry> {
     /// The job has ended, and this page reaches the end of its stream:
     /// nothing but its clean-up follows.
     pub ended: bool,
+    /// The names of the wells and factories the page's entries name by id.
+    #[serde(default, skip_serializing_if = "Names::is_empty")]
+    pub names: Names,
+}
+
+/// Names of wells and factories by id, for entries that carry only ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Names {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub wells: BTreeMap<crate::WellId, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub factories: BTreeMap<crate::FactoryId, String>,
+}
+
+impl Names {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.wells.is_empty() && self.factories.is_empty()
+    }
 }
 
 /// One entry of a job's stream, numbered from 1.

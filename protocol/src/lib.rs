@@ -21,6 +21,7 @@ pub mod error;
 pub mod factory;
 pub mod jobs;
 pub mod path;
+pub mod story;
 pub mod token;
 pub mod user;
 pub mod well;

@@ -210,6 +210,10 @@ async fn a_watch_streams_a_jobs_events_resumes_and_wakes_on_news() {
     let woken = waiting.await.expect("the watch returns");
     assert_eq!(kinds(&woken), ["lease_granted"], "{woken}");
     assert_eq!(woken["next"], 4);
+    // The well the grant names by id comes with its name; a page that
+    // names none carries no names.
+    assert_eq!(woken["names"], json!({"wells": {"1": "well-1"}}), "{woken}");
+    assert!(first.get("names").is_none(), "{first}");
 
     let (_, cancelled) = s
         .call(

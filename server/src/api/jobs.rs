@@ -5,10 +5,10 @@ use super::{Api, Caller};
 use crate::auth::Principal;
 use crate::driver::DriverError;
 use crate::readmodel::{JobRecord, Payload};
-use aquifer_core::{Answer, Input, JobId, JobSpec, Outcome, Rejection, Request, TypeId};
+use aquifer_core::{Answer, Event, Input, JobId, JobSpec, Outcome, Rejection, Request, TypeId};
 use aquifer_protocol::jobs::{
-    Entry, JobState, JobView, ListQuery, ListedJob, PAGE_MAX, StreamEvent, Submitted, WatchQuery,
-    Watched,
+    Entry, JobState, JobView, ListQuery, ListedJob, Names, PAGE_MAX, StreamEvent, Submitted,
+    WatchQuery, Watched,
 };
 use aquifer_protocol::user::{ChainLink, Explained, Explanation, Queue, UserId};
 use std::collections::{BTreeMap, BTreeSet};
@@ -376,17 +376,19 @@ pub async fn watch(
         // that stops on `ended` misses nothing.
         let ended = job.state == JobState::Ended && rows.len() < limit as usize;
         let next = rows.last().map_or(q.after, |e| e.n);
-        let events = (rows.into_iter())
+        let events: Vec<Entry> = (rows.into_iter())
             .map(|row| Entry {
                 n: row.n,
                 at_ms: row.at_ms,
                 event: StreamEvent::from(row.event),
             })
             .collect();
+        let names = names(api, &events).await?;
         Ok::<_, ApiError>(Watched {
             events,
             next,
             ended,
+            names,
         })
     };
     let found = super::long_poll(api, caller.principal, keys, q.wait_ms, || async {
@@ -400,6 +402,38 @@ pub async fn watch(
         None => page().await?,
     };
     Ok((StatusCode::OK, answer))
+}
+
+/// The names of the wells and factories that `events` name by id.
+async fn names(api: &Api, events: &[Entry]) -> Result<Names, ApiError> {
+    use crate::users::Service;
+    let mut wells = BTreeSet::new();
+    let mut factories = BTreeSet::new();
+    for e in events {
+        match &e.event {
+            StreamEvent::Scheduled(Event::LeaseGranted { well, .. }) => {
+                wells.insert(*well);
+            }
+            StreamEvent::Scheduled(Event::WorkerLeased { factory, .. }) => {
+                factories.insert(*factory);
+            }
+            _ => {}
+        }
+    }
+    let mut names = Names::default();
+    if !wells.is_empty() {
+        let known = api.store.service_names(Service::Well).await?;
+        names.wells = (wells.into_iter())
+            .filter_map(|w| Some((w, known.get(&u64::from(w.0))?.clone())))
+            .collect();
+    }
+    if !factories.is_empty() {
+        let known = api.store.service_names(Service::Factory).await?;
+        names.factories = (factories.into_iter())
+            .filter_map(|f| Some((f, known.get(&u64::from(f.0))?.clone())))
+            .collect();
+    }
+    Ok(names)
 }
 
 pub async fn explain(
