@@ -327,15 +327,7 @@ fn chain(links: &[ChainLink]) -> String {
     let mut out = String::from("\nthe whole chain:\n");
     for l in links {
         let indent = "  ".repeat(usize::from(l.depth) + 1);
-        let how = l
-            .why
-            .as_ref()
-            .map_or_else(String::new, |w| format!(" ({w})"));
-        let what = match l.waiting_for.strip_prefix("nothing: ") {
-            Some(done) => done.to_string(),
-            None => format!("waits for {}", l.waiting_for),
-        };
-        out.push_str(&format!("{indent}job {}{how}: {what}\n", l.job.0));
+        out.push_str(&format!("{indent}{}\n", l.sentence()));
     }
     out
 }

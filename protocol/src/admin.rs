@@ -163,6 +163,10 @@ pub struct WellView {
     pub id: WellId,
     pub name: String,
     pub pools: BTreeMap<TypeId, Slots>,
+    /// When it last called the server (ms since the epoch), if it has
+    /// since the server started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_contact_ms: Option<u64>,
 }
 
 /// `GET /0/admin/factories`: one of the list.
@@ -171,6 +175,10 @@ pub struct FactoryView {
     pub id: FactoryId,
     pub name: String,
     pub targets: BTreeMap<TargetId, Slots>,
+    /// When it last called the server (ms since the epoch), if it has
+    /// since the server started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_contact_ms: Option<u64>,
 }
 
 /// `POST /0/admin/hold`: hold (or lift the hold on) every new lease,

@@ -99,6 +99,19 @@ pub struct ChainLink {
     pub waiting_for: String,
 }
 
+impl ChainLink {
+    /// The link as a sentence: `job 3 (holds 1 × a): waits for …`.
+    #[must_use]
+    pub fn sentence(&self) -> String {
+        let how = (self.why.as_ref()).map_or_else(String::new, |w| format!(" ({w})"));
+        let what = match self.waiting_for.strip_prefix("nothing: ") {
+            Some(done) => done.to_string(),
+            None => format!("waits for {}", self.waiting_for),
+        };
+        format!("job {}{how}: {what}", self.job.0)
+    }
+}
+
 impl From<&aquifer_core::explain::Link> for ChainLink {
     fn from(l: &aquifer_core::explain::Link) -> ChainLink {
         ChainLink {

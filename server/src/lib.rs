@@ -10,5 +10,6 @@ pub mod start;
 pub mod store;
 pub mod users;
 pub mod wake;
+pub mod web;
 
 pub use start::{Config, Running, StartError, start};

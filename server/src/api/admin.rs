@@ -445,10 +445,17 @@ pub async fn list_wells(
                             (t.clone(), Slots { capacity, free })
                         })
                         .collect(),
+                    last_contact_ms: None,
                 })
-                .collect()
+                .collect::<Vec<_>>()
         })
         .await?;
+    let wells = (wells.into_iter())
+        .map(|w| WellView {
+            last_contact_ms: api.last_contact(Principal::Well(u64::from(w.id.0))),
+            ..w
+        })
+        .collect();
     Ok((StatusCode::OK, wells))
 }
 
@@ -474,10 +481,17 @@ pub async fn list_factories(
                             (t.clone(), Slots { capacity, free })
                         })
                         .collect(),
+                    last_contact_ms: None,
                 })
-                .collect()
+                .collect::<Vec<_>>()
         })
         .await?;
+    let factories = (factories.into_iter())
+        .map(|f| FactoryView {
+            last_contact_ms: api.last_contact(Principal::Factory(u64::from(f.id.0))),
+            ..f
+        })
+        .collect();
     Ok((StatusCode::OK, factories))
 }
 

@@ -60,6 +60,9 @@ pub struct Api {
     /// Output bytes taken per running job (since this process started), to
     /// bound what one job can write into the store.
     output_bytes: std::sync::Mutex<std::collections::BTreeMap<u32, u64>>,
+    /// When each well and factory last called (ms, wall clock), since
+    /// this process started.
+    contacts: std::sync::Mutex<std::collections::BTreeMap<Principal, u64>>,
 }
 
 impl Api {
@@ -84,11 +87,27 @@ impl Api {
             body_budget: Arc::new(http.body_budget()),
             shares: crate::wake::Shares::new(http.waits_per_principal_max, http.user_waits_max),
             output_bytes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            contacts: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         }
     }
 }
 
 impl Api {
+    /// When `service` (a well or a factory) last called, in wall-clock
+    /// ms, if it has since this process started.
+    #[must_use]
+    pub fn last_contact(&self, service: Principal) -> Option<u64> {
+        let contacts = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
+        contacts.get(&service).copied()
+    }
+
+    fn contacted(&self, caller: &Caller) {
+        if matches!(caller.principal, Principal::Well(_) | Principal::Factory(_)) {
+            let mut contacts = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
+            contacts.insert(caller.principal, now().ms());
+        }
+    }
+
     /// How much of the body budget is free, in bytes (KiB-rounded).
     #[must_use]
     pub fn body_bytes_free(&self) -> u64 {
@@ -169,7 +188,7 @@ impl Caller {
 }
 
 impl Api {
-    async fn caller(&self, authorization: Option<String>) -> Result<Caller, ApiError> {
+    pub(crate) async fn caller(&self, authorization: Option<String>) -> Result<Caller, ApiError> {
         let header = authorization.ok_or(AuthError::Missing)?;
         let token = header
             .strip_prefix("Bearer ")
@@ -209,7 +228,7 @@ impl Api {
 
 /// Wall-clock time for records (token and user creation). Scheduling time
 /// is the driver's, not this.
-fn now() -> aquifer_core::Time {
+pub(crate) fn now() -> aquifer_core::Time {
     use crate::driver::Clock as _;
     crate::driver::SystemClock.now()
 }
@@ -238,6 +257,7 @@ struct Incoming {
     authorization: Option<String>,
     content_type: Option<String>,
     content_length: Option<u64>,
+    headers: warp::http::HeaderMap,
 }
 
 /// Every route of the API: one filter that hands the request to
@@ -251,6 +271,7 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Response,), Error = Infal
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<u64>("content-length"))
+        .and(warp::header::headers_cloned())
         .and(warp::body::stream())
         .then(
             move |method,
@@ -259,6 +280,7 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Response,), Error = Infal
                   authorization,
                   content_type,
                   content_length,
+                  headers,
                   body| {
                 let incoming = Incoming {
                     method,
@@ -267,10 +289,16 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Response,), Error = Infal
                     authorization,
                     content_type,
                     content_length,
+                    headers,
                 };
                 let api = api.clone();
                 async move {
-                    match dispatch(&api, incoming, body).await {
+                    let answer = match crate::web::resolve(&incoming.method, &incoming.path) {
+                        Some(Ok(page)) => visit(&api, page, incoming, body).await,
+                        Some(Err(e)) => Err(e),
+                        None => dispatch(&api, incoming, body).await,
+                    };
+                    match answer {
                         Ok(response) => response,
                         Err(e) => e.into_response(),
                     }
@@ -281,6 +309,44 @@ pub fn routes(api: Arc<Api>) -> impl Filter<Extract = (Response,), Error = Infal
         .unify()
 }
 
+/// A visit to a page of the dashboard: the login form's body is read
+/// here, under the same bounds as the API's bodies.
+async fn visit<S, B>(
+    api: &Api,
+    page: crate::web::Page,
+    incoming: Incoming,
+    body: S,
+) -> Result<Response, ApiError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
+    B: bytes::Buf,
+{
+    let header = |name: &str| {
+        (incoming.headers.get(name))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let form = if page == crate::web::Page::Login && incoming.method == Method::POST {
+        let form = "application/x-www-form-urlencoded";
+        read_body(api, &incoming, body, crate::web::FORM_BYTES_MAX, form).await?
+    } else {
+        Body {
+            bytes: bytes::Bytes::new(),
+            _held: None,
+        }
+    };
+    let visit = crate::web::Visit {
+        method: incoming.method.clone(),
+        query: incoming.query.clone(),
+        cookie: header("cookie"),
+        forwarded_proto: header("x-forwarded-proto"),
+        origin: header("origin"),
+        host: header("host"),
+        form: form.bytes,
+    };
+    Ok(crate::web::serve(api, page, visit).await)
+}
+
 /// A request's body, and its share of the in-flight budget, held until
 /// the answer is made.
 struct Body {
@@ -288,13 +354,15 @@ struct Body {
     _held: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
-/// Reads a declared-JSON body of at most `max` bytes, within the body
-/// deadline and the server's budget of body bytes in flight.
+/// Reads a body of at most `max` bytes declared as `media` (JSON for the
+/// API), within the body deadline and the server's budget of body bytes
+/// in flight.
 async fn read_body<S, B>(
     api: &Api,
     incoming: &Incoming,
     body: S,
     max: u64,
+    media: &str,
 ) -> Result<Body, ApiError>
 where
     S: futures_util::Stream<Item = Result<B, warp::Error>> + Unpin,
@@ -306,11 +374,11 @@ where
         .content_type
         .as_deref()
         .and_then(|c| c.split(';').next());
-    if !essence.is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json")) {
+    if !essence.is_some_and(|c| c.trim().eq_ignore_ascii_case(media)) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "content_type",
-            "send the body as Content-Type: application/json",
+            format!("send the body as Content-Type: {media}"),
         ));
     }
     let too_large = || {
@@ -398,7 +466,7 @@ where
         _ => None,
     };
     let body = if route.takes_body() {
-        read_body(api, &incoming, body, route.body_max()).await?
+        read_body(api, &incoming, body, route.body_max(), "application/json").await?
     } else {
         Body {
             bytes: bytes::Bytes::new(),
@@ -409,6 +477,7 @@ where
     let Some(caller) = caller else {
         return Ok(reply(agent::bootstrap(api, boot, &body).await));
     };
+    api.contacted(&caller);
     let q = incoming.query.as_str();
     Ok(match route {
         Route::Whoami => reply(Ok((StatusCode::OK, caller.describe()))),
