@@ -219,6 +219,7 @@ pub async fn dev(dir: PathBuf, listen: SocketAddr) -> Result<ExitCode> {
     let mut stack = Stack::start(&dir, listen).await?;
     println!("aquifer dev: data in {}", stack.dir.display());
     println!("server:      {}", stack.url);
+    println!("dashboard:   {}/ (sign in with the admin token)", stack.url);
     println!("admin token: {}", stack.token);
     println!(
         "wells:       probes (2 × probe), licenses (1 × license); factory: local (2 workers of target local)"
