@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// When a job asks for what it needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AcquisitionPolicy {
     /// One group outstanding at a time, in rank order, the worker last.
@@ -19,6 +20,7 @@ pub enum AcquisitionPolicy {
 
 /// How a group of `count` instances of one type is granted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GrantMode {
     /// The whole group in one lease, by one well with that many free slots.
@@ -30,6 +32,7 @@ pub enum GrantMode {
 
 /// What a well's pool may serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PoolSharing {
     /// A pool belongs to exactly one resource type.
@@ -40,6 +43,7 @@ pub enum PoolSharing {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Rules {
     pub acquisition: AcquisitionPolicy,
     pub grant: GrantMode,
@@ -61,6 +65,7 @@ impl Rules {
 /// Limits and spans. Every queue and retry in the core is bounded by one of
 /// these. Missing fields take their defaults when read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// How long a well has to report on a lease before it expires; each

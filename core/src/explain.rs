@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 /// Why a job is where it is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Explanation {
     pub job: JobId,
     /// `blocked`, `acquiring`, `running` or `ended`.
@@ -30,6 +31,7 @@ pub struct Explanation {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GroupExplained {
     pub rtype: TypeId,
     pub count: u16,
@@ -51,6 +53,7 @@ pub struct GroupExplained {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Held {
     pub resource: ResourceId,
     pub well: WellId,
@@ -58,6 +61,7 @@ pub struct Held {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Serving {
     pub well: WellId,
     pub capacity: u16,
@@ -65,6 +69,7 @@ pub struct Serving {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WorkerExplained {
     pub target: TargetId,
     /// `not_yet`, `queued`, or the bound worker's state.
@@ -249,6 +254,7 @@ fn summary(j: &Job, e: &Explanation) -> String {
 /// One job of a wait-for chain: what it waits for, and which job it stands
 /// in the way of.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Link {
     pub job: JobId,
     /// Steps from the job asked about, which is at 0.
@@ -371,6 +377,7 @@ fn worker_blockers(state: &State, e: &Explanation) -> Vec<(JobId, String)> {
 
 /// What waits for and what holds one resource type.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TypeLoad {
     /// Groups waiting in its queue for a lease.
     pub queued: u32,
@@ -387,6 +394,7 @@ pub struct TypeLoad {
 
 /// What waits for and what holds the workers of one target.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TargetLoad {
     /// Jobs that hold all their resources and wait for a worker.
     pub queued: u32,
@@ -401,6 +409,7 @@ pub struct TargetLoad {
 /// The queues and holdings of every type and target, for `aquifer queue`
 /// and the metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Load {
     pub types: BTreeMap<TypeId, TypeLoad>,
     pub targets: BTreeMap<TargetId, TargetLoad>,

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// One resource request as a user writes it. Requests of the same type add
 /// up into one group (rule 1); their names live in the store, not here.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Request {
     pub rtype: TypeId,
     pub count: u16,
@@ -18,6 +19,7 @@ pub struct Request {
 /// What a submission carries into the core. The owner's privileges are
 /// checked against the target and types and then forgotten.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JobSpec {
     pub target: TargetId,
     pub requests: Vec<Request>,
@@ -56,6 +58,7 @@ where
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Job {
     pub target: TargetId,
     /// One group per type, in rank order: the acquisition order.
@@ -72,6 +75,7 @@ pub struct Job {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Group {
     pub rtype: TypeId,
     pub count: u16,
@@ -79,6 +83,7 @@ pub struct Group {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum GroupState {
     /// Not asked for yet.
     Idle,
@@ -90,6 +95,7 @@ pub enum GroupState {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum WorkerWant {
     Idle,
     Queued,
@@ -97,6 +103,7 @@ pub enum WorkerWant {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Phase {
     /// Waiting for the jobs it depends on; holds and asks for nothing.
     Blocked,
@@ -107,6 +114,7 @@ pub enum Phase {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Succeeded,
@@ -116,6 +124,7 @@ pub enum Outcome {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Failure {
     /// A task exited non-zero (the agent said so).

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const NAME_LEN_MAX: usize = 63;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TypeSpec {
     /// The largest group of this type one job may ask for. Every pool
     /// serving the type must hold at least this many, so that any group can
@@ -19,6 +20,7 @@ pub struct TypeSpec {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TargetSpec {
     pub privilege: Option<Privilege>,
 }
@@ -26,12 +28,14 @@ pub struct TargetSpec {
 /// The capacity of one well for the types it names. Under the production
 /// rules a pool names exactly one type (rule 7).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Pool {
     pub types: BTreeSet<TypeId>,
     pub capacity: u16,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Well {
     pub pools: Vec<Pool>,
 }
@@ -53,6 +57,7 @@ impl Well {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Factory {
     /// How many workers this factory may have at once, per target.
     pub capacity: BTreeMap<TargetId, u16>,

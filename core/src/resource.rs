@@ -5,6 +5,7 @@ use crate::ids::{JobId, LeaseId, TypeId, WellId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Resource {
     pub job: JobId,
     pub group: u8,
@@ -14,6 +15,7 @@ pub struct Resource {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ResourceState {
     /// The well is creating it under `lease`.
     Creating {
@@ -61,6 +63,7 @@ impl ResourceState {
 
 /// What the server wants a well to do with a resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Want {
     /// Being created or ready: keep it.

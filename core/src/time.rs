@@ -7,6 +7,7 @@ use std::fmt;
 /// An instant, in milliseconds since an epoch the caller chooses (the
 /// server uses the Unix epoch; the model starts at zero).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct Time(pub u64);
 

@@ -7,6 +7,7 @@ use crate::time::Time;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Worker {
     pub job: JobId,
     pub factory: FactoryId,
@@ -15,6 +16,7 @@ pub struct Worker {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum WorkerState {
     /// The factory was given the job and must create the worker by then.
     Leased { expires_at: Time },
@@ -50,6 +52,7 @@ impl WorkerState {
 
 /// What the server wants a factory to do with a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Want {
     Keep,

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// `POST /0/admin/types`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewType {
     pub name: TypeId,
@@ -22,6 +23,7 @@ pub struct NewType {
 
 /// `POST /0/admin/targets`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTarget {
     pub name: TargetId,
@@ -32,12 +34,14 @@ pub struct NewTarget {
 /// The answer to a definition (`201`): the name defined, a `TypeId` or a
 /// `TargetId`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Created<N> {
     pub name: N,
 }
 
 /// `GET /0/admin/types`: one of the list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TypeView {
     pub name: TypeId,
     pub max_per_job: u16,
@@ -46,6 +50,7 @@ pub struct TypeView {
 
 /// `GET /0/admin/targets`: one of the list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TargetView {
     pub name: TargetId,
     pub privilege: Option<Privilege>,
@@ -53,6 +58,7 @@ pub struct TargetView {
 
 /// `POST /0/admin/users`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     pub name: String,
@@ -62,6 +68,7 @@ pub struct NewUser {
 
 /// The answer to `POST /0/admin/users` (`201`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct NewUserToken {
     pub id: UserId,
     pub name: String,
@@ -72,6 +79,7 @@ pub struct NewUserToken {
 /// `GET /0/admin/users`: one of the list; and the answer to a change of
 /// privileges.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct UserView {
     pub id: UserId,
     pub name: String,
@@ -81,6 +89,7 @@ pub struct UserView {
 /// `POST /0/admin/users/{id}/privileges`. Jobs already submitted keep
 /// running: a privilege is checked at submission.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PrivilegeChange {
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
@@ -92,6 +101,7 @@ pub struct PrivilegeChange {
 /// The answer to `POST /0/admin/{users,wells,factories}/{id}/tokens`
 /// (`201`): a new token beside the old ones.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct IssuedToken {
     /// `user`, `well` or `factory`.
     pub kind: PrincipalKind,
@@ -104,12 +114,14 @@ pub struct IssuedToken {
 /// The answer to `DELETE /0/admin/users/{id}/tokens`: how many stopped
 /// working.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Revoked {
     pub revoked: u64,
 }
 
 /// `POST /0/admin/wells`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewWell {
     pub name: String,
@@ -120,6 +132,7 @@ pub struct NewWell {
 
 /// `POST /0/admin/factories`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewFactory {
     pub name: String,
@@ -129,6 +142,7 @@ pub struct NewFactory {
 
 /// The answer to a registration (`201`); `I` is `WellId` or `FactoryId`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Registered<I> {
     pub id: I,
     pub name: String,
@@ -139,6 +153,7 @@ pub struct Registered<I> {
 /// A pool's or a target's capacity and its room by the books; on the wire
 /// the pair `[capacity, free]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(from = "(u16, u16)", into = "(u16, u16)")]
 pub struct Slots {
     pub capacity: u16,
@@ -159,6 +174,7 @@ impl From<Slots> for (u16, u16) {
 
 /// `GET /0/admin/wells`: one of the list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WellView {
     pub id: WellId,
     pub name: String,
@@ -171,6 +187,7 @@ pub struct WellView {
 
 /// `GET /0/admin/factories`: one of the list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct FactoryView {
     pub id: FactoryId,
     pub name: String,
@@ -184,6 +201,7 @@ pub struct FactoryView {
 /// `POST /0/admin/hold`: hold (or lift the hold on) every new lease,
 /// server-wide. Running jobs go on, waiting ones wait.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Hold {
     pub held: bool,
@@ -191,6 +209,7 @@ pub struct Hold {
 
 /// The answer to `POST /0/admin/hold`: whether new leases are held now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HoldState {
     pub held: bool,
 }
@@ -198,6 +217,7 @@ pub struct HoldState {
 /// `GET /0/admin/resources`: one of the list. `held` ones need an
 /// operator: their well could not destroy them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ResourceView {
     pub id: ResourceId,
     pub job: JobId,
@@ -213,6 +233,7 @@ pub struct ResourceView {
 /// The answer to `POST /0/admin/resources/{id}/release`: the held
 /// resource goes back to its well for destruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Released {
     pub resource: ResourceId,
 }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 /// byte of the body, and then does not read `key`. Agents before 2026-12
 /// sent the key only here; that is still taken (within the route's 1 KiB).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BootstrapRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,6 +26,7 @@ pub struct BootstrapRequest {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Bootstrapped {
     pub worker: WorkerId,
     pub token: String,
@@ -32,6 +34,7 @@ pub struct Bootstrapped {
 
 /// `POST /0/agent/start`: the job bound to this worker.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Started {
     pub job: JobId,
     pub name: String,
@@ -42,6 +45,7 @@ pub struct Started {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Stream {
     Stdout,
@@ -50,6 +54,7 @@ pub enum Stream {
 
 /// `POST /0/agent/output`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Output {
     pub task: String,
@@ -59,6 +64,7 @@ pub struct Output {
 
 /// `GET /0/agent/control?wait_ms=W`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ControlQuery {
     #[serde(default)]
@@ -68,6 +74,7 @@ pub struct ControlQuery {
 /// Whether the agent must stop: the job ended (cancelled, timed out) or
 /// the worker is no longer wanted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Control {
     pub ended: bool,
     #[serde(default)]
@@ -76,6 +83,7 @@ pub struct Control {
 
 /// `POST /0/agent/finish`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Finish {
     pub succeeded: bool,
@@ -85,6 +93,7 @@ pub struct Finish {
 
 /// One of the running job's resources, by its name in the job file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JobResource {
     pub name: String,
     pub rtype: TypeId,
@@ -97,6 +106,7 @@ pub struct JobResource {
 
 /// `GET /0/job/resources`: metadata only.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JobResources {
     pub resources: Vec<JobResource>,
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// An error answer's body.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ErrorBody {
     #[serde(default)]
     pub code: String,

@@ -10,6 +10,8 @@ pub type FactoryLeaseAnswer = LeaseAnswer<Grant, WorkerId>;
 
 /// A worker to make for a job.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "FactoryGrant"))]
 pub struct Grant {
     pub worker: WorkerId,
     pub job: JobId,
@@ -22,17 +24,22 @@ pub struct Grant {
 
 /// `POST /0/factory/workers/{id}/created`: the agent's one-time key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Bootstrap {
     pub bootstrap: String,
 }
 
 /// `GET /0/factory/workers`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "FactoryListing"))]
 pub struct Listing {
     pub workers: Vec<Listed>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "FactoryListed"))]
 pub struct Listed {
     pub id: WorkerId,
     pub job: JobId,
@@ -43,6 +50,7 @@ pub struct Listed {
 
 /// A worker's state in the server's books.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerState {
     Leased,
@@ -55,6 +63,7 @@ pub enum WorkerState {
 
 /// What the server wants of a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Want {
     Keep,

@@ -13,6 +13,7 @@ pub use aquifer_core::{Event, Failure, LeaseEnd, Outcome};
 
 /// `POST /0/jobs`: a job as a user writes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JobFile {
     pub name: String,
@@ -26,6 +27,7 @@ pub struct JobFile {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResourceRequest {
     /// How the job's scripts refer to it (`bmat resource get NAME`).
@@ -44,6 +46,7 @@ fn one() -> u16 {
 
 /// One script the agent runs, in order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Task {
     pub name: String,
@@ -54,12 +57,14 @@ pub struct Task {
 
 /// The answer to a submission (`201`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Submitted {
     pub id: JobId,
 }
 
 /// Where a job is, as listings show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Waiting,
@@ -94,6 +99,7 @@ impl std::str::FromStr for JobState {
 
 /// `GET /0/jobs/{id}`, and the answer to a cancellation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct JobView {
     pub id: JobId,
     pub name: String,
@@ -109,6 +115,7 @@ pub struct JobView {
 
 /// `GET /0/jobs`: the query.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub state: Option<JobState>,
@@ -125,6 +132,7 @@ pub const PAGE_MAX: u32 = 1000;
 
 /// One job of a listing (newest first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ListedJob {
     pub id: JobId,
     pub owner: UserId,
@@ -138,6 +146,7 @@ pub struct ListedJob {
 
 /// `GET /0/jobs/{id}/events`: the query.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WatchQuery {
     /// The last entry already seen; 0 for the whole stream.
@@ -154,6 +163,7 @@ pub struct WatchQuery {
 /// A page of a job's stream. `E` is the entry: `Entry`, or a
 /// `serde_json::Value` for a reader that passes entries on as they came.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Watched<E = Entry> {
     pub events: Vec<E>,
     /// Pass as `after` to continue.
@@ -168,6 +178,7 @@ pub struct Watched<E = Entry> {
 
 /// Names of wells and factories by id, for entries that carry only ids.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Names {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub wells: BTreeMap<crate::WellId, String>,
@@ -184,6 +195,7 @@ impl Names {
 
 /// One entry of a job's stream, numbered from 1.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Entry {
     pub n: u64,
     pub at_ms: u64,
@@ -192,6 +204,7 @@ pub struct Entry {
 
 /// What an entry tells, tagged by its `event` field.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum StreamEvent {
     /// A fact the scheduler decided, as the core records it.
@@ -206,6 +219,7 @@ pub enum StreamEvent {
 
 /// The server's own entries in a job's stream.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Note {
     /// A piece of a task's output.

@@ -45,12 +45,14 @@ use std::collections::{BTreeMap, BTreeSet};
 /// An empty object (`{}`): the answer of calls that only confirm, and the
 /// body of calls that carry nothing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Empty {}
 
 /// A lease request, the same shape for wells (keyed by type, destroying
 /// resources) and factories (keyed by target, destroying workers): the free
 /// slots, how long to wait, and what the caller destroys already.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 #[serde(bound(
     serialize = "K: Serialize + Ord, D: Serialize + Ord",
@@ -80,9 +82,10 @@ impl<K: Ord + Clone, D: Ord> LeaseRequest<K, D> {
 
 /// A lease answer: a grant, if any, and what the caller must destroy now.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct LeaseAnswer<G, D> {
     pub lease: Option<G>,
-    #[serde(default = "Vec::new")]
+    #[serde(default = "Vec::<D>::new")]
     pub destroy: Vec<D>,
 }
 

@@ -15,6 +15,7 @@ use std::fmt;
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct UserId(pub u64);
 
@@ -26,6 +27,7 @@ impl fmt::Display for UserId {
 
 /// What kind of principal a token speaks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     /// The operator's bootstrap token.
@@ -53,6 +55,7 @@ impl fmt::Display for PrincipalKind {
 
 /// `GET /0/whoami`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Whoami {
     pub kind: PrincipalKind,
     /// The principal's id among its kind (a user's, a well's, ...); `None`
@@ -65,6 +68,7 @@ pub struct Whoami {
 
 /// `GET /0/jobs/{id}/explain`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Explained {
     pub id: JobId,
     pub name: String,
@@ -82,6 +86,7 @@ pub struct Explained {
 
 /// One job of a wait-for chain (the core's `explain::chain`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ChainLink {
     pub job: JobId,
     /// Steps from the job asked about, which is at 0.
@@ -127,6 +132,7 @@ impl From<&aquifer_core::explain::Link> for ChainLink {
 
 /// Why a job is where it is (the core's `explain`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Explanation {
     pub job: JobId,
     pub phase: Phase,
@@ -144,6 +150,7 @@ pub struct Explanation {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     /// Waiting for jobs it depends on.
@@ -156,6 +163,7 @@ pub enum Phase {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GroupExplained {
     pub rtype: TypeId,
     pub count: u16,
@@ -175,6 +183,7 @@ pub struct GroupExplained {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GroupState {
     /// An earlier group comes first.
@@ -187,6 +196,7 @@ pub enum GroupState {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Held {
     pub resource: ResourceId,
     pub well: WellId,
@@ -194,6 +204,7 @@ pub struct Held {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Serving {
     pub well: WellId,
     pub capacity: u16,
@@ -201,6 +212,7 @@ pub struct Serving {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WorkerExplained {
     pub target: TargetId,
     pub state: WorkerStatus,
@@ -213,6 +225,7 @@ pub struct WorkerExplained {
 
 /// Where the job's worker is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WorkerStatus {
     NotYet,

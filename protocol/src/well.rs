@@ -11,6 +11,8 @@ pub type WellLeaseAnswer = LeaseAnswer<Grant, ResourceId>;
 
 /// A lease the server granted: create one thing per resource id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "WellGrant"))]
 pub struct Grant {
     pub id: LeaseId,
     pub job: JobId,
@@ -23,12 +25,14 @@ pub struct Grant {
 
 /// `POST /0/well/leases/{id}/renew`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Renewed {
     pub expires_at_ms: u64,
 }
 
 /// `POST /0/well/resources/{id}/ready`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Ready {
     #[serde(default)]
@@ -39,6 +43,7 @@ pub struct Ready {
 
 /// `POST /0/well/resources/{id}/failed`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Failed {
     pub reason: String,
@@ -47,6 +52,7 @@ pub struct Failed {
 
 /// `POST /0/well/resources/{id}/destroy-failed`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DestroyFailed {
     #[serde(default)]
@@ -55,12 +61,16 @@ pub struct DestroyFailed {
 
 /// `GET /0/well/resources`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "WellListing"))]
 pub struct Listing {
     pub resources: Vec<Listed>,
 }
 
 /// One of the well's resources in the server's books.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "WellListed"))]
 pub struct Listed {
     pub id: ResourceId,
     pub job: JobId,
@@ -71,6 +81,7 @@ pub struct Listed {
 
 /// A resource's state in the server's books.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ResourceState {
     Creating,
@@ -84,6 +95,7 @@ pub enum ResourceState {
 
 /// What the server wants of a resource.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Want {
     Keep,

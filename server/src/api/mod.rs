@@ -11,6 +11,7 @@ pub mod factory;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod openapi;
 pub mod route;
 pub mod well;
 
@@ -474,6 +475,9 @@ where
         }
     };
     let (body, _held) = (body.bytes, body._held);
+    if route == Route::OpenApi {
+        return Ok(openapi::answer());
+    }
     let Some(caller) = caller else {
         return Ok(reply(agent::bootstrap(api, boot, &body).await));
     };
@@ -483,6 +487,7 @@ where
         Route::Whoami => reply(Ok((StatusCode::OK, caller.describe()))),
         Route::Queue => reply(jobs::queue(api, &caller).await),
         Route::Metrics => metrics::answer(api, &caller).await?,
+        Route::OpenApi => openapi::answer(),
         Route::ListJobs => reply(jobs::list(api, &caller, parse_query(q)?).await),
         Route::SubmitJob => reply(jobs::submit(api, caller, body).await),
         Route::ShowJob(id) => reply(jobs::show(api, caller, id).await),

@@ -27,6 +27,8 @@ routes! {
     Queue,
     /// Prometheus's text format, at `/metrics`.
     Metrics,
+    /// This API described in OpenAPI 3.1, at `/openapi.json`; open to all.
+    OpenApi,
     ListJobs,
     SubmitJob,
     ShowJob(u32),
@@ -86,6 +88,7 @@ impl Route {
             Route::Whoami => (get, "/0/whoami"),
             Route::Queue => (get, "/0/queue"),
             Route::Metrics => (get, "/metrics"),
+            Route::OpenApi => (get, "/openapi.json"),
             Route::ListJobs => (get, "/0/jobs"),
             Route::SubmitJob => (post, "/0/jobs"),
             Route::ShowJob(_) => (get, "/0/jobs/{job}"),
@@ -173,7 +176,7 @@ impl Route {
     /// one-time key in the body instead).
     #[must_use]
     pub fn needs_token(self) -> bool {
-        self != Route::AgentBootstrap
+        !matches!(self, Route::AgentBootstrap | Route::OpenApi)
     }
 }
 
@@ -195,6 +198,7 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
     let rest = match segments.split_first() {
         Some((&"0", rest)) => rest,
         Some((&"metrics", [])) => return allowed(get.then_some(Route::Metrics), "GET"),
+        Some((&"openapi.json", [])) => return allowed(get.then_some(Route::OpenApi), "GET"),
         _ => return Err(no_route()),
     };
     // Each arm names the methods its path takes; a known path with another
