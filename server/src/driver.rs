@@ -150,6 +150,8 @@ pub struct Stats {
     pub commit_us: Histogram<{ COMMIT_BUCKETS_US.len() + 1 }>,
     /// Commits that failed (the database refused or was away).
     pub commit_failures: AtomicU64,
+    /// Waits, hand-offs and lifetimes, from the committed events.
+    pub timings: std::sync::Mutex<crate::timings::Timings>,
 }
 
 /// A histogram of `N` buckets, the last for what exceeds every bound.
@@ -478,7 +480,7 @@ impl Driver {
         let now = self.clock.now();
         let stepped = self.step_all(&batch, now);
         match self.commit(&stepped, now).await {
-            Ok(()) => self.finish(batch, stepped).await,
+            Ok(()) => self.finish(batch, stepped, now).await,
             Err(Committed::No) if batch.len() > 1 => self.isolate(batch, now).await,
             Err(verdict) => self.refuse(batch, verdict).await,
         }
@@ -552,7 +554,16 @@ impl Driver {
 
     /// A committed batch: its state swapped in, its effects performed, its
     /// callers answered, and a snapshot taken when one is due.
-    async fn finish(&mut self, batch: Vec<Request>, stepped: Stepped) {
+    /// Times what the committed events begin and end (`timings.rs`).
+    fn timed(&self, stepped: &Stepped, now: Time) {
+        if !stepped.events.is_empty() {
+            let mut t = (self.stats.timings.lock()).unwrap_or_else(|p| p.into_inner());
+            t.observe(&stepped.events, now);
+        }
+    }
+
+    async fn finish(&mut self, batch: Vec<Request>, stepped: Stepped, now: Time) {
+        self.timed(&stepped, now);
         self.state = stepped.work;
         for (request, result) in batch.into_iter().zip(stepped.results) {
             if let Ok(t) = &result {
@@ -601,7 +612,7 @@ impl Driver {
             let alone = self.step_all(&one, now);
             match self.commit(&alone, now).await {
                 Ok(()) => {
-                    self.finish(Vec::from(one), alone).await;
+                    self.finish(Vec::from(one), alone, now).await;
                     continue;
                 }
                 Err(Committed::Unknown) => {
@@ -627,7 +638,7 @@ impl Driver {
                     let _ = refused.reply.send(Err(DriverError::Unavailable(
                         "this decision could not be recorded (the database refused what it would write); nothing changed".into(),
                     )));
-                    self.finish(rest, others).await;
+                    self.finish(rest, others, now).await;
                 }
                 Err(verdict) => {
                     self.refuse(one.into_iter().chain(rest).collect(), verdict)

@@ -8,6 +8,7 @@ pub mod driver;
 pub mod readmodel;
 pub mod start;
 pub mod store;
+pub mod timings;
 pub mod users;
 pub mod wake;
 pub mod web;

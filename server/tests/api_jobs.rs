@@ -336,6 +336,17 @@ async fn explain_says_where_a_job_waits_and_behind_whom() {
 async fn metrics_count_a_known_workload_in_the_text_format() {
     let s = server().await;
     two_jobs_one_granted(&s).await;
+    // The well calls once, over HTTP.
+    let before_ms = aquifer_server::api::now_ms();
+    let well = (s
+        .store
+        .issue_token(aquifer_server::auth::Principal::Well(1), Time::ZERO))
+    .await
+    .expect("a token");
+    let (status, _) = s
+        .call(Method::GET, "/0/well/resources", Some(&well), None)
+        .await;
+    assert_eq!(status, 200);
     let answer = (s.http)
         .get(format!("{}/metrics", s.base))
         .bearer_auth(BOOT)
@@ -385,6 +396,31 @@ async fn metrics_count_a_known_workload_in_the_text_format() {
     assert!(commits >= 3.0, "{text}");
     assert!(sample("aquifer_driver_commit_seconds_sum") > 0.0);
     assert_eq!(sample("aquifer_driver_commit_failures_total"), 0.0);
+    // The first job's group waited for its grant; the second's waits
+    // still. Nothing has started or been destroyed yet.
+    assert_eq!(sample(r#"aquifer_type_wait_seconds_count{type="pg"}"#), 1.0);
+    assert_eq!(
+        sample(r#"aquifer_type_wait_seconds_bucket{type="pg",le="+Inf"}"#),
+        1.0
+    );
+    let waited = sample(r#"aquifer_type_oldest_wait_seconds{type="pg"}"#);
+    #[allow(clippy::cast_precision_loss)]
+    let since_start = (aquifer_server::api::now_ms() - before_ms) as f64 / 1e3 + 60.0;
+    assert!((0.0..since_start).contains(&waited), "{waited}");
+    assert_eq!(sample("aquifer_handoff_seconds_count"), 0.0);
+    assert!(
+        !text.contains("aquifer_resource_lifetime_seconds_count"),
+        "{text}"
+    );
+    let contact = sample(r#"aquifer_well_last_contact_timestamp_seconds{well="well-1"}"#);
+    #[allow(clippy::cast_precision_loss)]
+    let after = aquifer_server::api::now_ms() as f64 / 1e3;
+    #[allow(clippy::cast_precision_loss)]
+    let before = before_ms as f64 / 1e3;
+    assert!(
+        (before..=after).contains(&contact),
+        "{before} {contact} {after}"
+    );
     // Every line is a comment or `name value`.
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         assert_eq!(line.split_whitespace().count(), 2, "{line}");

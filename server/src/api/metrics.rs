@@ -7,6 +7,7 @@ use super::error::ApiError;
 use super::{Api, Caller};
 use crate::auth::Principal;
 use crate::driver::{BATCH_BUCKETS, COMMIT_BUCKETS_US, Histogram};
+use crate::timings::{SPAN_BUCKETS_MS, Spans};
 use aquifer_core::explain::{Load, load};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,8 @@ pub async fn answer(api: &Api, caller: &Caller) -> Result<Response, ApiError> {
     let l = api.handle.read(load).await?;
     let mut text = String::new();
     scheduler(&mut text, &l);
+    timings(&mut text, api);
+    contacts(&mut text, api).await?;
     driver(&mut text, api);
     let mut response = warp::reply::with_status(text, StatusCode::OK).into_response();
     response.headers_mut().insert(
@@ -169,6 +172,136 @@ fn histogram<const N: usize>(
     #[allow(clippy::cast_precision_loss)]
     let sum = load(&h.sum) as f64 / scale;
     let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {}", load(&h.count));
+}
+
+/// A family of span histograms, one per label value.
+fn spans<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: Option<&str>,
+    family: impl Iterator<Item = (&'a str, &'a Spans)>,
+) {
+    head(out, name, "histogram", help);
+    for (v, s) in family {
+        let label = label.map_or_else(String::new, |l| format!("{l}={},", quoted(v)));
+        let mut below = 0;
+        for (bound, n) in SPAN_BUCKETS_MS.iter().zip(&s.buckets) {
+            below += n;
+            #[allow(clippy::cast_precision_loss)]
+            let le = *bound as f64 / 1e3;
+            let _ = writeln!(out, "{name}_bucket{{{label}le=\"{le}\"}} {below}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{label}le=\"+Inf\"}} {}", s.count);
+        let braces = if label.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", label.trim_end_matches(','))
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let sum = s.sum_ms as f64 / 1e3;
+        let _ = writeln!(
+            out,
+            "{name}_sum{braces} {sum}\n{name}_count{braces} {}",
+            s.count
+        );
+    }
+}
+
+/// Waits, hand-offs and lifetimes (`timings.rs`), and how long the
+/// longest waiter of each queue has waited so far.
+fn timings(out: &mut String, api: &Api) {
+    let now = super::now();
+    let t = (api.handle.stats().timings.lock())
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    spans(
+        out,
+        "aquifer_type_wait_seconds",
+        "How long groups waited in the type's queue before a lease was granted.",
+        Some("type"),
+        t.type_wait.iter().map(|(k, s)| (k.as_str(), s)),
+    );
+    spans(
+        out,
+        "aquifer_target_wait_seconds",
+        "How long jobs holding all their resources waited for a worker of the target.",
+        Some("target"),
+        t.target_wait.iter().map(|(k, s)| (k.as_str(), s)),
+    );
+    spans(
+        out,
+        "aquifer_handoff_seconds",
+        "From a worker leased for a job to the job started by its agent.",
+        None,
+        std::iter::once(("", &t.handoff)),
+    );
+    spans(
+        out,
+        "aquifer_resource_lifetime_seconds",
+        "From a resource's grant to its well's confirmation that it is gone.",
+        Some("type"),
+        t.lifetime.iter().map(|(k, s)| (k.as_str(), s)),
+    );
+    let (types, targets) = t.oldest(now);
+    #[allow(clippy::cast_precision_loss)]
+    let secs = |ms: u64| ms as f64 / 1e3;
+    head(
+        out,
+        "aquifer_type_oldest_wait_seconds",
+        "gauge",
+        "How long the longest waiter of the type's queue has waited so far.",
+    );
+    for (t, ms) in &types {
+        let _ = writeln!(
+            out,
+            "aquifer_type_oldest_wait_seconds{{type={}}} {}",
+            quoted(t.as_str()),
+            secs(*ms)
+        );
+    }
+    head(
+        out,
+        "aquifer_target_oldest_wait_seconds",
+        "gauge",
+        "How long the longest waiter for a worker of the target has waited so far.",
+    );
+    for (t, ms) in &targets {
+        let _ = writeln!(
+            out,
+            "aquifer_target_oldest_wait_seconds{{target={}}} {}",
+            quoted(t.as_str()),
+            secs(*ms)
+        );
+    }
+}
+
+/// When each well and factory last called, as a Unix time in seconds.
+async fn contacts(out: &mut String, api: &Api) -> Result<(), ApiError> {
+    use crate::users::Service;
+    for (service, kind) in [(Service::Well, "well"), (Service::Factory, "factory")] {
+        let name = format!("aquifer_{kind}_last_contact_timestamp_seconds");
+        head(
+            out,
+            &name,
+            "gauge",
+            &format!(
+                "When the {kind} last called the server (Unix time), since this server started."
+            ),
+        );
+        for (id, label) in api.store.service_names(service).await? {
+            let principal = match service {
+                Service::Well => Principal::Well(id),
+                Service::Factory => Principal::Factory(id),
+            };
+            if let Some(ms) = api.last_contact(principal) {
+                #[allow(clippy::cast_precision_loss)]
+                let secs = ms as f64 / 1e3;
+                let _ = writeln!(out, "{name}{{{kind}={}}} {secs}", quoted(&label));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn driver(out: &mut String, api: &Api) {

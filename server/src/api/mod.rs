@@ -229,6 +229,12 @@ impl Api {
 
 /// Wall-clock time for records (token and user creation). Scheduling time
 /// is the driver's, not this.
+/// The wall clock in ms, as records and `last_contact` read it.
+#[must_use]
+pub fn now_ms() -> u64 {
+    now().ms()
+}
+
 pub(crate) fn now() -> aquifer_core::Time {
     use crate::driver::Clock as _;
     crate::driver::SystemClock.now()
