@@ -26,7 +26,8 @@ pub enum JobCommand {
     },
     /// List jobs, newest first.
     List {
-        /// waiting, acquiring, running or ended.
+        /// waiting (for dependencies), queued, acquiring,
+        /// waiting_for_worker, running or ended.
         #[arg(long, value_parser = |s: &str| s.parse::<JobState>())]
         state: Option<JobState>,
         /// A user's name or id (another user's needs `admin.jobs`).
@@ -179,7 +180,7 @@ fn listing(jobs: &[ListedJob]) -> String {
                 j.id.0.to_string(),
                 j.name.clone(),
                 j.owner_name.clone(),
-                j.state.to_string(),
+                j.state.words(),
                 tagged(&j.outcome),
             ]
         })
@@ -197,7 +198,7 @@ fn job_line(job: &JobView) -> String {
         "job {} {:?} of {owner}: {}{}{}",
         job.id.0,
         job.name,
-        job.state,
+        job.state.words(),
         job.outcome.map_or_else(String::new, |o| format!(", {o}")),
         job.reason
             .as_ref()
@@ -255,7 +256,7 @@ fn explanation(e: &Explained) -> String {
         "job {} {:?}: {}{}\n",
         e.id.0,
         e.name,
-        e.state,
+        e.state.words(),
         e.outcome
             .map_or_else(String::new, |o| format!(" ({})", tagged(&o)))
     );

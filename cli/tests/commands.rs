@@ -137,13 +137,13 @@ script = "bmat resource get db url"
     assert_eq!(out.trim(), "submitted job 1");
     let listed = s.ok(alice, &["job", "list"]);
     assert!(
-        listed.contains("integration") && listed.contains("acquiring"),
+        listed.contains("integration") && listed.contains("queued"),
         "{listed}"
     );
     let listed = s.json(alice, &["job", "list", "--state", "ended"]);
     assert_eq!(listed, serde_json::json!([]));
     let shown = s.json(alice, &["job", "show", "1"]);
-    assert_eq!(shown["state"], "acquiring");
+    assert_eq!(shown["state"], "queued");
     let explained = s.ok(alice, &["job", "explain", "1"]);
     assert!(explained.contains("place 1 in its queue"), "{explained}");
     assert!(explained.contains("well 1 (2/2 free)"), "{explained}");

@@ -67,8 +67,14 @@ pub struct Submitted {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
+    /// Waiting for the jobs it depends on.
     Waiting,
+    /// In a type's queue, waiting for its turn.
+    Queued,
+    /// A lease is out for it: a well is creating its resources.
     Acquiring,
+    /// It holds all its resources and waits for a worker.
+    WaitingForWorker,
     Running,
     Ended,
     /// A state this client does not know (a newer server).
@@ -83,6 +89,20 @@ impl std::fmt::Display for JobState {
     }
 }
 
+impl JobState {
+    /// Every state's name, as a listing's filter takes them.
+    pub const NAMES: &str = "waiting, queued, acquiring, waiting_for_worker, running or ended";
+
+    /// The state in words: `waiting for a worker`.
+    #[must_use]
+    pub fn words(self) -> String {
+        match self {
+            JobState::WaitingForWorker => "waiting for a worker".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl std::str::FromStr for JobState {
     type Err = String;
 
@@ -90,7 +110,8 @@ impl std::str::FromStr for JobState {
     fn from_str(s: &str) -> Result<JobState, String> {
         match by_name(s, JobState::Other) {
             JobState::Other => Err(format!(
-                "no job state is named {s:?}: use waiting, acquiring, running or ended"
+                "no job state is named {s:?}: use {}",
+                JobState::NAMES
             )),
             state => Ok(state),
         }
@@ -342,10 +363,22 @@ mod tests {
         assert_eq!("ended".parse(), Ok(JobState::Ended));
         assert!("other".parse::<JobState>().is_err());
         assert!("lost".parse::<JobState>().is_err());
-        for s in [JobState::Waiting, JobState::Acquiring, JobState::Running] {
+        let states = [
+            JobState::Waiting,
+            JobState::Queued,
+            JobState::Acquiring,
+            JobState::WaitingForWorker,
+            JobState::Running,
+            JobState::Ended,
+        ];
+        for s in states {
             assert_eq!(serde_json::to_value(s).expect("json"), s.to_string());
             assert_eq!(s.to_string().parse(), Ok(s));
+            assert!(JobState::NAMES.contains(&s.to_string()), "{s}");
         }
+        assert_eq!(JobState::WaitingForWorker.to_string(), "waiting_for_worker");
+        assert_eq!(JobState::WaitingForWorker.words(), "waiting for a worker");
+        assert_eq!(JobState::Queued.words(), "queued");
     }
 
     #[test]

@@ -34,8 +34,15 @@ pub struct JobRecord {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
+    /// Waiting for the jobs it depends on.
     Waiting,
+    /// In a type's queue, waiting for its turn (no lease out for it).
+    Queued,
+    /// A lease is out for it: a well is creating its resources.
     Acquiring,
+    /// It holds all its resources and waits for a worker (or for the
+    /// agent of the worker leased for it).
+    WaitingForWorker,
     Running,
     Ended,
 }
@@ -45,7 +52,9 @@ impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
             JobState::Waiting => "waiting",
+            JobState::Queued => "queued",
             JobState::Acquiring => "acquiring",
+            JobState::WaitingForWorker => "waiting_for_worker",
             JobState::Running => "running",
             JobState::Ended => "ended",
         }
@@ -140,9 +149,33 @@ pub fn project(
                 });
             }
         }
-        Event::AcquisitionBegan { job } => out.push(Write::JobState {
+        // Where a job stands as its owner means it: its turn in a queue,
+        // a lease out for it, a worker to come. The last of a batch wins.
+        Event::AcquisitionBegan { job } | Event::GroupQueued { job, .. } => {
+            out.push(Write::JobState {
+                job: *job,
+                state: JobState::Queued,
+                outcome: None,
+            });
+        }
+        Event::LeaseGranted { job, .. } => out.push(Write::JobState {
             job: *job,
             state: JobState::Acquiring,
+            outcome: None,
+        }),
+        // Back in its queue, to ask again (an ended job's own end follows).
+        Event::LeaseEnded { lease, cause } if *cause != aquifer_core::LeaseEnd::JobEnded => {
+            if let Some(l) = before.leases.get(lease) {
+                out.push(Write::JobState {
+                    job: l.job,
+                    state: JobState::Queued,
+                    outcome: None,
+                });
+            }
+        }
+        Event::WorkerQueued { job } => out.push(Write::JobState {
+            job: *job,
+            state: JobState::WaitingForWorker,
             outcome: None,
         }),
         Event::JobStarted { job } => out.push(Write::JobState {

@@ -23,7 +23,7 @@ async fn submit_show_and_cancel() {
         .await;
     assert_eq!(
         (status, body["state"].as_str()),
-        (200, Some("acquiring")),
+        (200, Some("queued")),
         "{body}"
     );
     let (status, body) = s

@@ -78,7 +78,7 @@ async fn lists_filter_by_state_and_owner_and_users_see_only_their_own() {
     assert_eq!(list(bob.clone(), "").await, vec![b1]);
     assert_eq!(list(auditor.clone(), "").await, vec![a2, b1, a1]);
     assert_eq!(list(auditor.clone(), "?owner=bob").await, vec![b1]);
-    assert_eq!(list(BOOT.into(), "?state=acquiring").await, vec![a2, b1]);
+    assert_eq!(list(BOOT.into(), "?state=queued").await, vec![a2, b1]);
     assert_eq!(list(BOOT.into(), "?limit=1&before=3").await, vec![b1]);
     // The auditor may read bob's job, and alice may not.
     let (status, _) = s
@@ -539,4 +539,92 @@ async fn postgres_restart_mid_workload_loses_and_repeats_nothing() {
         let dir = tempfile::tempdir().expect("temp dir");
         restart_mid_workload(server_on(&url, dir).await).await;
     }
+}
+
+/// The states a listing filters on mean what a job's owner means: its
+/// turn in a queue, a lease out for it, a worker to come; a failed lease
+/// puts it back in its queue.
+#[tokio::test]
+async fn job_states_say_queued_acquiring_and_waiting_for_a_worker() {
+    let s = server().await;
+    let state = |id: u64| {
+        let s = &s;
+        async move {
+            let (_, body) = s
+                .call(Method::GET, &format!("/0/jobs/{id}"), Some(BOOT), None)
+                .await;
+            body["state"].as_str().expect("a state").to_string()
+        }
+    };
+    let listed = |q: &'static str| {
+        let s = &s;
+        async move {
+            let (status, body) = s
+                .call(Method::GET, &format!("/0/jobs?state={q}"), Some(BOOT), None)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            ids(&body)
+        }
+    };
+    let (first, second) = two_jobs_one_granted(&s).await;
+    assert_eq!(state(first).await, "acquiring");
+    assert_eq!(state(second).await, "queued");
+    assert_eq!(listed("queued").await, [second]);
+    assert_eq!(listed("acquiring").await, [first]);
+    // One of the first job's two fails, retryably: back in its queue.
+    s.handle
+        .send(Input::ReportFailed {
+            well: WellId(1),
+            resource: ResourceId(1),
+            retryable: true,
+        })
+        .await
+        .expect("reported");
+    assert_eq!(state(first).await, "queued");
+    // Both of its lease are destroyed; then the next grant goes to one
+    // of the two, whose resources are made: it waits for a worker.
+    for resource in [ResourceId(1), ResourceId(2)] {
+        s.handle
+            .send(Input::ConfirmDestroyed {
+                well: WellId(1),
+                resource,
+            })
+            .await
+            .expect("destroyed");
+    }
+    let grant = s
+        .handle
+        .send(Input::RequestLease {
+            well: WellId(1),
+            free: BTreeMap::from([(TypeId::new("pg"), 2)]),
+        })
+        .await
+        .expect("granted");
+    let Some(Event::LeaseGranted { job, resources, .. }) = grant.events.first() else {
+        panic!("a grant: {:?}", grant.events);
+    };
+    let granted = u64::from(job.0);
+    assert_eq!(state(granted).await, "acquiring");
+    for &resource in resources {
+        s.handle
+            .send(Input::ReportReady {
+                well: WellId(1),
+                resource,
+            })
+            .await
+            .expect("ready");
+    }
+    assert_eq!(state(granted).await, "waiting_for_worker");
+    assert_eq!(listed("waiting_for_worker").await, [granted]);
+    let (status, body) = s
+        .call(Method::GET, "/0/jobs?state=paused", Some(BOOT), None)
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("words")
+            .contains("waiting_for_worker"),
+        "{body}"
+    );
 }

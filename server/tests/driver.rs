@@ -317,7 +317,7 @@ async fn read_models_follow_the_log(url: &str) {
     let row = store.job_row(JobId(1)).await.expect("read").expect("a row");
     assert_eq!(
         (row.owner, row.name.as_str(), row.state.as_str()),
-        (42, "integration", "acquiring")
+        (42, "integration", "queued")
     );
     r.ok(Input::CancelJob { job: JobId(1) }).await;
     let row = store.job_row(JobId(1)).await.expect("read").expect("a row");

@@ -169,9 +169,9 @@ def run(aquifer, out, workdir):
         visit.open(f"{stack.url}/jobs/{waiter}")
         visit.driver.execute_script("window.notReloaded = true")
         status = visit.text("#status")
-        if "acquiring" in status:
-            check(f"held by job {holder}" in status or "place" in status,
-                  f"a waiting job says what it waits for: {status}")
+        if "queued" in visit.text("#status .state"):
+            check(f"held by job {holder}" in status and f"job {holder} (holds 1 × license)" in status,
+                  f"a waiting job names its holder and the chain: {status}")
         visit.shot("job-waiting")
         WebDriverWait(visit.driver, PATIENCE_S).until(
             lambda d: d.find_element(By.CSS_SELECTOR, "#status .state").text == "ended")

@@ -271,7 +271,7 @@ pub async fn list(
     if q.state == Some(JobState::Other) {
         return Err(ApiError::bad_request(
             "bad_query",
-            "state is none of waiting, acquiring, running, ended",
+            format!("state is none of {}", JobState::NAMES),
         ));
     }
     let limit = q.limit.unwrap_or(100);

@@ -277,7 +277,7 @@ fn job_table(list: &[ListedJob]) -> Markup {
                             td { a href={ "/jobs/" (j.id.0) } { (j.id.0) } }
                             td { (j.name) }
                             td { (j.owner_name) }
-                            td { (j.state) }
+                            td { (j.state.words()) }
                             td { (j.outcome.map(|o| o.to_string()).unwrap_or_default()) }
                             td { (ago(j.submitted_ms)) }
                         }
@@ -293,7 +293,9 @@ pub async fn jobs(api: &Api, caller: &Caller, q: ListQuery) -> Result<Markup, Ap
     let (_, list) = jobs::list(api, caller, q.clone()).await?;
     let states = [
         JobState::Waiting,
+        JobState::Queued,
         JobState::Acquiring,
+        JobState::WaitingForWorker,
         JobState::Running,
         JobState::Ended,
     ];
@@ -306,7 +308,7 @@ pub async fn jobs(api: &Api, caller: &Caller, q: ListQuery) -> Result<Markup, Ap
                 select #state name="state" {
                     option value="" { "any" }
                     @for s in states {
-                        option value=(s) selected[q.state == Some(s)] { (s) }
+                        option value=(s) selected[q.state == Some(s)] { (s.words()) }
                     }
                 }
                 label for="owner" { "owner" }
@@ -392,7 +394,7 @@ fn status(view: &JobView, explained: &Explained) -> Markup {
         dl.job {
             dt { "name" } dd { (view.name) }
             dt { "owner" } dd { (view.owner_name) }
-            dt { "state" } dd.state { (view.state) }
+            dt { "state" } dd.state { (view.state.words()) }
             @if let Some(o) = view.outcome {
                 dt { "outcome" } dd.outcome { (o) }
             }
