@@ -207,15 +207,21 @@ fn job_line(job: &JobView) -> String {
 }
 
 /// Follows a job's stream with long polls until it has ended. Exits 0 only
-/// if it succeeded. With `--json`, each entry is printed as it came.
+/// if it succeeded. With `--json`, each entry is printed as it came. On a
+/// terminal, while the job waits, a last line shows where it waits (its
+/// place in each queue), refreshed every few seconds and replaced by the
+/// stream's next lines; elsewhere, only the stream's lines are written.
 async fn watch(client: &Client, id: JobId, after: u64, json_out: bool) -> Result<ExitCode> {
+    use std::io::{IsTerminal as _, Write as _};
+    let live = !json_out && std::io::stdout().is_terminal();
     let mut query = WatchQuery {
         after,
-        wait_ms: 25_000,
+        wait_ms: if live { PROGRESS_EVERY_MS } else { 25_000 },
         limit: None,
     };
     let mut start_ms = None;
     let mut story = Story::default();
+    let mut shown = false;
     loop {
         let events = path::job_events(id, &query);
         let (next, ended) = if json_out {
@@ -227,6 +233,11 @@ async fn watch(client: &Client, id: JobId, after: u64, json_out: bool) -> Result
         } else {
             let page = client.get::<Watched>(&events).await?.body;
             story.learn(&page.names);
+            if shown && !page.events.is_empty() {
+                // The progress line gives way to the stream.
+                print!("\r\x1b[2K");
+                shown = false;
+            }
             for e in &page.events {
                 let start = *start_ms.get_or_insert(e.at_ms);
                 let secs = (e.at_ms.saturating_sub(start)) as f64 / 1000.0;
@@ -247,7 +258,49 @@ async fn watch(client: &Client, id: JobId, after: u64, json_out: bool) -> Result
                 ExitCode::FAILURE
             });
         }
+        if live {
+            let explained = client.get::<Explained>(&path::job_explain(id)).await?.body;
+            if let Some(line) = progress(&explained) {
+                print!("\r\x1b[2K{line}");
+                shown = true;
+            } else if shown {
+                print!("\r\x1b[2K");
+                shown = false;
+            }
+            std::io::stdout().flush()?;
+        }
     }
+}
+
+/// How often `job watch` on a terminal refreshes where a job waits.
+const PROGRESS_EVERY_MS: u64 = 3_000;
+
+/// Where a waiting job waits, in one line: its place in each queue it is
+/// in and what it waits for; `None` once it runs or has ended.
+fn progress(e: &Explained) -> Option<String> {
+    let x = e.explanation.as_ref()?;
+    if !matches!(
+        e.state,
+        JobState::Waiting | JobState::Queued | JobState::Acquiring | JobState::WaitingForWorker
+    ) {
+        return None;
+    }
+    let mut places: Vec<String> = (x.groups.iter())
+        .filter_map(|g| Some(format!("{} place {}", g.rtype, g.position?)))
+        .collect();
+    if let Some(place) = x.worker.position {
+        places.push(format!("a worker for {} place {place}", x.worker.target));
+    }
+    let places = if places.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", places.join(", "))
+    };
+    Some(format!(
+        "  … {}{places}: waiting for {}",
+        e.state.words(),
+        x.waiting_for
+    ))
 }
 
 /// An explanation as a few readable lines.
@@ -337,6 +390,43 @@ fn chain(links: &[ChainLink]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn progress_says_where_a_waiting_job_waits_and_nothing_once_it_runs() {
+        let mut e: Explained = serde_json::from_value(json!({
+            "id": 5, "name": "waits", "state": "queued", "outcome": null,
+            "explanation": {"job": 5, "phase": "acquiring", "deadline": 1,
+              "waiting_for": "1 × license: place 2 in its queue, held by job 4",
+              "depends_on": [], "leases_held": false,
+              "groups": [{"rtype": "license", "count": 1, "state": "queued", "failures": 0,
+                "holds": [], "position": 2, "ahead": [3], "holders": {"4": 1}, "wells": []}],
+              "worker": {"target": "local", "state": "not_yet", "worker": null,
+               "position": null, "ahead": [], "factories": {}}}}))
+        .expect("an explanation");
+        assert_eq!(
+            progress(&e).as_deref(),
+            Some(
+                "  … queued [license place 2]: waiting for 1 × license: place 2 in its queue, held by job 4"
+            )
+        );
+        e.state = JobState::WaitingForWorker;
+        if let Some(x) = e.explanation.as_mut() {
+            x.groups[0].position = None;
+            x.worker.position = Some(1);
+            x.waiting_for = "a worker for local: place 1 in its queue".into();
+        }
+        assert_eq!(
+            progress(&e).as_deref(),
+            Some(
+                "  … waiting for a worker [a worker for local place 1]: waiting for a worker for local: place 1 in its queue"
+            )
+        );
+        e.state = JobState::Running;
+        assert_eq!(progress(&e), None);
+        e.state = JobState::Queued;
+        e.explanation = None;
+        assert_eq!(progress(&e), None, "retired");
+    }
 
     #[test]
     fn a_chain_reads_as_a_tree_of_who_waits_on_whom() {

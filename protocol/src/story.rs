@@ -136,8 +136,37 @@ impl Story {
             Event::WorkerLeased {
                 worker, factory, ..
             } => format!("{} makes worker {}", self.factory(*factory), worker.0),
+            Event::WorkerCreated { worker } => format!("worker {} made", worker.0),
+            Event::WorkerOnline { worker } => format!("worker {} online", worker.0),
+            Event::WorkerLeaseExpired { worker } => {
+                format!("worker {} was not made in time; it asks again", worker.0)
+            }
             Event::JobStarted { .. } => "started".into(),
             Event::JobEnded { outcome, .. } => format!("ended: {outcome}"),
+            Event::ResourceReleased { resource } => {
+                format!("resource #{} released for destruction", resource.0)
+            }
+            Event::WorkerReleased { worker } => {
+                format!("worker {} released for destruction", worker.0)
+            }
+            Event::DestroyFailed { resource } => {
+                format!(
+                    "resource #{} could not be destroyed; its well tries again",
+                    resource.0
+                )
+            }
+            Event::ResourceHeld { resource } => {
+                format!(
+                    "resource #{} held for an operator: its well gave up destroying it",
+                    resource.0
+                )
+            }
+            Event::HeldReleased { resource } => {
+                format!("resource #{} released by an operator", resource.0)
+            }
+            Event::ResourceDestroyed { resource } => format!("resource #{} destroyed", resource.0),
+            Event::WorkerDestroyed { worker } => format!("worker {} destroyed", worker.0),
+            Event::JobRetired { .. } => "retired: everything it held is gone".into(),
             _ => return None,
         })
     }
@@ -267,7 +296,18 @@ mod tests {
         assert_eq!(read(&mut story, e), "[t stderr] a\n[t stderr] b");
         assert_eq!(
             read(&mut story, json!({"event": "worker_created", "worker": 3})),
-            r#"worker created {"worker":3}"#
+            "worker 3 made"
+        );
+        assert_eq!(
+            read(&mut story, json!({"event": "resource_held", "resource": 3})),
+            "resource #3 held for an operator: its well gave up destroying it"
+        );
+        assert_eq!(
+            read(
+                &mut story,
+                json!({"event": "dependency_settled", "job": 1, "dependency": 2, "outcome": "succeeded"})
+            ),
+            "dependency job 2 has ended"
         );
         assert_eq!(
             read(&mut story, json!({"event": "comet_sighted", "tail": 1})),
