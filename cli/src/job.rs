@@ -327,7 +327,11 @@ fn explanation(e: &Explained) -> String {
                 .map(|h| format!("#{} {}", h.resource.0, cell(&h.state)))
                 .collect();
             let wells: Vec<String> = (g.wells.iter())
-                .map(|w| format!("well {} ({}/{} free)", w.well.0, w.room, w.capacity))
+                .map(|w| {
+                    let well = (e.names.wells.get(&w.well))
+                        .map_or_else(|| w.well.0.to_string(), Clone::clone);
+                    format!("well {well} ({}/{} free)", w.room, w.capacity)
+                })
                 .collect();
             let holders: Vec<String> = (g.holders.iter())
                 .map(|(job, n)| format!("job {} ×{n}", job.0))
@@ -335,7 +339,7 @@ fn explanation(e: &Explained) -> String {
             vec![
                 g.rtype.to_string(),
                 g.count.to_string(),
-                cell(&g.state),
+                cell(&g.state).replace('_', " "),
                 cell(&g.position),
                 or_dash(&holds),
                 or_dash(&holders),
@@ -358,12 +362,15 @@ fn explanation(e: &Explained) -> String {
     out.push('\n');
     let w = &x.worker;
     let factories: Vec<String> = (w.factories.iter())
-        .map(|(f, room)| format!("factory {} ({room} free)", f.0))
+        .map(|(f, room)| {
+            let factory = (e.names.factories.get(f)).map_or_else(|| f.0.to_string(), Clone::clone);
+            format!("factory {factory} ({room} free)")
+        })
         .collect();
     out.push_str(&format!(
         "worker for {}: {}{}; {}\n",
         w.target,
-        cell(&w.state),
+        cell(&w.state).replace('_', " "),
         w.position
             .map_or_else(String::new, |p| format!(", place {p}")),
         or_dash(&factories)

@@ -146,7 +146,7 @@ script = "bmat resource get db url"
     assert_eq!(shown["state"], "queued");
     let explained = s.ok(alice, &["job", "explain", "1"]);
     assert!(explained.contains("place 1 in its queue"), "{explained}");
-    assert!(explained.contains("well 1 (2/2 free)"), "{explained}");
+    assert!(explained.contains("well pg-1 (2/2 free)"), "{explained}");
     let queue = s.json(alice, &["queue"]);
     assert_eq!(queue["types"]["pg"]["queued"], 1, "{queue}");
     assert_eq!(queue["types"]["pg"]["capacity"], 2, "{queue}");

@@ -82,6 +82,9 @@ pub struct Explained {
     /// Empty once the job has retired.
     #[serde(default)]
     pub chain: Vec<ChainLink>,
+    /// The names of the wells and factories the explanation names by id.
+    #[serde(default, skip_serializing_if = "crate::jobs::Names::is_empty")]
+    pub names: crate::jobs::Names,
 }
 
 /// One job of a wait-for chain (the core's `explain::chain`).

@@ -406,7 +406,6 @@ pub async fn watch(
 
 /// The names of the wells and factories that `events` name by id.
 async fn names(api: &Api, events: &[Entry]) -> Result<Names, ApiError> {
-    use crate::users::Service;
     let mut wells = BTreeSet::new();
     let mut factories = BTreeSet::new();
     for e in events {
@@ -420,6 +419,16 @@ async fn names(api: &Api, events: &[Entry]) -> Result<Names, ApiError> {
             _ => {}
         }
     }
+    names_of(api, wells, factories).await
+}
+
+/// The names of `wells` and `factories`, as their registrations gave them.
+async fn names_of(
+    api: &Api,
+    wells: BTreeSet<aquifer_core::WellId>,
+    factories: BTreeSet<aquifer_core::FactoryId>,
+) -> Result<Names, ApiError> {
+    use crate::users::Service;
     let mut names = Names::default();
     if !wells.is_empty() {
         let known = api.store.service_names(Service::Well).await?;
@@ -452,6 +461,17 @@ pub async fn explain(
             )
         })
         .await?;
+    let explanation = explanation.as_ref().map(Explanation::from);
+    let mut wells = BTreeSet::new();
+    let mut factories = BTreeSet::new();
+    if let Some(x) = &explanation {
+        for g in &x.groups {
+            wells.extend(g.wells.iter().map(|w| w.well));
+            wells.extend(g.holds.iter().map(|h| h.well));
+        }
+        factories.extend(x.worker.factories.keys().copied());
+    }
+    let names = names_of(api, wells, factories).await?;
     Ok((
         StatusCode::OK,
         Explained {
@@ -459,8 +479,9 @@ pub async fn explain(
             name: job.name,
             state: job.state,
             outcome: job.outcome,
-            explanation: explanation.as_ref().map(Explanation::from),
+            explanation,
             chain: chain.iter().map(ChainLink::from).collect(),
+            names,
         },
     ))
 }
