@@ -192,10 +192,17 @@ async fn pages_show_queues_jobs_and_the_chain_to_whoever_may_read_them() {
     );
     assert!(!home.contains("well-1"), "{home}");
 
-    let (status, list) = page(&s, "/jobs?state=acquiring&owner=alice", Some(BOOT)).await;
+    let (status, list) = page(&s, "/jobs?state=queued&owner=alice", Some(BOOT)).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     assert!(
         list.contains("alices-job") && !list.contains("integration"),
+        "{list}"
+    );
+    // The form's "any" sends empty values.
+    let (status, list) = page(&s, "/jobs?state=&owner=", Some(BOOT)).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert!(
+        list.contains("alices-job") && list.contains("integration"),
         "{list}"
     );
     let (status, list) = page(&s, "/jobs?state=sleeping", Some(BOOT)).await;
@@ -207,6 +214,7 @@ async fn pages_show_queues_jobs_and_the_chain_to_whoever_may_read_them() {
         "held by job 1",
         "job 1 (holds 2 × pg)",
         "submitted for t, asking for 2 × pg",
+        "<td>well-1 0/2</td>",
         r#"data-after="3""#,
     ] {
         assert!(job2.contains(shown), "{shown} in {job2}");

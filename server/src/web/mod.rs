@@ -170,7 +170,12 @@ async fn answer(api: &Api, page: Page, visit: &Visit) -> Result<Response, ApiErr
             .await
             .map(|m| html(StatusCode::OK, m)),
         Page::Jobs => {
-            let q = serde_urlencoded::from_str(&visit.query).map_err(|e| {
+            // A filter form's "any" is an empty value: no filter.
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&visit.query)
+                .map_err(|e| ApiError::bad_request("bad_query", e.to_string()))?;
+            let pairs: Vec<_> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+            let query = serde_urlencoded::to_string(pairs).unwrap_or_default();
+            let q = serde_urlencoded::from_str(&query).map_err(|e| {
                 ApiError::bad_request("bad_query", format!("the filter is not valid: {e}"))
             })?;
             pages::jobs(api, &caller, q)

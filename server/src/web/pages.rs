@@ -410,7 +410,7 @@ fn status(view: &JobView, explained: &Explained) -> Markup {
             }
             @if !x.groups.is_empty() {
                 table.groups {
-                    thead { tr { th { "type" } th { "count" } th { "state" } th { "place" } th { "held by others" } } }
+                    thead { tr { th { "type" } th { "count" } th { "state" } th { "place" } th { "held by others" } th { "wells (free of capacity)" } } }
                     tbody {
                         @for g in &x.groups {
                             tr {
@@ -422,6 +422,13 @@ fn status(view: &JobView, explained: &Explained) -> Markup {
                                     @for (i, (job, n)) in g.holders.iter().enumerate() {
                                         @if i > 0 { ", " }
                                         a href={ "/jobs/" (job.0) } { "job " (job.0) } " ×" (n)
+                                    }
+                                }
+                                td {
+                                    @for (i, w) in g.wells.iter().enumerate() {
+                                        @if i > 0 { ", " }
+                                        (explained.names.wells.get(&w.well).cloned().unwrap_or_else(|| w.well.0.to_string()))
+                                        " " (w.room) "/" (w.capacity)
                                     }
                                 }
                             }
