@@ -229,13 +229,18 @@ pub async fn run(endpoint: &Endpoint, command: AdminCommand) -> Result<()> {
         }
         AdminCommand::Resource(ResourceCommand::List) => {
             let resources = c.get::<Vec<ResourceView>>(path::ADMIN_RESOURCES).await?;
+            // Wells by name, when the caller may list them (`admin.registry`).
+            let wells: std::collections::BTreeMap<WellId, String> =
+                (c.get::<Vec<WellView>>(path::ADMIN_WELLS).await)
+                    .map(|w| w.body.into_iter().map(|w| (w.id, w.name)).collect())
+                    .unwrap_or_default();
             let header = ["ID", "JOB", "TYPE", "WELL", "STATE", "REASON"];
             out.table(&resources, &header, |r| {
                 vec![
                     r.id.0.to_string(),
                     r.job.0.to_string(),
                     r.rtype.to_string(),
-                    r.well.0.to_string(),
+                    (wells.get(&r.well)).map_or_else(|| r.well.0.to_string(), Clone::clone),
                     cell(&r.state),
                     r.reason.clone().unwrap_or_default(),
                 ]
@@ -288,20 +293,36 @@ impl Service {
     }
 }
 
+/// When a well or factory last called, as a span ago.
+fn contact(ms: Option<u64>) -> String {
+    let Some(ms) = ms else {
+        return "not since the server started".into();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    format!(
+        "{} ago",
+        aquifer_protocol::story::span(now.saturating_sub(ms))
+    )
+}
+
 /// Wells and factories are listed, registered and given tokens alike.
 async fn service(c: &Client, out: Output, kind: Service, cmd: ServiceCommand) -> Result<()> {
-    let header = ["ID", "NAME", "CAPACITY"];
+    let header = ["ID", "NAME", "CAPACITY", "LAST CONTACT"];
     match (kind, cmd) {
         (Service::Well, ServiceCommand::List) => {
             let wells = c.get::<Vec<WellView>>(path::ADMIN_WELLS).await?;
             out.table(&wells, &header, |w| {
-                vec![w.id.0.to_string(), w.name.clone(), slots(&w.pools)]
+                let last = contact(w.last_contact_ms);
+                vec![w.id.0.to_string(), w.name.clone(), slots(&w.pools), last]
             });
         }
         (Service::Factory, ServiceCommand::List) => {
             let factories = c.get::<Vec<FactoryView>>(path::ADMIN_FACTORIES).await?;
             out.table(&factories, &header, |f| {
-                vec![f.id.0.to_string(), f.name.clone(), slots(&f.targets)]
+                let last = contact(f.last_contact_ms);
+                vec![f.id.0.to_string(), f.name.clone(), slots(&f.targets), last]
             });
         }
         (Service::Well, ServiceCommand::Create { name, capacity }) => {
