@@ -33,6 +33,9 @@ pub enum JobCommand {
         /// A user's name or id (another user's needs `admin.jobs`).
         #[arg(long)]
         owner: Option<String>,
+        /// Only jobs submitted with this tag, as KEY=VALUE.
+        #[arg(long, value_parser = tag_filter)]
+        tag: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
@@ -84,11 +87,13 @@ pub async fn run(endpoint: &Endpoint, command: JobCommand) -> Result<ExitCode> {
         JobCommand::List {
             state,
             owner,
+            tag,
             limit,
         } => {
             let query = ListQuery {
                 state,
                 owner,
+                tag,
                 before: None,
                 limit: Some(limit),
             };
@@ -188,14 +193,28 @@ fn listing(jobs: &[ListedJob]) -> String {
     render(&["ID", "NAME", "OWNER", "STATE", "OUTCOME"], rows)
 }
 
+/// `--tag KEY=VALUE`, checked for its `=`.
+fn tag_filter(s: &str) -> Result<String, String> {
+    match s.split_once('=') {
+        Some((key, _)) if !key.is_empty() => Ok(s.to_string()),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
 fn job_line(job: &JobView) -> String {
     let owner = if job.owner_name.is_empty() {
         format!("user {}", job.owner.0)
     } else {
         job.owner_name.clone()
     };
+    let tags: Vec<String> = job.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let tags = if tags.is_empty() {
+        String::new()
+    } else {
+        format!("; tagged {}", tags.join(", "))
+    };
     format!(
-        "job {} {:?} of {owner}: {}{}{}",
+        "job {} {:?} of {owner}: {}{}{}{tags}",
         job.id.0,
         job.name,
         job.state.words(),
@@ -433,6 +452,14 @@ mod tests {
         e.state = JobState::Queued;
         e.explanation = None;
         assert_eq!(progress(&e), None, "retired");
+    }
+
+    #[test]
+    fn a_tag_filter_is_key_equals_value() {
+        assert_eq!(tag_filter("repo=a/b=c"), Ok("repo=a/b=c".into()));
+        assert_eq!(tag_filter("commit="), Ok("commit=".into()));
+        assert!(tag_filter("repo").is_err());
+        assert!(tag_filter("=x").is_err());
     }
 
     #[test]

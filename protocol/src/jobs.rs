@@ -24,6 +24,11 @@ pub struct JobFile {
     pub timeout_s: u64,
     #[serde(default)]
     pub depends_on: Vec<JobId>,
+    /// Labels to find the job by (`repo`, `commit`): at most 32, keys of
+    /// letters, digits, `_`, `.` and `-` (at most 63), values of at most
+    /// 256 bytes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,6 +137,9 @@ pub struct JobView {
     pub outcome: Option<Outcome>,
     /// Why it failed, in words, when a well or its tasks said.
     pub reason: Option<String>,
+    /// The tags it was submitted with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// `GET /0/jobs`: the query.
@@ -142,6 +150,8 @@ pub struct ListQuery {
     pub state: Option<JobState>,
     /// A user's name or id; another user's jobs need `admin.jobs`.
     pub owner: Option<String>,
+    /// Only jobs with this tag: `KEY=VALUE`.
+    pub tag: Option<String>,
     /// Only jobs older than this one (the next page).
     pub before: Option<JobId>,
     /// 1 to `PAGE_MAX`; 100 if absent.

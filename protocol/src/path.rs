@@ -19,6 +19,7 @@ pub fn jobs_listed(q: &ListQuery) -> String {
     let pairs = [
         ("state", q.state.map(|s| s.to_string())),
         ("owner", q.owner.clone()),
+        ("tag", q.tag.clone()),
         ("before", q.before.map(|b| b.0.to_string())),
         ("limit", q.limit.map(|l| l.to_string())),
     ];
@@ -210,12 +211,13 @@ mod tests {
         let q = ListQuery {
             state: Some(JobState::Ended),
             owner: Some("a b".into()),
+            tag: Some("repo=oxide/aquifer".into()),
             before: Some(JobId(9)),
             limit: Some(5),
         };
         assert_eq!(
             jobs_listed(&q),
-            "/0/jobs?state=ended&owner=a%20b&before=9&limit=5"
+            "/0/jobs?state=ended&owner=a%20b&tag=repo%3Doxide%2Faquifer&before=9&limit=5"
         );
         let w = WatchQuery {
             after: 3,

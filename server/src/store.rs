@@ -177,6 +177,8 @@ struct Grouped<'a> {
     revoke: Vec<(&'static str, u64)>,
     inputs: Vec<(u64, u64, String)>,
     job_events: Vec<(JobId, u64, String)>,
+    /// The tags of the jobs inserted, from their job files.
+    tags: Vec<(JobId, String, String)>,
 }
 
 impl<'a> Grouped<'a> {
@@ -190,6 +192,12 @@ impl<'a> Grouped<'a> {
                     submitted_ms,
                 } => {
                     g.jobs.push((*job, record, *submitted_ms));
+                    let tags = record.spec.get("tags").and_then(|t| t.as_object());
+                    for (key, value) in tags.into_iter().flatten() {
+                        if let Some(value) = value.as_str() {
+                            g.tags.push((*job, key.clone(), value.to_string()));
+                        }
+                    }
                 }
                 Write::JobState {
                     job,
@@ -285,6 +293,15 @@ async fn append_sqlite(
                 .push_bind("waiting")
                 .push_bind(i64::try_from(*submitted_ms).unwrap_or(i64::MAX))
                 .push_bind(last);
+        });
+        q.build().execute(&mut *tx).await?;
+    }
+    for chunk in g.tags.chunks(ROWS_PER_STATEMENT) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO job_tags (job, key, value) ");
+        q.push_values(chunk, |mut row, (job, key, value)| {
+            row.push_bind(i64::from(job.0))
+                .push_bind(key.as_str())
+                .push_bind(value.as_str());
         });
         q.build().execute(&mut *tx).await?;
     }
@@ -551,6 +568,9 @@ async fn append_postgres(
         .bind(reasons.iter().map(|r| r.0).collect::<Vec<_>>())
         .bind(reasons.iter().map(|r| r.1).collect::<Vec<_>>())
         .bind(&reasons_gone)
+        .bind(g.tags.iter().map(|t| i64::from(t.0.0)).collect::<Vec<_>>())
+        .bind(g.tags.iter().map(|t| t.1.as_str()).collect::<Vec<_>>())
+        .bind(g.tags.iter().map(|t| t.2.as_str()).collect::<Vec<_>>())
         .execute(pool)
         .await?;
     Ok(())
@@ -615,7 +635,9 @@ je AS (INSERT INTO job_events (job, n, at_ms, body) \
 rr AS (INSERT INTO resource_reasons (resource, reason) \
     SELECT * FROM UNNEST($32::bigint[], $33::text[]) \
     ON CONFLICT (resource) DO UPDATE SET reason = EXCLUDED.reason), \
-rg AS (DELETE FROM resource_reasons WHERE resource = ANY($34::bigint[])) \
+rg AS (DELETE FROM resource_reasons WHERE resource = ANY($34::bigint[])), \
+tg AS (INSERT INTO job_tags (job, key, value) \
+    SELECT * FROM UNNEST($35::bigint[], $36::text[], $37::text[])) \
 SELECT 1";
 
 /// The database holds resources' secrets while their jobs run, and tokens'
@@ -840,6 +862,7 @@ impl Store {
         &self,
         owner: Option<u64>,
         state: Option<&str>,
+        tag: Option<(&str, &str)>,
         before: Option<u32>,
         limit: u32,
     ) -> Result<Vec<ListedJob>, StoreError> {
@@ -851,12 +874,16 @@ impl Store {
                  FROM jobs j LEFT JOIN users u ON u.id = j.owner \
                  WHERE ($1 IS NULL OR j.owner = $1) AND ($2 IS NULL OR j.state = $2) \
                    AND ($3 IS NULL OR j.id < $3) \
+                   AND ($5 IS NULL OR EXISTS (SELECT 1 FROM job_tags t \
+                        WHERE t.job = j.id AND t.key = $5 AND t.value = $6)) \
                  ORDER BY j.id DESC LIMIT $4",
             )
             .bind(owner)
             .bind(state)
             .bind(before)
             .bind(i64::from(limit))
+            .bind(tag.map(|t| t.0))
+            .bind(tag.map(|t| t.1))
             .fetch_all(pool)
             .await?
         });

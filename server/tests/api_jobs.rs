@@ -628,3 +628,72 @@ async fn job_states_say_queued_acquiring_and_waiting_for_a_worker() {
         "{body}"
     );
 }
+
+/// Tags: kept with the job, shown with it, and a listing filtered by one
+/// finds exactly the jobs that carry it; bad tags are refused.
+async fn tags_find_their_jobs(s: &Server) {
+    let tagged = |tags: Value| {
+        let mut j = job();
+        j["tags"] = tags;
+        j
+    };
+    let (status, a) = s
+        .submit(
+            BOOT,
+            tagged(json!({"repo": "oxide/aquifer", "commit": "abc"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{a}");
+    let (status, b) = s
+        .submit(BOOT, tagged(json!({"repo": "oxide/omicron"})))
+        .await;
+    assert_eq!(status, 201, "{b}");
+    let (_, shown) = s
+        .call(
+            Method::GET,
+            &format!("/0/jobs/{}", a["id"]),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    assert_eq!(
+        shown["tags"],
+        json!({"repo": "oxide/aquifer", "commit": "abc"})
+    );
+    let listed = |q: &'static str| async move {
+        let (status, body) = s
+            .call(Method::GET, &format!("/0/jobs?tag={q}"), Some(BOOT), None)
+            .await;
+        (status, body)
+    };
+    let (_, only_a) = listed("repo%3Doxide%2Faquifer").await;
+    assert_eq!(ids(&only_a), [a["id"].as_u64().expect("id")]);
+    let (_, only_b) = listed("repo=oxide/omicron").await;
+    assert_eq!(ids(&only_b), [b["id"].as_u64().expect("id")]);
+    let (_, none) = listed("commit=abd").await;
+    assert_eq!(ids(&none), Vec::<u64>::new());
+    let (status, body) = listed("repo").await;
+    assert_eq!((status, code(&body)), (400, "bad_query"), "{body}");
+    for bad in [
+        json!({"a b": "x"}),
+        json!({"k": "line\nbreak"}),
+        json!({"k": "x".repeat(257)}),
+        Value::Object((0..33).map(|i| (format!("k{i}"), json!("v"))).collect()),
+    ] {
+        let (status, body) = s.submit(BOOT, tagged(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn tags_find_their_jobs_on_sqlite() {
+    tags_find_their_jobs(&server().await).await;
+}
+
+#[tokio::test]
+async fn tags_find_their_jobs_on_postgres() {
+    if let Some(url) = postgres_url("api_tags").await {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        tags_find_their_jobs(&server_on(&url, dir).await).await;
+    }
+}

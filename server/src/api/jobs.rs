@@ -19,6 +19,8 @@ pub const TASKS_MAX: usize = 64;
 pub const SCRIPT_BYTES_MAX: usize = 256 * 1024;
 pub const ENV_BYTES_MAX: usize = 64 * 1024;
 pub const RESOURCES_MAX: usize = 32;
+pub const TAGS_MAX: usize = 32;
+pub const TAG_VALUE_BYTES_MAX: usize = 256;
 
 pub use aquifer_protocol::jobs::{JobFile, ResourceRequest, Task};
 
@@ -90,6 +92,28 @@ fn validate(file: &JobFile) -> Result<Vec<Request>, ApiError> {
             return Err(bad(
                 "limit_exceeded",
                 format!("task {:?}: env is at most {ENV_BYTES_MAX} bytes", t.name),
+            ));
+        }
+    }
+    if file.tags.len() > TAGS_MAX {
+        return Err(bad(
+            "limit_exceeded",
+            format!("a job has at most {TAGS_MAX} tags"),
+        ));
+    }
+    for (key, value) in &file.tags {
+        if !valid_name(key) {
+            return Err(bad(
+                "bad_tag",
+                format!("bad tag {key:?}: use 1 to 63 letters, digits, '-', '_' or '.'"),
+            ));
+        }
+        if value.len() > TAG_VALUE_BYTES_MAX || value.chars().any(char::is_control) {
+            return Err(bad(
+                "bad_tag",
+                format!(
+                    "tag {key:?}: a value is at most {TAG_VALUE_BYTES_MAX} bytes, without control characters"
+                ),
             ));
         }
     }
@@ -222,6 +246,10 @@ async fn visible(api: &Api, caller: &Caller, id: JobId) -> Result<JobView, ApiEr
     // A reason is why a job failed: a failure it recovered from (a create
     // retried) stays in its event stream, not on a success.
     let reason = row.reason.filter(|_| outcome != Some(Outcome::Succeeded));
+    // The tags are the job file's, as it was submitted.
+    let tags = (serde_json::from_str::<serde_json::Value>(&row.spec).ok())
+        .and_then(|spec| serde_json::from_value(spec.get("tags")?.clone()).ok())
+        .unwrap_or_default();
     Ok(JobView {
         id,
         name: row.name,
@@ -230,6 +258,7 @@ async fn visible(api: &Api, caller: &Caller, id: JobId) -> Result<JobView, ApiEr
         state: job_state(&row.state),
         outcome,
         reason,
+        tags,
     })
 }
 
@@ -307,8 +336,14 @@ pub async fn list(
     };
     let state = q.state.map(|s| s.to_string());
     let before = q.before.map(|b| b.0);
+    let tag = match &q.tag {
+        None => None,
+        Some(t) => Some(t.split_once('=').ok_or_else(|| {
+            ApiError::bad_request("bad_query", format!("tag {t:?} is not KEY=VALUE"))
+        })?),
+    };
     let jobs = (api.store)
-        .list_jobs(owner, state.as_deref(), before, limit)
+        .list_jobs(owner, state.as_deref(), tag, before, limit)
         .await?
         .into_iter()
         .map(|j| ListedJob {
@@ -499,6 +534,7 @@ mod tests {
         let q = ListQuery {
             state: Some(JobState::Running),
             owner: Some("a b&c".into()),
+            tag: Some("commit=a=b c".into()),
             before: Some(JobId(9)),
             limit: Some(5),
         };

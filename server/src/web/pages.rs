@@ -313,6 +313,8 @@ pub async fn jobs(api: &Api, caller: &Caller, q: ListQuery) -> Result<Markup, Ap
                 }
                 label for="owner" { "owner" }
                 input #owner name="owner" value=(q.owner.clone().unwrap_or_default());
+                label for="tag" { "tag" }
+                input #tag name="tag" placeholder="KEY=VALUE" value=(q.tag.clone().unwrap_or_default());
                 button type="submit" { "filter" }
             }
             (job_table(&list))
@@ -400,6 +402,15 @@ fn status(view: &JobView, explained: &Explained) -> Markup {
             }
             @if let Some(r) = &view.reason {
                 dt { "why" } dd { (r) }
+            }
+            @if !view.tags.is_empty() {
+                dt { "tags" }
+                dd.tags {
+                    @for (i, (k, v)) in view.tags.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        a href={ "/jobs?" (serde_urlencoded::to_string([("tag", format!("{k}={v}"))]).unwrap_or_default()) } { (k) "=" (v) }
+                    }
+                }
             }
         }
         @if let Some(x) = &explained.explanation {
