@@ -1,6 +1,8 @@
 //! bmat: the command a job's scripts run to read the job's resources
-//! (`bmat resource list`, `bmat resource get NAME [KEY]`). It talks to the
-//! server with the job token the agent puts in its environment.
+//! (`bmat resource list`, `bmat resource get NAME [KEY]`) and to read and
+//! set its store (`bmat store get KEY`, `bmat store put KEY [VALUE]`). It
+//! talks to the server with the job token the agent puts in its
+//! environment.
 //!
 //! Exit codes: 0 done; 1 the lookup failed (no such resource or key, the
 //! job has ended, the server could not be asked); 2 bmat was used wrongly
@@ -19,7 +21,7 @@ use std::process::ExitCode;
 #[command(
     name = "bmat",
     version,
-    about = "Read this job's resources (run inside an aquifer job)"
+    about = "Read this job's resources and store (run inside an aquifer job)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,6 +33,26 @@ enum Command {
     /// The job's resources.
     #[command(subcommand)]
     Resource(Resource),
+    /// The job's store: values set at submission or by earlier tasks.
+    #[command(subcommand)]
+    Store(Store),
+}
+
+#[derive(Subcommand)]
+enum Store {
+    /// Prints one value bare, for scripts: `"$(bmat store get commit)"`.
+    Get { key: String },
+    /// Sets a value for the job's later tasks (from stdin when VALUE is
+    /// left out). A secret one is never shown outside the job and is
+    /// deleted when it ends.
+    Put {
+        key: String,
+        value: Option<String>,
+        #[arg(long)]
+        secret: bool,
+    },
+    /// Lists the keys, marking the secret ones.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -103,6 +125,37 @@ async fn execute(command: Command) -> Result<String, Failure> {
         }) => {
             let r = api.job_resource(&name).await?;
             lookup(&r, &key).map(|v| format!("{v}\n"))
+        }
+        Command::Store(Store::Get { key }) => {
+            let v = api.job_store_get(&key).await?;
+            Ok(format!("{}\n", v.value))
+        }
+        Command::Store(Store::Put { key, value, secret }) => {
+            let value = match value {
+                Some(v) => v,
+                None => {
+                    let mut v = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut v).map_err(|e| {
+                        Failure::Usage(format!("cannot read the value from stdin: {e}"))
+                    })?;
+                    v
+                }
+            };
+            let value = aquifer_protocol::jobs::StoreValue { value, secret };
+            api.job_store_put(&key, &value).await?;
+            Ok(String::new())
+        }
+        Command::Store(Store::List) => {
+            let keys = api.job_store().await?;
+            Ok((keys.keys.iter())
+                .map(|(k, secret)| {
+                    if *secret {
+                        format!("{k} (secret)\n")
+                    } else {
+                        format!("{k}\n")
+                    }
+                })
+                .collect())
         }
     }
 }

@@ -512,6 +512,23 @@ impl Client {
     pub async fn job_resource(&self, name: &str) -> Result<JobResource, CallError> {
         self.get(&path::job_resource(name)).await
     }
+
+    pub async fn job_store(&self) -> Result<crate::jobs::StoreKeys, CallError> {
+        self.get(path::JOB_STORE).await
+    }
+
+    pub async fn job_store_get(&self, key: &str) -> Result<crate::jobs::StoreValue, CallError> {
+        self.get(&path::job_store_key(key)).await
+    }
+
+    pub async fn job_store_put(
+        &self,
+        key: &str,
+        value: &crate::jobs::StoreValue,
+    ) -> Result<(), CallError> {
+        let _: Empty = self.report(&path::job_store_key(key), value).await?;
+        Ok(())
+    }
 }
 
 fn describe(e: &reqwest::Error) -> String {

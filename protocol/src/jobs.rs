@@ -29,6 +29,55 @@ pub struct JobFile {
     /// 256 bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// The job's store as it starts: `bmat store get KEY` reads it, and
+    /// tasks may `bmat store put` more. At most 100 keys, values of at
+    /// most 64 KiB.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub store: BTreeMap<String, StoreSetting>,
+}
+
+/// A value of a job's store as a job file sets it: a string, or
+/// `{ value = "...", secret = true }` for one that is never shown outside
+/// the job (not in events, listings, logs or the dashboard) and is deleted
+/// when the job ends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(untagged)]
+pub enum StoreSetting {
+    Plain(String),
+    Full(StoreValue),
+}
+
+impl StoreSetting {
+    #[must_use]
+    pub fn value(&self) -> StoreValue {
+        match self {
+            StoreSetting::Plain(value) => StoreValue {
+                value: value.clone(),
+                secret: false,
+            },
+            StoreSetting::Full(v) => v.clone(),
+        }
+    }
+}
+
+/// `GET` and `POST /0/job/store/{key}`: one value of the running job's
+/// store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StoreValue {
+    pub value: String,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+/// `GET /0/job/store`: the running job's keys, each with whether it is
+/// secret; values are read one at a time.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct StoreKeys {
+    pub keys: BTreeMap<String, bool>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -136,6 +136,14 @@ pub fn job_resource(name: &str) -> String {
     format!("/0/job/resources/{}", encode_segment(name))
 }
 
+/// `GET`: the running job's store, keys only.
+pub const JOB_STORE: &str = "/0/job/store";
+/// `GET` or `POST` one value of the running job's store.
+#[must_use]
+pub fn job_store_key(key: &str) -> String {
+    format!("/0/job/store/{}", encode_segment(key))
+}
+
 /// `path?k=v&...` with the pairs that have a value, each encoded.
 fn with_query(path: &str, pairs: &[(&str, Option<String>)]) -> String {
     let query: Vec<String> = (pairs.iter())

@@ -121,7 +121,7 @@ type Read = Box<dyn FnOnce(&State) + Send>;
 
 /// What callers put on the driver's queue.
 enum Msg {
-    Decide(Request),
+    Decide(Box<Request>),
     Read(Read),
 }
 
@@ -201,11 +201,11 @@ impl Handle {
         payload: Option<Payload>,
     ) -> Result<Transition, DriverError> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(Msg::Decide(Request {
+        self.enqueue(Msg::Decide(Box::new(Request {
             work: Work::Decide(input),
             payload,
             reply,
-        }))?;
+        })))?;
         answer
             .await
             .map_err(|_| DriverError::Unavailable("the driver stopped before answering".into()))?
@@ -215,11 +215,11 @@ impl Handle {
     /// waits until they are committed.
     pub async fn record(&self, writes: Vec<Write>) -> Result<(), DriverError> {
         let (reply, answer) = oneshot::channel();
-        self.enqueue(Msg::Decide(Request {
+        self.enqueue(Msg::Decide(Box::new(Request {
             work: Work::Record(writes),
             payload: None,
             reply,
-        }))?;
+        })))?;
         answer
             .await
             .map_err(|_| DriverError::Unavailable("the driver stopped before answering".into()))?
@@ -458,7 +458,7 @@ impl Driver {
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
-                    Msg::Decide(r) => batch.push(r),
+                    Msg::Decide(r) => batch.push(*r),
                     Msg::Read(f) => f(&self.state),
                 }
                 if batch.len() < self.options.batch_max {

@@ -26,8 +26,11 @@ pub enum Payload {
 pub struct JobRecord {
     pub owner: u64,
     pub name: String,
-    /// The whole submission as the user wrote it (tasks, names, env).
+    /// The whole submission as the user wrote it (tasks, names, env),
+    /// but for its store, which is kept apart (`store`).
     pub spec: serde_json::Value,
+    /// The job's store as it starts, secret values among it.
+    pub store: BTreeMap<String, aquifer_protocol::jobs::StoreValue>,
 }
 
 /// The job states the read model shows.
@@ -104,6 +107,14 @@ pub enum Write {
         at_ms: u64,
         input: aquifer_core::Input,
     },
+    /// A running job set a value of its store.
+    StorePut {
+        job: JobId,
+        key: String,
+        value: aquifer_protocol::jobs::StoreValue,
+    },
+    /// The job has ended: the secret values of its store are deleted.
+    ForgetStoreSecrets { job: JobId },
     /// Every token of a principal stops working (a job that ended, a worker
     /// that is gone).
     RevokeTokens { kind: &'static str, subject: u64 },
@@ -199,6 +210,7 @@ pub fn project(
                 kind: "job",
                 subject: u64::from(job.0),
             });
+            out.push(Write::ForgetStoreSecrets { job: *job });
         }
         Event::ResourceReady { resource } => {
             if let (Some(Payload::Ready { metadata, secrets }), Some(r)) =

@@ -179,6 +179,11 @@ struct Grouped<'a> {
     job_events: Vec<(JobId, u64, String)>,
     /// The tags of the jobs inserted, from their job files.
     tags: Vec<(JobId, String, String)>,
+    /// Store values set (at submission or by a task), the last per key;
+    /// a secret one of a job that ends in the same batch has no value.
+    store: BTreeMap<(JobId, String), (Option<String>, bool)>,
+    /// Jobs whose secret store values are deleted.
+    store_forget: std::collections::BTreeSet<JobId>,
 }
 
 impl<'a> Grouped<'a> {
@@ -192,6 +197,10 @@ impl<'a> Grouped<'a> {
                     submitted_ms,
                 } => {
                     g.jobs.push((*job, record, *submitted_ms));
+                    for (key, v) in &record.store {
+                        let entry = (Some(v.value.clone()), v.secret);
+                        g.store.insert((*job, key.clone()), entry);
+                    }
                     let tags = record.spec.get("tags").and_then(|t| t.as_object());
                     for (key, value) in tags.into_iter().flatten() {
                         if let Some(value) = value.as_str() {
@@ -238,6 +247,20 @@ impl<'a> Grouped<'a> {
                 Write::JobEvent { job, at_ms, body } => {
                     g.job_events.push((*job, *at_ms, body.to_string()));
                 }
+                Write::StorePut { job, key, value } => {
+                    let entry = (Some(value.value.clone()), value.secret);
+                    g.store.insert((*job, key.clone()), entry);
+                }
+                Write::ForgetStoreSecrets { job } => {
+                    g.store_forget.insert(*job);
+                }
+            }
+        }
+        // A secret set in the batch that also ends its job is never
+        // written: the statements below delete only what was there before.
+        for ((job, _), (value, secret)) in &mut g.store {
+            if *secret && g.store_forget.contains(job) {
+                *value = None;
             }
         }
         Ok(g)
@@ -304,6 +327,24 @@ async fn append_sqlite(
                 .push_bind(value.as_str());
         });
         q.build().execute(&mut *tx).await?;
+    }
+    for ((job, key), (value, secret)) in &g.store {
+        sqlx::query(
+            "INSERT INTO job_store (job, key, value, secret) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (job, key) DO UPDATE SET value = excluded.value, secret = excluded.secret",
+        )
+        .bind(i64::from(job.0))
+        .bind(key.as_str())
+        .bind(value.as_deref())
+        .bind(i32::from(*secret))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for job in &g.store_forget {
+        sqlx::query("UPDATE job_store SET value = NULL WHERE job = $1 AND secret = 1")
+            .bind(i64::from(job.0))
+            .execute(&mut *tx)
+            .await?;
     }
     let states: Vec<_> = g.states.iter().collect();
     for chunk in states.chunks(ROWS_PER_STATEMENT) {
@@ -571,6 +612,31 @@ async fn append_postgres(
         .bind(g.tags.iter().map(|t| i64::from(t.0.0)).collect::<Vec<_>>())
         .bind(g.tags.iter().map(|t| t.1.as_str()).collect::<Vec<_>>())
         .bind(g.tags.iter().map(|t| t.2.as_str()).collect::<Vec<_>>())
+        .bind(
+            g.store
+                .keys()
+                .map(|(j, _)| i64::from(j.0))
+                .collect::<Vec<_>>(),
+        )
+        .bind(g.store.keys().map(|(_, k)| k.as_str()).collect::<Vec<_>>())
+        .bind(
+            g.store
+                .values()
+                .map(|(v, _)| v.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            g.store
+                .values()
+                .map(|(_, s)| i32::from(*s))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            g.store_forget
+                .iter()
+                .map(|j| i64::from(j.0))
+                .collect::<Vec<_>>(),
+        )
         .execute(pool)
         .await?;
     Ok(())
@@ -637,7 +703,13 @@ rr AS (INSERT INTO resource_reasons (resource, reason) \
     ON CONFLICT (resource) DO UPDATE SET reason = EXCLUDED.reason), \
 rg AS (DELETE FROM resource_reasons WHERE resource = ANY($34::bigint[])), \
 tg AS (INSERT INTO job_tags (job, key, value) \
-    SELECT * FROM UNNEST($35::bigint[], $36::text[], $37::text[])) \
+    SELECT * FROM UNNEST($35::bigint[], $36::text[], $37::text[])), \
+sp AS (INSERT INTO job_store (job, key, value, secret) \
+    SELECT * FROM UNNEST($38::bigint[], $39::text[], $40::text[], $41::int[]) \
+    ON CONFLICT (job, key) DO UPDATE SET value = EXCLUDED.value, secret = EXCLUDED.secret), \
+sf AS (UPDATE job_store SET value = NULL \
+    WHERE secret = 1 AND job = ANY($42::bigint[]) \
+      AND (job, key) NOT IN (SELECT * FROM UNNEST($38::bigint[], $39::text[]))) \
 SELECT 1";
 
 /// The database holds resources' secrets while their jobs run, and tokens'
@@ -825,6 +897,23 @@ impl Store {
             );
         }
         Ok(out)
+    }
+
+    /// A job's store: each key's value (none once a secret one is
+    /// deleted) and whether it is secret.
+    pub async fn job_store(
+        &self,
+        job: JobId,
+    ) -> Result<BTreeMap<String, (Option<String>, bool)>, StoreError> {
+        let rows: Vec<(String, Option<String>, i32)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT key, value, secret FROM job_store WHERE job = $1")
+                .bind(i64::from(job.0))
+                .fetch_all(pool)
+                .await?
+        });
+        Ok((rows.into_iter())
+            .map(|(key, value, secret)| (key, (value, secret != 0)))
+            .collect())
     }
 
     /// The bytes of task output the store holds for `job` (its entries'

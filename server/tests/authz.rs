@@ -104,6 +104,10 @@ fn expected(route: Route) -> [u16; 13] {
         Route::JobResources => only(Who::OtherJob, 200),
         // Bob's job has no resource named `db`.
         Route::JobResource => only(Who::OtherJob, 404),
+        Route::JobStore => only(Who::OtherJob, 200),
+        // Bob's job has no key `db` in its store; `{}` is no value.
+        Route::JobStoreGet => only(Who::OtherJob, 404),
+        Route::JobStorePut => only(Who::OtherJob, 400),
     }
 }
 
@@ -119,7 +123,8 @@ impl World {
             .replace("{factory}", &self.factory.to_string())
             .replace("{lease}", &self.lease.to_string())
             .replace("{worker}", &self.worker.to_string())
-            .replace("{name}", "db");
+            .replace("{name}", "db")
+            .replace("{key}", "db");
         let resource = match route {
             Route::WellReady(_) | Route::WellFailed(_) => self.creating,
             _ => self.ready,

@@ -301,6 +301,7 @@ async fn read_models_follow_the_log(url: &str) {
         owner: 42,
         name: "integration".into(),
         spec: serde_json::json!({"tasks": [{"name": "test", "script": "make test"}]}),
+        store: BTreeMap::new(),
     };
     r.handle
         .send_with(job(), Some(Payload::Job(record)))
@@ -583,10 +584,19 @@ async fn postgres_a_large_batch_is_logged_in_order() {
 async fn grouped_writes_read_back_in_order(url: &str) {
     use aquifer_server::readmodel::{JobRecord, JobState, Write};
     let store = Store::open(url).await.expect("a store");
+    use aquifer_protocol::jobs::StoreValue;
+    let value = |v: &str, secret: bool| StoreValue {
+        value: v.into(),
+        secret,
+    };
     let record = |name: &str| JobRecord {
         owner: 0,
         name: name.into(),
         spec: serde_json::json!({"name": name}),
+        store: BTreeMap::from([
+            (format!("{name}-plain"), value("p", false)),
+            (format!("{name}-secret"), value("s", true)),
+        ]),
     };
     let entry = |job: u32, i: usize| Write::JobEvent {
         job: JobId(job),
@@ -654,6 +664,21 @@ async fn grouped_writes_read_back_in_order(url: &str) {
         job: JobId(2),
         reason: "cancelled early".into(),
     });
+    // Job 2 ends in the batch that inserts it: its secret is never written.
+    // A key put twice keeps the last value.
+    first.extend([
+        Write::ForgetStoreSecrets { job: JobId(2) },
+        Write::StorePut {
+            job: JobId(1),
+            key: "later".into(),
+            value: value("v1", false),
+        },
+        Write::StorePut {
+            job: JobId(1),
+            key: "later".into(),
+            value: value("v2", false),
+        },
+    ]);
     let held = |held| Event::LeasesHeld { held };
     store
         .append(
@@ -684,6 +709,13 @@ async fn grouped_writes_read_back_in_order(url: &str) {
         Write::ForgetSecrets {
             resource: ResourceId(5),
         },
+        // Job 1 ends: its secrets go, the one put in this batch too.
+        Write::StorePut {
+            job: JobId(1),
+            key: "late-secret".into(),
+            value: value("ls", true),
+        },
+        Write::ForgetStoreSecrets { job: JobId(1) },
     ];
     store
         .append(3, Time::ZERO, &[held(false), held(false)], &second)
@@ -723,6 +755,23 @@ async fn grouped_writes_read_back_in_order(url: &str) {
     assert_eq!(resources.keys().copied().collect::<Vec<_>>(), [5]);
     assert_eq!(resources[&5].secrets, None, "5's secrets were forgotten");
     assert_eq!(resources[&5].metadata, data("m5"));
+    let kept = |v: &str, secret: bool| (Some(v.to_string()), secret);
+    assert_eq!(
+        store.job_store(JobId(1)).await.expect("read"),
+        BTreeMap::from([
+            ("one-plain".to_string(), kept("p", false)),
+            ("one-secret".to_string(), (None, true)),
+            ("later".to_string(), kept("v2", false)),
+            ("late-secret".to_string(), (None, true)),
+        ])
+    );
+    assert_eq!(
+        store.job_store(JobId(2)).await.expect("read"),
+        BTreeMap::from([
+            ("two-plain".to_string(), kept("p", false)),
+            ("two-secret".to_string(), (None, true)),
+        ])
+    );
 }
 
 #[tokio::test]

@@ -65,6 +65,7 @@ fn example(route: Route) -> Value {
         Route::AgentBootstrap => json!({"key": "aq_00_00"}),
         Route::AgentOutput => json!({"task": "test", "stream": "stdout", "text": "x"}),
         Route::AgentFinish => json!({"succeeded": false, "reason": "r"}),
+        Route::JobStorePut => json!({"value": "v", "secret": true}),
         _ => json!({}),
     }
 }
@@ -286,7 +287,8 @@ fn case(w: &World) -> impl Strategy<Value = Case> + use<> {
                     .replace("{resource}", &ids[4])
                     .replace("{lease}", &ids[5])
                     .replace("{worker}", &ids[6])
-                    .replace("{name}", &name);
+                    .replace("{name}", &name)
+                    .replace("{key}", &name);
                 let body = match (raw, mutations) {
                     (Some(bytes), _) => Some(bytes),
                     (None, None) => None,

@@ -705,3 +705,75 @@ async fn wells_and_the_factory_see_a_restarted_server_within_a_second_and_a_half
     assert_eq!(worker.len(), 1, "{worker:?}");
     end(s, &workers).await;
 }
+
+/// A job's store: set at submission, read and added to by its tasks with
+/// bmat, the later task reading what the earlier one put; a secret value
+/// is never in the job's stream or its answer, and is gone once the job
+/// has ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_tasks_pass_values_through_its_store_and_secrets_go_at_the_end() {
+    const SECRET: &str = "tok-5ecret-8f2c";
+    let mut s = Stack::start().await.expect("a server");
+    let workers = slot_world(&mut s, "probe", &["p1"], 1).await;
+    let mut j = job(
+        "store",
+        json!([{"name": "probe", "type": "probe"}]),
+        r#"set -eu
+test "$(bmat store get greeting)" = hello
+test "$(bmat store get token | tr a-z A-Z)" = TOK-5ECRET-8F2C
+bmat store put result 42
+printf 'from stdin' | bmat store put later --secret
+bmat store list
+"#,
+        60,
+    );
+    j["store"] = json!({"greeting": "hello", "token": {"value": SECRET, "secret": true}});
+    j["tasks"]
+        .as_array_mut()
+        .expect("tasks")
+        .push(json!({"name": "second", "script": "set -eu\necho \"result=$(bmat store get result)\"\ntest \"$(bmat store get later)\" = 'from stdin'\nbmat store get nothing 2>/dev/null && exit 9\necho read"}));
+    let id = s.submit(j).await.expect("submitted");
+    assert_eq!(outcome(&s, id).await.expect("retired"), json!("succeeded"));
+    let out = s.output(id).await.expect("output");
+    for line in [
+        "greeting\n",
+        "token (secret)\n",
+        "later (secret)\n",
+        "result=42",
+        "read",
+    ] {
+        assert!(out.contains(line), "{line:?} in {out}");
+    }
+    let shown = s
+        .ok(Method::GET, &format!("/0/jobs/{id}"), None)
+        .await
+        .expect("the job");
+    let events = s
+        .follow(id, |e| e["event"] == "job_retired")
+        .await
+        .expect("the stream");
+    let seen = format!("{shown} {events:?} {out}");
+    assert!(!seen.contains(SECRET), "the secret shows: {seen}");
+    let store = aquifer_server::store::Store::open(&s.db)
+        .await
+        .expect("the store");
+    let kept = store
+        .job_store(aquifer_core::JobId(u32::try_from(id).expect("an id")))
+        .await
+        .expect("read");
+    assert_eq!(kept["token"], (None, true), "the secret is deleted");
+    assert_eq!(kept["later"], (None, true));
+    assert_eq!(kept["result"], (Some("42".to_string()), false));
+    assert_eq!(kept["greeting"], (Some("hello".to_string()), false));
+    let row = store
+        .job_row(aquifer_core::JobId(u32::try_from(id).expect("an id")))
+        .await
+        .expect("read")
+        .expect("a row");
+    assert!(
+        !row.spec.contains(SECRET),
+        "the kept job file has no secret: {}",
+        row.spec
+    );
+    end(s, &workers).await;
+}

@@ -17,6 +17,7 @@ use aquifer_protocol::agent::{
     BootstrapRequest, Bootstrapped, Control, ControlQuery, Finish, JobResource, JobResources,
     Output, Started,
 };
+use aquifer_protocol::jobs::{StoreKeys, StoreValue};
 use aquifer_protocol::path::decode_segment;
 use std::collections::BTreeMap;
 use warp::http::StatusCode;
@@ -368,4 +369,87 @@ pub async fn job_resource(
     let mut r = resources.swap_remove(i);
     r.secrets.get_or_insert_with(BTreeMap::new);
     Ok((StatusCode::OK, r))
+}
+
+/// The running job a job token speaks for; refused once it has ended.
+async fn running_job(api: &Api, caller: &Caller) -> Result<JobId, ApiError> {
+    let job = match caller.principal {
+        Principal::Job(id) => JobId(u32::try_from(id).map_err(|_| AuthError::Invalid)?),
+        _ => {
+            return Err(ApiError::forbidden(
+                "this needs a job's token (bmat, in a job)",
+            ));
+        }
+    };
+    // The token is revoked when the job ends; this covers the instant
+    // between the end and the revocation's commit.
+    let running = api.handle.read(move |s| s.readable_resources(job)).await?;
+    running.ok_or(AuthError::Invalid)?;
+    Ok(job)
+}
+
+/// The running job's store: its keys, each with whether it is secret.
+pub async fn job_store(api: &Api, caller: &Caller) -> Result<(StatusCode, StoreKeys), ApiError> {
+    let job = running_job(api, caller).await?;
+    let entries = api.store.job_store(job).await?;
+    let keys = (entries.into_iter())
+        .map(|(k, (_, secret))| (k, secret))
+        .collect();
+    Ok((StatusCode::OK, StoreKeys { keys }))
+}
+
+/// One value of the running job's store.
+pub async fn job_store_get(
+    api: &Api,
+    caller: &Caller,
+    key: &str,
+) -> Result<(StatusCode, StoreValue), ApiError> {
+    let job = running_job(api, caller).await?;
+    let key = decode_segment(key);
+    let mut entries = api.store.job_store(job).await?;
+    match entries.remove(&key) {
+        Some((Some(value), secret)) => Ok((StatusCode::OK, StoreValue { value, secret })),
+        _ => {
+            let known: Vec<String> = entries.into_keys().collect();
+            Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "this job's store has no key {key:?}; it has: {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ))
+        }
+    }
+}
+
+/// Sets one value of the running job's store, for its later tasks.
+pub async fn job_store_put(
+    api: &Api,
+    caller: &Caller,
+    key: &str,
+    body: &[u8],
+) -> Result<(StatusCode, Empty), ApiError> {
+    let job = running_job(api, caller).await?;
+    let key = decode_segment(key);
+    let value: StoreValue = super::parse_json(body)?;
+    super::jobs::valid_store_entry(&key, &value)?;
+    let entries = api.store.job_store(job).await?;
+    if !entries.contains_key(&key) && entries.len() >= super::jobs::STORE_KEYS_MAX {
+        return Err(ApiError::bad_request(
+            "limit_exceeded",
+            format!(
+                "a job's store has at most {} keys",
+                super::jobs::STORE_KEYS_MAX
+            ),
+        ));
+    }
+    api.handle
+        .record(vec![Write::StorePut { job, key, value }])
+        .await?;
+    Ok((StatusCode::OK, Empty {}))
 }

@@ -20,6 +20,9 @@ pub const SCRIPT_BYTES_MAX: usize = 256 * 1024;
 pub const ENV_BYTES_MAX: usize = 64 * 1024;
 pub const RESOURCES_MAX: usize = 32;
 pub const TAGS_MAX: usize = 32;
+/// Keys of a job's store, and the size of one value.
+pub const STORE_KEYS_MAX: usize = 100;
+pub const STORE_VALUE_BYTES_MAX: usize = 64 * 1024;
 pub const TAG_VALUE_BYTES_MAX: usize = 256;
 
 pub use aquifer_protocol::jobs::{JobFile, ResourceRequest, Task};
@@ -95,6 +98,15 @@ fn validate(file: &JobFile) -> Result<Vec<Request>, ApiError> {
             ));
         }
     }
+    if file.store.len() > STORE_KEYS_MAX {
+        return Err(bad(
+            "limit_exceeded",
+            format!("a job's store has at most {STORE_KEYS_MAX} keys"),
+        ));
+    }
+    for (key, setting) in &file.store {
+        valid_store_entry(key, &setting.value())?;
+    }
     if file.tags.len() > TAGS_MAX {
         return Err(bad(
             "limit_exceeded",
@@ -167,11 +179,18 @@ pub async fn submit(
             privileges: caller.privileges.clone(),
             owner,
         };
+        // The store is kept apart from the job file, which is kept for
+        // good: its secret values must go when the job ends.
+        let mut kept = file.clone();
+        let store = std::mem::take(&mut kept.store);
         let record = JobRecord {
             owner,
             name: file.name.clone(),
-            spec: serde_json::to_value(&file)
+            spec: serde_json::to_value(&kept)
                 .map_err(|e| ApiError::bad_request("bad_json", e.to_string()))?,
+            store: (store.iter())
+                .map(|(k, v)| (k.clone(), v.value()))
+                .collect(),
         };
         match (api.handle)
             .send_with(Input::SubmitJob(spec), Some(Payload::Job(record)))
@@ -223,6 +242,26 @@ async fn dependency_outcomes(
 /// A state as the store names it (the read model's `JobState`).
 fn job_state(name: &str) -> JobState {
     name.parse().unwrap_or(JobState::Other)
+}
+
+/// A key and value of a job's store, or why not.
+pub(crate) fn valid_store_entry(
+    key: &str,
+    value: &aquifer_protocol::jobs::StoreValue,
+) -> Result<(), ApiError> {
+    if !valid_name(key) {
+        return Err(ApiError::bad_request(
+            "bad_name",
+            format!("bad store key {key:?}: use 1 to 63 letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    if value.value.len() > STORE_VALUE_BYTES_MAX {
+        return Err(ApiError::bad_request(
+            "limit_exceeded",
+            format!("store key {key:?}: a value is at most {STORE_VALUE_BYTES_MAX} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 /// A job the caller may see: their own, or any for an admin. Another

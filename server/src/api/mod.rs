@@ -555,6 +555,15 @@ where
             let name = incoming.path.rsplit('/').next().unwrap_or_default();
             reply(agent::job_resource(api, &caller, name).await)
         }
+        Route::JobStore => reply(agent::job_store(api, &caller).await),
+        Route::JobStoreGet => {
+            let key = incoming.path.rsplit('/').next().unwrap_or_default();
+            reply(agent::job_store_get(api, &caller, key).await)
+        }
+        Route::JobStorePut => {
+            let key = incoming.path.rsplit('/').next().unwrap_or_default();
+            reply(agent::job_store_put(api, &caller, key, &body).await)
+        }
     })
 }
 

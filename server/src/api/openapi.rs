@@ -426,6 +426,30 @@ fn shape(route: Route, g: &mut SchemaGenerator) -> Shape {
             200,
             of::<agent::JobResource>(g),
         ),
+        Route::JobStore => s(
+            "The running job's store: its keys, and which are secret",
+            jobs_,
+            None,
+            None,
+            200,
+            of::<jobs::StoreKeys>(g),
+        ),
+        Route::JobStoreGet => s(
+            "One value of the running job's store",
+            jobs_,
+            None,
+            None,
+            200,
+            of::<jobs::StoreValue>(g),
+        ),
+        Route::JobStorePut => s(
+            "Set one value of the running job's store",
+            jobs_,
+            Some(of::<jobs::StoreValue>(g)),
+            None,
+            200,
+            of::<Empty>(g),
+        ),
     }
 }
 
@@ -482,7 +506,7 @@ pub fn document() -> Value {
         let shape = shape(route, &mut g);
         let mut parameters: Vec<Value> = (path_ids(template).into_iter())
             .map(|id| {
-                let schema = if id == "name" {
+                let schema = if id == "name" || id == "key" {
                     json!({"type": "string"})
                 } else {
                     json!({"type": "integer", "minimum": 0})

@@ -75,6 +75,10 @@ routes! {
     JobResources,
     /// The name as it came in the path (percent-encoded).
     JobResource,
+    JobStore,
+    /// The key as it came in the path (percent-encoded).
+    JobStoreGet,
+    JobStorePut,
 }
 
 impl Route {
@@ -134,6 +138,9 @@ impl Route {
             Route::AgentFinish => (post, "/0/agent/finish"),
             Route::JobResources => (get, "/0/job/resources"),
             Route::JobResource => (get, "/0/job/resources/{name}"),
+            Route::JobStore => (get, "/0/job/store"),
+            Route::JobStoreGet => (get, "/0/job/store/{key}"),
+            Route::JobStorePut => (post, "/0/job/store/{key}"),
         }
     }
 
@@ -158,6 +165,7 @@ impl Route {
                 | Route::AgentBootstrap
                 | Route::AgentOutput
                 | Route::AgentFinish
+                | Route::JobStorePut
         )
     }
 
@@ -303,6 +311,9 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["agent", "finish"] => (post.then_some(Route::AgentFinish), "POST"),
         ["job", "resources"] => (get.then_some(Route::JobResources), "GET"),
         ["job", "resources", _] => (get.then_some(Route::JobResource), "GET"),
+        ["job", "store"] => (get.then_some(Route::JobStore), "GET"),
+        ["job", "store", _] if get => (Some(Route::JobStoreGet), "GET, POST"),
+        ["job", "store", _] => (post.then_some(Route::JobStorePut), "GET, POST"),
         _ => return Err(no_route()),
     };
     allowed(route, methods)
