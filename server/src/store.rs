@@ -476,7 +476,7 @@ async fn append_sqlite(
     // until the WAL is reset: checkpoint it and truncate it to nothing.
     // Best effort: a reader in the middle of a read keeps the frames it
     // reads, and the next forgetting batch tries again.
-    if !g.forget.is_empty() || !g.delete.is_empty() {
+    if !g.forget.is_empty() || !g.delete.is_empty() || !g.store_forget.is_empty() {
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(pool)
             .await;

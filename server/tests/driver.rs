@@ -813,12 +813,24 @@ async fn sqlite_files_are_private_and_forgotten_secrets_leave_no_trace() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open(&sqlite_url(&dir)).await.expect("a store");
     let secret = "postgres://admin:hunter2-a7f3c9@db.internal/ci";
-    let written = [Write::ResourceData {
-        resource: ResourceId(1),
+    let put = |key: &str, value: &str, secret: bool| Write::StorePut {
         job: JobId(1),
-        metadata: BTreeMap::from([("host".to_string(), "db.internal".to_string())]),
-        secrets: BTreeMap::from([("dsn".to_string(), secret.to_string())]),
-    }];
+        key: key.into(),
+        value: aquifer_protocol::jobs::StoreValue {
+            value: value.into(),
+            secret,
+        },
+    };
+    let written = [
+        Write::ResourceData {
+            resource: ResourceId(1),
+            job: JobId(1),
+            metadata: BTreeMap::from([("host".to_string(), "db.internal".to_string())]),
+            secrets: BTreeMap::from([("dsn".to_string(), secret.to_string())]),
+        },
+        put("deploy", "store-s3cr3t-b91d", true),
+        put("commit", "store-plain-77e1", false),
+    ];
     let held = |held| Event::LeasesHeld { held };
     (store.append(0, Time::ZERO, &[held(true)], &written))
         .await
@@ -830,8 +842,9 @@ async fn sqlite_files_are_private_and_forgotten_secrets_leave_no_trace() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{name} is {mode:o}");
     }
-    // The scan can see it while the job may read it.
+    // The scan can see them while the job may read them.
     assert!(contains(&database_bytes(&dir), secret));
+    assert!(contains(&database_bytes(&dir), "store-s3cr3t-b91d"));
     let forget = [Write::ForgetSecrets {
         resource: ResourceId(1),
     }];
@@ -842,9 +855,22 @@ async fn sqlite_files_are_private_and_forgotten_secrets_leave_no_trace() {
         !contains(&database_bytes(&dir), "hunter2-a7f3c9"),
         "a forgotten secret is still in the database's files"
     );
+    // The job ends: its store's secrets go too, in a batch of their own.
+    let ended = [Write::ForgetStoreSecrets { job: JobId(1) }];
+    (store.append(2, Time::ZERO, &[held(true)], &ended))
+        .await
+        .expect("a batch");
+    assert!(
+        !contains(&database_bytes(&dir), "store-s3cr3t-b91d"),
+        "a job's forgotten store secret is still in the database's files"
+    );
     assert!(
         contains(&database_bytes(&dir), "db.internal"),
         "metadata stays"
+    );
+    assert!(
+        contains(&database_bytes(&dir), "store-plain-77e1"),
+        "a plain store value stays"
     );
 }
 
