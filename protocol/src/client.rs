@@ -200,6 +200,31 @@ impl Client {
         body: Option<&B>,
         wait: Duration,
     ) -> Result<T, CallError> {
+        self.call_with(kind, method, path, body.map(Sent::Json), wait)
+            .await
+    }
+
+    /// A POST of raw bytes (`application/octet-stream`), retried as `kind`
+    /// says: an output's chunk.
+    pub async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        path: &str,
+        bytes: &[u8],
+    ) -> Result<T, CallError> {
+        let sent: Option<Sent<'_, Empty>> = Some(Sent::Bytes(bytes));
+        self.call_with(kind, Method::POST, path, sent, Duration::ZERO)
+            .await
+    }
+
+    async fn call_with<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        kind: Kind,
+        method: Method,
+        path: &str,
+        body: Option<Sent<'_, B>>,
+        wait: Duration,
+    ) -> Result<T, CallError> {
         let started = Instant::now();
         let mut attempt: u32 = 0;
         loop {
@@ -231,7 +256,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<&B>,
+        body: Option<Sent<'_, B>>,
         wait: Duration,
     ) -> Result<(reqwest::StatusCode, Vec<u8>), CallError> {
         let mut request = self
@@ -241,8 +266,14 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        if let Some(body) = body {
-            request = request.json(body);
+        match body {
+            Some(Sent::Json(body)) => request = request.json(body),
+            Some(Sent::Bytes(bytes)) => {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(bytes.to_vec());
+            }
+            None => {}
         }
         let transport = |e: reqwest::Error| {
             let (base, detail) = (self.base.clone(), describe(&e));
@@ -268,6 +299,7 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<(u16, serde_json::Value), CallError> {
+        let body = body.map(Sent::Json);
         let (status, bytes) = self.send(method, path, body, Duration::ZERO).await?;
         let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         Ok((status.as_u16(), body))
@@ -277,7 +309,7 @@ impl Client {
         &self,
         method: Method,
         path: &str,
-        body: Option<&B>,
+        body: Option<Sent<'_, B>>,
         wait: Duration,
     ) -> Result<T, CallError> {
         let (status, bytes) = self.send(method, path, body, wait).await?;
@@ -498,6 +530,35 @@ impl Client {
             .await
     }
 
+    /// Begins sending an output, or learns where a send broke off.
+    pub async fn agent_output_begin(
+        &self,
+        b: &crate::outputs::OutputBegin,
+    ) -> Result<crate::outputs::OutputUpload, CallError> {
+        self.report(path::AGENT_OUTPUTS, b).await
+    }
+
+    /// Bytes of an output from `offset`; the answer says how many the
+    /// server holds (a resent chunk is not written twice).
+    pub async fn agent_output_chunk(
+        &self,
+        output: u32,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<crate::outputs::Received, CallError> {
+        let p = path::agent_output_chunk(output, offset);
+        self.post_bytes(Kind::Idempotent, &p, bytes).await
+    }
+
+    pub async fn agent_output_commit(
+        &self,
+        output: u32,
+        c: &crate::outputs::OutputCommit,
+    ) -> Result<(), CallError> {
+        let _: Empty = self.report(&path::agent_output_commit(output), c).await?;
+        Ok(())
+    }
+
     pub async fn agent_finish(&self, f: &Finish) -> Result<(), CallError> {
         let _: Empty = self.report(path::AGENT_FINISH, f).await?;
         Ok(())
@@ -530,6 +591,20 @@ impl Client {
         Ok(())
     }
 }
+
+/// A request's body: JSON, or raw bytes.
+enum Sent<'a, B: ?Sized> {
+    Json(&'a B),
+    Bytes(&'a [u8]),
+}
+
+impl<B: ?Sized> Clone for Sent<'_, B> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<B: ?Sized> Copy for Sent<'_, B> {}
 
 fn describe(e: &reqwest::Error) -> String {
     crate::error::chain(e)

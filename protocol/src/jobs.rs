@@ -34,6 +34,10 @@ pub struct JobFile {
     /// most 64 KiB.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub store: BTreeMap<String, StoreSetting>,
+    /// What the job keeps when its tasks end (`crate::outputs::OutputRule`):
+    /// `["=report.xml", "%logs/*.log", "target/release/*", "!tmp/*"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_rules: Vec<String>,
 }
 
 /// A value of a job's store as a job file sets it: a string, or

@@ -20,6 +20,7 @@ pub mod credential;
 pub mod error;
 pub mod factory;
 pub mod jobs;
+pub mod outputs;
 pub mod path;
 pub mod story;
 pub mod token;

@@ -136,6 +136,29 @@ pub fn job_resource(name: &str) -> String {
     format!("/0/job/resources/{}", encode_segment(name))
 }
 
+/// `POST`: begin (or resume) sending an output.
+pub const AGENT_OUTPUTS: &str = "/0/agent/outputs";
+/// `POST`: bytes of an output from `offset`.
+#[must_use]
+pub fn agent_output_chunk(output: u32, offset: u64) -> String {
+    format!("/0/agent/outputs/{output}/chunk?offset={offset}")
+}
+/// `POST`: the output is whole.
+#[must_use]
+pub fn agent_output_commit(output: u32) -> String {
+    format!("/0/agent/outputs/{output}/commit")
+}
+/// `GET`: a job's complete outputs.
+#[must_use]
+pub fn job_outputs(id: JobId) -> String {
+    format!("/0/jobs/{}/outputs", id.0)
+}
+/// `GET`: one output's bytes (a `Range` header for part of them).
+#[must_use]
+pub fn job_output(id: JobId, output: u32) -> String {
+    format!("/0/jobs/{}/outputs/{output}", id.0)
+}
+
 /// `GET`: the running job's store, keys only.
 pub const JOB_STORE: &str = "/0/job/store";
 /// `GET` or `POST` one value of the running job's store.

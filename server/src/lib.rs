@@ -5,6 +5,7 @@
 pub mod api;
 pub mod auth;
 pub mod driver;
+pub mod objects;
 pub mod readmodel;
 pub mod start;
 pub mod store;

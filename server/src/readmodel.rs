@@ -115,6 +115,21 @@ pub enum Write {
     },
     /// The job has ended: the secret values of its store are deleted.
     ForgetStoreSecrets { job: JobId },
+    /// An output's send began (or began again, at another size).
+    OutputBegun {
+        job: JobId,
+        n: u32,
+        path: String,
+        size: u64,
+        at_ms: u64,
+    },
+    /// An output is whole in the object store.
+    OutputCommitted {
+        job: JobId,
+        n: u32,
+        size: u64,
+        sha256: String,
+    },
     /// Every token of a principal stops working (a job that ended, a worker
     /// that is gone).
     RevokeTokens { kind: &'static str, subject: u64 },

@@ -5,6 +5,7 @@
 
 use crate::api::{self, Api};
 use crate::driver::{Clock, Driver, EffectSink, Handle, Options, Recovery, Setup, SystemClock};
+use crate::objects::Objects;
 use crate::store::{Store, StoreError};
 use crate::wake::Wakers;
 use aquifer_core::{Limits, State};
@@ -31,6 +32,9 @@ pub struct Config {
     /// Every effect is handed on here too, after the wakers (a test's
     /// recorder).
     pub also: Option<Arc<dyn EffectSink>>,
+    /// Where jobs' files live; by default `objects/` beside an SQLite
+    /// database, and nowhere (outputs refused) for PostgreSQL.
+    pub objects_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -46,6 +50,7 @@ impl Config {
             http: crate::api::http::Http::default(),
             clock: Arc::new(SystemClock),
             also: None,
+            objects_dir: None,
         }
     }
 
@@ -69,6 +74,9 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The directory for jobs' files cannot be made.
+    #[error(transparent)]
+    Objects(#[from] crate::objects::ObjectError),
 }
 
 /// A server running in this process.
@@ -129,14 +137,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         addr: config.listen,
         source,
     })?;
-    let api = Arc::new(Api::new(
-        handle.clone(),
-        store.clone(),
-        config.bootstrap_token.clone(),
-        wakers,
-        config.limits,
-        config.http,
-    ));
+    let objects_dir = (config.objects_dir.clone()).or_else(|| Objects::beside(&config.database));
+    let objects = objects_dir.map(|d| Objects::open(&d)).transpose()?;
+    let api = Arc::new(
+        Api::new(
+            handle.clone(),
+            store.clone(),
+            config.bootstrap_token.clone(),
+            wakers,
+            config.limits,
+            config.http,
+        )
+        .with_objects(objects),
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(api::serve(api.clone(), listener, async {
         let _ = stopped.await;

@@ -136,6 +136,57 @@ macro_rules! on_pool {
     };
 }
 
+/// Writes a batch's output rows in its transaction `$tx` (either
+/// database: the statements are the same). Outputs are begun and committed
+/// a few times a job, so one statement each is enough.
+macro_rules! write_outputs {
+    ($tx:ident, $outputs:expr) => {
+        for w in &$outputs {
+            match w {
+                Write::OutputBegun {
+                    job,
+                    n,
+                    path,
+                    size,
+                    at_ms,
+                } => {
+                    sqlx::query(
+                        "INSERT INTO outputs (job, n, path, size, sha256, complete, created_ms) \
+                         VALUES ($1, $2, $3, $4, NULL, 0, $5) \
+                         ON CONFLICT (job, n) DO UPDATE SET size = excluded.size, \
+                             sha256 = NULL, complete = 0",
+                    )
+                    .bind(i64::from(job.0))
+                    .bind(i64::from(*n))
+                    .bind(path.as_str())
+                    .bind(i64::try_from(*size).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(*at_ms).unwrap_or(i64::MAX))
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+                Write::OutputCommitted {
+                    job,
+                    n,
+                    size,
+                    sha256,
+                } => {
+                    sqlx::query(
+                        "UPDATE outputs SET size = $3, sha256 = $4, complete = 1 \
+                         WHERE job = $1 AND n = $2",
+                    )
+                    .bind(i64::from(job.0))
+                    .bind(i64::from(*n))
+                    .bind(i64::try_from(*size).unwrap_or(i64::MAX))
+                    .bind(sha256.as_str())
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+                _ => {}
+            }
+        }
+    };
+}
+
 /// The URL with its password replaced, for messages and logs.
 #[must_use]
 pub fn redact(url: &str) -> String {
@@ -184,6 +235,18 @@ struct Grouped<'a> {
     store: BTreeMap<(JobId, String), (Option<String>, bool)>,
     /// Jobs whose secret store values are deleted.
     store_forget: std::collections::BTreeSet<JobId>,
+    /// Outputs begun and committed, in order (rare: one statement each).
+    outputs: Vec<&'a Write>,
+}
+
+/// One output of a job, as the store has it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputRow {
+    pub n: u32,
+    pub path: String,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub complete: bool,
 }
 
 impl<'a> Grouped<'a> {
@@ -253,6 +316,9 @@ impl<'a> Grouped<'a> {
                 }
                 Write::ForgetStoreSecrets { job } => {
                     g.store_forget.insert(*job);
+                }
+                Write::OutputBegun { .. } | Write::OutputCommitted { .. } => {
+                    g.outputs.push(w);
                 }
             }
         }
@@ -470,6 +536,7 @@ async fn append_sqlite(
             q.build().execute(&mut *tx).await?;
         }
     }
+    write_outputs!(tx, g.outputs);
     tx.commit().await?;
     // Secrets forgotten or deleted are overwritten in the pages
     // (`secure_delete`), but their old versions stay in the WAL's frames
@@ -564,7 +631,7 @@ async fn append_postgres(
             *k
         })
         .collect();
-    sqlx::query(PG_APPEND)
+    let statement = sqlx::query(PG_APPEND)
         .bind(seq_i64(after))
         .bind(at_ms)
         .bind(rows)
@@ -636,9 +703,17 @@ async fn append_postgres(
                 .iter()
                 .map(|j| i64::from(j.0))
                 .collect::<Vec<_>>(),
-        )
-        .execute(pool)
-        .await?;
+        );
+    // A batch with outputs (rare) needs their statements in the same
+    // transaction; every other batch is the one statement.
+    if g.outputs.is_empty() {
+        statement.execute(pool).await?;
+    } else {
+        let mut tx = pool.begin().await?;
+        statement.execute(&mut *tx).await?;
+        write_outputs!(tx, g.outputs);
+        tx.commit().await?;
+    }
     Ok(())
 }
 
@@ -897,6 +972,27 @@ impl Store {
             );
         }
         Ok(out)
+    }
+
+    /// A job's outputs, by number: whole ones and ones being sent.
+    pub async fn outputs(&self, job: JobId) -> Result<Vec<OutputRow>, StoreError> {
+        let rows: Vec<(i64, String, i64, Option<String>, i32)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT n, path, size, sha256, complete FROM outputs WHERE job = $1 ORDER BY n",
+            )
+            .bind(i64::from(job.0))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok((rows.into_iter())
+            .map(|(n, path, size, sha256, complete)| OutputRow {
+                n: u32::try_from(n).unwrap_or(0),
+                path,
+                size: u64::try_from(size).unwrap_or(0),
+                sha256,
+                complete: complete != 0,
+            })
+            .collect())
     }
 
     /// A job's store: each key's value (none once a secret one is

@@ -686,6 +686,32 @@ async fn tags_find_their_jobs(s: &Server) {
 }
 
 #[tokio::test]
+async fn output_rules_that_leave_the_work_directory_are_refused_at_submission() {
+    let s = server().await;
+    let mut j = job();
+    j["output_rules"] = json!([
+        "=report.xml",
+        "%logs/*.log",
+        "!tmp/*",
+        "target/release/aquifer"
+    ]);
+    let (status, body) = s.submit(BOOT, j.clone()).await;
+    assert_eq!(status, 201, "{body}");
+    for bad in ["../secrets", "/etc/passwd", "=", "a//b", "!=x"] {
+        j["output_rules"] = json!([bad]);
+        let (status, body) = s.submit(BOOT, j.clone()).await;
+        assert_eq!(
+            (status, code(&body)),
+            (400, "bad_output_rule"),
+            "{bad}: {body}"
+        );
+    }
+    j["output_rules"] = json!(vec!["a"; 65]);
+    let (status, body) = s.submit(BOOT, j).await;
+    assert_eq!((status, code(&body)), (400, "limit_exceeded"), "{body}");
+}
+
+#[tokio::test]
 async fn tags_find_their_jobs_on_sqlite() {
     tags_find_their_jobs(&server().await).await;
 }

@@ -31,6 +31,11 @@ fn expected(route: Route) -> [u16; 13] {
     const JOB: [u16; 13] = [
         401, 401, 401, 200, 404, 200, 404, 404, 404, 401, 404, 404, 401,
     ];
+    // A job's output the job does not have: 404 to whoever may see the
+    // job, as to whoever may not.
+    const JOB_404: [u16; 13] = [
+        401, 401, 401, 404, 404, 404, 404, 404, 404, 401, 404, 404, 401,
+    ];
     const NONE: [u16; 13] = [
         401, 401, 401, 403, 403, 403, 403, 403, 403, 401, 403, 403, 401,
     ];
@@ -104,6 +109,12 @@ fn expected(route: Route) -> [u16; 13] {
         Route::JobResources => only(Who::OtherJob, 200),
         // Bob's job has no resource named `db`.
         Route::JobResource => only(Who::OtherJob, 404),
+        // Outputs: the agent's own job has none yet (number 7 is unknown);
+        // `{}` begins nothing.
+        Route::AgentOutputBegin => only(Who::Worker, 400),
+        Route::AgentOutputChunk(_) | Route::AgentOutputCommit(_) => only(Who::Worker, 404),
+        Route::ListOutputs(_) => JOB,
+        Route::GetOutput(_) => JOB_404,
         Route::JobStore => only(Who::OtherJob, 200),
         // Bob's job has no key `db` in its store; `{}` is no value.
         Route::JobStoreGet => only(Who::OtherJob, 404),
@@ -124,7 +135,8 @@ impl World {
             .replace("{lease}", &self.lease.to_string())
             .replace("{worker}", &self.worker.to_string())
             .replace("{name}", "db")
-            .replace("{key}", "db");
+            .replace("{key}", "db")
+            .replace("{output}", "7");
         let resource = match route {
             Route::WellReady(_) | Route::WellFailed(_) => self.creating,
             _ => self.ready,
@@ -135,6 +147,11 @@ impl World {
                 path.push_str("?wait_ms=0");
                 None
             }
+            Route::AgentOutputChunk(_) => {
+                path.push_str("?offset=0");
+                Some(json!("bytes"))
+            }
+            Route::AgentOutputCommit(_) => Some(json!({"size": 5, "sha256": "00"})),
             Route::WellLease => Some(json!({"free": {"pg": 1}, "wait_ms": 0})),
             Route::FactoryLease => Some(json!({"free": {"t": 1}, "wait_ms": 0})),
             Route::AgentOutput => Some(json!({"task": "test", "stream": "stdout", "text": "x"})),
@@ -158,8 +175,15 @@ impl World {
         if let Some(h) = self.header(who) {
             request = request.header("authorization", h);
         }
-        if let Some(body) = body {
-            request = request.json(&body);
+        match body {
+            // A chunk is bytes.
+            Some(_) if route.media() != "application/json" => {
+                request = request
+                    .header("content-type", route.media())
+                    .body(b"hello".to_vec());
+            }
+            Some(body) => request = request.json(&body),
+            None => {}
         }
         let answer = request.send().await.expect("an answer");
         let status = answer.status().as_u16();

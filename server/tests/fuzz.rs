@@ -66,6 +66,8 @@ fn example(route: Route) -> Value {
         Route::AgentOutput => json!({"task": "test", "stream": "stdout", "text": "x"}),
         Route::AgentFinish => json!({"succeeded": false, "reason": "r"}),
         Route::JobStorePut => json!({"value": "v", "secret": true}),
+        Route::AgentOutputBegin => json!({"path": "out/report.xml", "size": 5}),
+        Route::AgentOutputCommit(_) => json!({"size": 5, "sha256": "00"}),
         _ => json!({}),
     }
 }
@@ -288,7 +290,8 @@ fn case(w: &World) -> impl Strategy<Value = Case> + use<> {
                     .replace("{lease}", &ids[5])
                     .replace("{worker}", &ids[6])
                     .replace("{name}", &name)
-                    .replace("{key}", &name);
+                    .replace("{key}", &name)
+                    .replace("{output}", &ids[0]);
                 let body = match (raw, mutations) {
                     (Some(bytes), _) => Some(bytes),
                     (None, None) => None,

@@ -29,7 +29,7 @@ pub const OUTPUT_JOB_BYTES_MAX: u64 = 16 * 1024 * 1024;
 /// How many jobs' output counts are kept before those of ended jobs go.
 const OUTPUT_COUNTS_PRUNE_AT: usize = 4096;
 
-fn worker_of(caller: &Caller) -> Result<WorkerId, ApiError> {
+pub(super) fn worker_of(caller: &Caller) -> Result<WorkerId, ApiError> {
     match caller.principal {
         Principal::Worker(id) => u32::try_from(id)
             .map(WorkerId)
@@ -107,7 +107,7 @@ pub async fn bootstrap(
     Ok((StatusCode::OK, Bootstrapped { worker: id, token }))
 }
 
-fn not_running() -> ApiError {
+pub(super) fn not_running() -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
         "job_not_running",

@@ -45,6 +45,11 @@ pub struct Http {
     /// On stop: how long requests already being answered (long-polls
     /// included) may take before their connections are closed.
     pub shutdown_grace_ms: u64,
+    /// The largest output file a job may keep.
+    pub output_file_bytes_max: u64,
+    /// Output files one job may keep, in all, and how many.
+    pub output_files_bytes_per_job_max: u64,
+    pub output_files_per_job_max: u32,
 }
 
 impl Default for Http {
@@ -58,6 +63,9 @@ impl Default for Http {
             user_waits_max: 2_048,
             output_bytes_per_job_max: super::agent::OUTPUT_JOB_BYTES_MAX,
             shutdown_grace_ms: 10_000,
+            output_file_bytes_max: 1 << 30,
+            output_files_bytes_per_job_max: 8 << 30,
+            output_files_per_job_max: 1_000,
         }
     }
 }
@@ -76,6 +84,10 @@ impl Http {
             ("waits_per_principal_max", self.waits_per_principal_max == 0),
             ("header_read_ms", self.header_read_ms == 0),
             ("body_read_ms", self.body_read_ms == 0),
+            (
+                "output_files_per_job_max",
+                self.output_files_per_job_max == 0,
+            ),
             (
                 "body_bytes_in_flight_max",
                 self.body_bytes_in_flight_max < super::BODY_BYTES_MAX,

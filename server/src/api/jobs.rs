@@ -20,6 +20,7 @@ pub const SCRIPT_BYTES_MAX: usize = 256 * 1024;
 pub const ENV_BYTES_MAX: usize = 64 * 1024;
 pub const RESOURCES_MAX: usize = 32;
 pub const TAGS_MAX: usize = 32;
+pub const OUTPUT_RULES_MAX: usize = 64;
 /// Keys of a job's store, and the size of one value.
 pub const STORE_KEYS_MAX: usize = 100;
 pub const STORE_VALUE_BYTES_MAX: usize = 64 * 1024;
@@ -97,6 +98,16 @@ fn validate(file: &JobFile) -> Result<Vec<Request>, ApiError> {
                 format!("task {:?}: env is at most {ENV_BYTES_MAX} bytes", t.name),
             ));
         }
+    }
+    if file.output_rules.len() > OUTPUT_RULES_MAX {
+        return Err(bad(
+            "limit_exceeded",
+            format!("a job has at most {OUTPUT_RULES_MAX} output rules"),
+        ));
+    }
+    for rule in &file.output_rules {
+        rule.parse::<aquifer_protocol::outputs::OutputRule>()
+            .map_err(|why| bad("bad_output_rule", why))?;
     }
     if file.store.len() > STORE_KEYS_MAX {
         return Err(bad(
@@ -266,7 +277,7 @@ pub(crate) fn valid_store_entry(
 
 /// A job the caller may see: their own, or any for an admin. Another
 /// user's job is "not found", not "forbidden", so ids leak nothing.
-async fn visible(api: &Api, caller: &Caller, id: JobId) -> Result<JobView, ApiError> {
+pub(crate) async fn visible(api: &Api, caller: &Caller, id: JobId) -> Result<JobView, ApiError> {
     let not_found = || ApiError::not_found(format!("job {}", id.0));
     let row = api.store.job_row(id).await?.ok_or_else(not_found)?;
     let mine = match caller.principal {

@@ -12,6 +12,7 @@ pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
+pub mod outputs;
 pub mod route;
 pub mod well;
 
@@ -64,6 +65,10 @@ pub struct Api {
     /// When each well and factory last called (ms, wall clock), since
     /// this process started.
     contacts: std::sync::Mutex<std::collections::BTreeMap<Principal, u64>>,
+    /// Where jobs' files live; none if the operator set no place.
+    pub objects: Option<crate::objects::Objects>,
+    /// Output begins one at a time, so that two never take one number.
+    output_begins: tokio::sync::Mutex<()>,
 }
 
 impl Api {
@@ -89,11 +94,20 @@ impl Api {
             shares: crate::wake::Shares::new(http.waits_per_principal_max, http.user_waits_max),
             output_bytes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             contacts: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            objects: None,
+            output_begins: tokio::sync::Mutex::new(()),
         }
     }
 }
 
 impl Api {
+    /// Keeps jobs' files in `objects`.
+    #[must_use]
+    pub fn with_objects(mut self, objects: Option<crate::objects::Objects>) -> Api {
+        self.objects = objects;
+        self
+    }
+
     /// When `service` (a well or a factory) last called, in wall-clock
     /// ms, if it has since this process started.
     #[must_use]
@@ -473,7 +487,7 @@ where
         _ => None,
     };
     let body = if route.takes_body() {
-        read_body(api, &incoming, body, route.body_max(), "application/json").await?
+        read_body(api, &incoming, body, route.body_max(), route.media()).await?
     } else {
         Body {
             bytes: bytes::Bytes::new(),
@@ -554,6 +568,19 @@ where
         Route::JobResource => {
             let name = incoming.path.rsplit('/').next().unwrap_or_default();
             reply(agent::job_resource(api, &caller, name).await)
+        }
+        Route::AgentOutputBegin => reply(outputs::begin(api, &caller, &body).await),
+        Route::AgentOutputChunk(n) => {
+            reply(outputs::chunk(api, &caller, n, parse_query(q)?, &body).await)
+        }
+        Route::AgentOutputCommit(n) => reply(outputs::commit(api, &caller, n, &body).await),
+        Route::ListOutputs(job) => reply(outputs::list(api, &caller, job).await),
+        Route::GetOutput(job) => {
+            let n = (incoming.path.rsplit('/').next())
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| ApiError::not_found("such output"))?;
+            let range = incoming.headers.get("range").and_then(|v| v.to_str().ok());
+            outputs::download(api, &caller, job, n, range).await?
         }
         Route::JobStore => reply(agent::job_store(api, &caller).await),
         Route::JobStoreGet => {

@@ -25,6 +25,8 @@ enum Answer {
     Json(Schema),
     /// Prometheus's text format.
     Text,
+    /// Raw bytes.
+    Bytes,
 }
 
 fn shape(route: Route, g: &mut SchemaGenerator) -> Shape {
@@ -426,6 +428,46 @@ fn shape(route: Route, g: &mut SchemaGenerator) -> Shape {
             200,
             of::<agent::JobResource>(g),
         ),
+        Route::AgentOutputBegin => s(
+            "Begin sending an output, or learn how much of it is held",
+            agents,
+            Some(of::<aquifer_protocol::outputs::OutputBegin>(g)),
+            None,
+            200,
+            of::<aquifer_protocol::outputs::OutputUpload>(g),
+        ),
+        Route::AgentOutputChunk(_) => Shape {
+            summary: "Bytes of an output from an offset (the body is application/octet-stream)",
+            who: agents,
+            body: None,
+            query: Some(of::<aquifer_protocol::outputs::ChunkQuery>(g)),
+            status: 200,
+            answer: Answer::Json(of::<aquifer_protocol::outputs::Received>(g)),
+        },
+        Route::AgentOutputCommit(_) => s(
+            "An output is whole: its size and SHA-256",
+            agents,
+            Some(of::<aquifer_protocol::outputs::OutputCommit>(g)),
+            None,
+            200,
+            of::<Empty>(g),
+        ),
+        Route::ListOutputs(_) => s(
+            "A job's outputs",
+            users,
+            None,
+            None,
+            200,
+            of::<Vec<aquifer_protocol::outputs::OutputView>>(g),
+        ),
+        Route::GetOutput(_) => Shape {
+            summary: "One output's bytes; a Range header for part of them (206)",
+            who: users,
+            body: None,
+            query: None,
+            status: 200,
+            answer: Answer::Bytes,
+        },
         Route::JobStore => s(
             "The running job's store: its keys, and which are secret",
             jobs_,
@@ -520,6 +562,9 @@ pub fn document() -> Value {
         let answer = match &shape.answer {
             Answer::Json(schema) => json!({"application/json": {"schema": schema}}),
             Answer::Text => json!({"text/plain; version=0.0.4": {"schema": {"type": "string"}}}),
+            Answer::Bytes => {
+                json!({"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}})
+            }
         };
         let mut operation = json!({
             "operationId": format!("{route:?}").split('(').next().unwrap_or_default(),
@@ -538,6 +583,11 @@ pub fn document() -> Value {
             operation["requestBody"] = json!({
                 "required": true,
                 "content": {"application/json": {"schema": body}},
+            });
+        } else if route.takes_body() {
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": {route.media(): {"schema": {"type": "string", "format": "binary"}}},
             });
         }
         (paths.entry(template).or_default()).insert(method.as_str().to_lowercase(), operation);

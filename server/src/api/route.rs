@@ -75,6 +75,12 @@ routes! {
     JobResources,
     /// The name as it came in the path (percent-encoded).
     JobResource,
+    AgentOutputBegin,
+    AgentOutputChunk(u32),
+    AgentOutputCommit(u32),
+    ListOutputs(u32),
+    /// The job's id; the output's number is the path's last segment.
+    GetOutput(u32),
     JobStore,
     /// The key as it came in the path (percent-encoded).
     JobStoreGet,
@@ -138,6 +144,11 @@ impl Route {
             Route::AgentFinish => (post, "/0/agent/finish"),
             Route::JobResources => (get, "/0/job/resources"),
             Route::JobResource => (get, "/0/job/resources/{name}"),
+            Route::AgentOutputBegin => (post, "/0/agent/outputs"),
+            Route::AgentOutputChunk(_) => (post, "/0/agent/outputs/{output}/chunk"),
+            Route::AgentOutputCommit(_) => (post, "/0/agent/outputs/{output}/commit"),
+            Route::ListOutputs(_) => (get, "/0/jobs/{job}/outputs"),
+            Route::GetOutput(_) => (get, "/0/jobs/{job}/outputs/{output}"),
             Route::JobStore => (get, "/0/job/store"),
             Route::JobStoreGet => (get, "/0/job/store/{key}"),
             Route::JobStorePut => (post, "/0/job/store/{key}"),
@@ -166,7 +177,21 @@ impl Route {
                 | Route::AgentOutput
                 | Route::AgentFinish
                 | Route::JobStorePut
+                | Route::AgentOutputBegin
+                | Route::AgentOutputChunk(_)
+                | Route::AgentOutputCommit(_)
         )
+    }
+
+    /// The media type of the body the route reads: an output's chunk is
+    /// its bytes; everything else is JSON.
+    #[must_use]
+    pub fn media(self) -> &'static str {
+        if matches!(self, Route::AgentOutputChunk(_)) {
+            "application/octet-stream"
+        } else {
+            "application/json"
+        }
     }
 
     /// The largest body the route reads: the agent's bootstrap, open to
@@ -228,6 +253,11 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["jobs", job, "cancel"] => (post.then_some(Route::CancelJob(id(job)?)), "POST"),
         ["jobs", job, "events"] => (get.then_some(Route::WatchJob(id(job)?)), "GET"),
         ["jobs", job, "explain"] => (get.then_some(Route::ExplainJob(id(job)?)), "GET"),
+        ["jobs", job, "outputs"] => (get.then_some(Route::ListOutputs(id(job)?)), "GET"),
+        ["jobs", job, "outputs", n] => {
+            let _: u32 = id(n)?;
+            (get.then_some(Route::GetOutput(id(job)?)), "GET")
+        }
         ["admin", "types"] => (
             pick(get, post, Route::ListTypes, Route::DefineType),
             "GET, POST",
@@ -311,6 +341,13 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["agent", "finish"] => (post.then_some(Route::AgentFinish), "POST"),
         ["job", "resources"] => (get.then_some(Route::JobResources), "GET"),
         ["job", "resources", _] => (get.then_some(Route::JobResource), "GET"),
+        ["agent", "outputs"] => (post.then_some(Route::AgentOutputBegin), "POST"),
+        ["agent", "outputs", n, "chunk"] => {
+            (post.then_some(Route::AgentOutputChunk(id(n)?)), "POST")
+        }
+        ["agent", "outputs", n, "commit"] => {
+            (post.then_some(Route::AgentOutputCommit(id(n)?)), "POST")
+        }
         ["job", "store"] => (get.then_some(Route::JobStore), "GET"),
         ["job", "store", _] if get => (Some(Route::JobStoreGet), "GET, POST"),
         ["job", "store", _] => (post.then_some(Route::JobStorePut), "GET, POST"),
@@ -376,10 +413,12 @@ mod tests {
                 "{resource}",
                 "{lease}",
                 "{worker}",
+                "{output}",
             ]
             .iter()
             .fold(template.to_string(), |p, id| p.replace(id, "0"))
-            .replace("{name}", "db");
+            .replace("{name}", "db")
+            .replace("{key}", "db");
             assert!(!path.contains('{'), "{template}");
             assert_eq!(
                 resolve(&method, &path).expect(template),

@@ -1,0 +1,336 @@
+//! Where jobs' files live: the object store. One back end so far, a
+//! directory of the server's (`objects_dir`, by default `objects/` beside
+//! an SQLite database); the store's rows (`outputs`) say which objects are
+//! whole. An output is sent into `jobs/JOB/N.part` and renamed to
+//! `jobs/JOB/N` once its size and checksum are checked, so a file that is
+//! not whole is never read as one, whatever stops mid-send.
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    #[error("the object store at {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// A chunk that does not start where the object ends.
+    #[error("the server holds {held} bytes of this output; send from there")]
+    Offset { held: u64 },
+}
+
+/// The directory back end.
+#[derive(Clone, Debug)]
+pub struct Objects {
+    root: PathBuf,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ObjectError + '_ {
+    move |source| ObjectError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl Objects {
+    /// The store under `root`, made (0700) if missing.
+    pub fn open(root: &Path) -> Result<Objects, ObjectError> {
+        std::fs::create_dir_all(root).map_err(io(root))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o700);
+            std::fs::set_permissions(root, private).map_err(io(root))?;
+        }
+        Ok(Objects {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Where a server on `database` keeps its objects when not told:
+    /// beside an SQLite file; none for PostgreSQL or memory.
+    #[must_use]
+    pub fn beside(database: &str) -> Option<PathBuf> {
+        let file = database.strip_prefix("sqlite:")?;
+        let file = file.trim_start_matches("//");
+        if file.is_empty() || file.starts_with(':') {
+            return None;
+        }
+        let file = file.split('?').next().unwrap_or(file);
+        Some(Path::new(file).parent()?.join("objects"))
+    }
+
+    fn dir(&self, job: u32) -> PathBuf {
+        self.root.join("jobs").join(job.to_string())
+    }
+
+    fn part(&self, job: u32, n: u32) -> PathBuf {
+        self.dir(job).join(format!("{n}.part"))
+    }
+
+    fn whole(&self, job: u32, n: u32) -> PathBuf {
+        self.dir(job).join(n.to_string())
+    }
+
+    /// How many bytes of an output being sent are held.
+    pub async fn received(&self, job: u32, n: u32) -> Result<u64, ObjectError> {
+        let part = self.part(job, n);
+        match tokio::fs::metadata(&part).await {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(io(&part)(e)),
+        }
+    }
+
+    /// Appends `bytes` at `offset`. A chunk that ends where the object
+    /// already does (a resend whose answer was lost) is taken as written;
+    /// one that would leave a gap or overlap otherwise is refused with
+    /// what is held.
+    pub async fn append(
+        &self,
+        job: u32,
+        n: u32,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<u64, ObjectError> {
+        let dir = self.dir(job);
+        tokio::fs::create_dir_all(&dir).await.map_err(io(&dir))?;
+        let part = self.part(job, n);
+        let mut file = (tokio::fs::OpenOptions::new())
+            .create(true)
+            .append(true)
+            .open(&part)
+            .await
+            .map_err(io(&part))?;
+        let held = file.metadata().await.map_err(io(&part))?.len();
+        let end = offset.saturating_add(bytes.len() as u64);
+        if offset == held {
+            file.write_all(bytes).await.map_err(io(&part))?;
+            file.flush().await.map_err(io(&part))?;
+            return Ok(end);
+        }
+        if end == held && offset < held {
+            return Ok(held);
+        }
+        Err(ObjectError::Offset { held })
+    }
+
+    /// Checks what is held against `size` and `sha256`; if they agree, the
+    /// object becomes whole (renamed, synced). If not, what is held is
+    /// dropped and `false` comes back.
+    pub async fn commit(
+        &self,
+        job: u32,
+        n: u32,
+        size: u64,
+        sha256: &str,
+    ) -> Result<bool, ObjectError> {
+        let part = self.part(job, n);
+        let whole = self.whole(job, n);
+        if size == 0 && tokio::fs::metadata(&part).await.is_err() {
+            // An empty output sends no chunk.
+            tokio::fs::create_dir_all(self.dir(job))
+                .await
+                .map_err(io(&part))?;
+            tokio::fs::File::create(&part).await.map_err(io(&part))?;
+        }
+        let (held, digest) = digest(&part).await?;
+        if held != size || !digest.eq_ignore_ascii_case(sha256) {
+            tokio::fs::remove_file(&part).await.map_err(io(&part))?;
+            return Ok(false);
+        }
+        let file = tokio::fs::File::open(&part).await.map_err(io(&part))?;
+        file.sync_all().await.map_err(io(&part))?;
+        tokio::fs::rename(&part, &whole).await.map_err(io(&whole))?;
+        Ok(true)
+    }
+
+    /// Whether the object is whole already (a commit whose answer was
+    /// lost).
+    pub async fn is_whole(&self, job: u32, n: u32) -> bool {
+        tokio::fs::metadata(self.whole(job, n)).await.is_ok()
+    }
+
+    /// Up to `len` bytes of a whole object from `offset`.
+    pub async fn read(
+        &self,
+        job: u32,
+        n: u32,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, ObjectError> {
+        let whole = self.whole(job, n);
+        let mut file = tokio::fs::File::open(&whole).await.map_err(io(&whole))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(io(&whole))?;
+        let mut out = Vec::new();
+        (file.take(len))
+            .read_to_end(&mut out)
+            .await
+            .map_err(io(&whole))?;
+        Ok(out)
+    }
+
+    /// Drops what is held of an output being sent (it starts over).
+    pub async fn discard(&self, job: u32, n: u32) -> Result<(), ObjectError> {
+        let part = self.part(job, n);
+        match tokio::fs::remove_file(&part).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&part)(e)),
+        }
+    }
+
+    /// `len` bytes of a whole object from `offset`, as a stream of chunks
+    /// (a large output is never held in memory whole).
+    pub async fn stream(
+        &self,
+        job: u32,
+        n: u32,
+        offset: u64,
+        len: u64,
+    ) -> Result<Chunks, ObjectError> {
+        let whole = self.whole(job, n);
+        let mut file = tokio::fs::File::open(&whole).await.map_err(io(&whole))?;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .await
+            .map_err(io(&whole))?;
+        Ok(Chunks {
+            file: file.take(len),
+            buf: vec![0u8; CHUNK_BYTES],
+        })
+    }
+
+    /// Everything of a job's, whole or not.
+    pub async fn delete_job(&self, job: u32) -> Result<(), ObjectError> {
+        let dir = self.dir(job);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(&dir)(e)),
+        }
+    }
+}
+
+/// The size of the chunks an object is read in.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// An object's bytes as a stream of chunks.
+pub struct Chunks {
+    file: tokio::io::Take<tokio::fs::File>,
+    buf: Vec<u8>,
+}
+
+impl futures_util::Stream for Chunks {
+    type Item = Result<bytes::Bytes, std::io::Error>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use tokio::io::AsyncRead;
+        let this = self.get_mut();
+        let mut read = tokio::io::ReadBuf::new(&mut this.buf);
+        match std::pin::Pin::new(&mut this.file).poll_read(cx, &mut read) {
+            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Some(Err(e))),
+            std::task::Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                std::task::Poll::Ready(None)
+            }
+            std::task::Poll::Ready(Ok(())) => {
+                let chunk = bytes::Bytes::copy_from_slice(read.filled());
+                std::task::Poll::Ready(Some(Ok(chunk)))
+            }
+        }
+    }
+}
+
+/// A file's length and SHA-256 (lower-case hex).
+async fn digest(path: &Path) -> Result<(u64, String), ObjectError> {
+    let mut file = tokio::fs::File::open(path).await.map_err(io(path))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf).await.map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok((len, hex(&hasher.finalize())))
+}
+
+/// Lower-case hex.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(bytes: &[u8]) -> String {
+        hex(&Sha256::digest(bytes))
+    }
+
+    #[tokio::test]
+    async fn an_object_is_whole_only_once_its_size_and_checksum_agree() {
+        let dir = tempfile::tempdir().expect("a dir");
+        let o = Objects::open(dir.path()).expect("a store");
+        assert_eq!(o.append(1, 1, 0, b"hello ").await.expect("a chunk"), 6);
+        // A resend of the chunk just written is taken as written.
+        assert_eq!(o.append(1, 1, 0, b"hello ").await.expect("again"), 6);
+        // A gap is refused, with what is held.
+        let gap = o.append(1, 1, 9, b"x").await.expect_err("a gap");
+        assert!(matches!(gap, ObjectError::Offset { held: 6 }), "{gap}");
+        assert_eq!(o.append(1, 1, 6, b"world").await.expect("the rest"), 11);
+        assert_eq!(o.received(1, 1).await.expect("held"), 11);
+        assert!(!o.is_whole(1, 1).await);
+        assert!(
+            o.read(1, 1, 0, 5).await.is_err(),
+            "not readable before its commit"
+        );
+        // The wrong checksum drops it; the sender starts again.
+        assert!(
+            !o.commit(1, 1, 11, &sha(b"hello there"))
+                .await
+                .expect("checked")
+        );
+        assert_eq!(o.received(1, 1).await.expect("held"), 0);
+        o.append(1, 1, 0, b"hello world").await.expect("again");
+        assert!(
+            o.commit(1, 1, 11, &sha(b"hello world"))
+                .await
+                .expect("whole")
+        );
+        assert!(o.is_whole(1, 1).await);
+        assert_eq!(o.read(1, 1, 6, 100).await.expect("a range"), b"world");
+        assert_eq!(o.read(1, 1, 0, 5).await.expect("a range"), b"hello");
+        // An empty output needs no chunk.
+        assert!(o.commit(1, 2, 0, &sha(b"")).await.expect("empty"));
+        assert_eq!(o.read(1, 2, 0, 10).await.expect("empty"), b"");
+        o.delete_job(1).await.expect("deleted");
+        assert!(!o.is_whole(1, 1).await);
+        o.delete_job(1).await.expect("twice is fine");
+    }
+
+    #[test]
+    fn objects_live_beside_an_sqlite_file_only() {
+        assert_eq!(
+            Objects::beside("sqlite:/var/lib/aquifer/aquifer.db"),
+            Some(PathBuf::from("/var/lib/aquifer/objects"))
+        );
+        assert_eq!(
+            Objects::beside("sqlite://data/a.db?mode=rwc"),
+            Some(PathBuf::from("data/objects"))
+        );
+        assert_eq!(Objects::beside("sqlite::memory:"), None);
+        assert_eq!(Objects::beside("postgres://h/db"), None);
+    }
+}
