@@ -71,6 +71,16 @@ impl Client {
         Ok(Client { inner })
     }
 
+    /// Bytes (an output) into `write`, chunk by chunk; the server's
+    /// SHA-256 of them, if it sent one.
+    pub async fn download(
+        &self,
+        path: &str,
+        write: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<Option<String>> {
+        Ok(self.inner.download(path, write).await?)
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Answer<T>> {
         typed(path, self.inner.get(path).await?)
     }

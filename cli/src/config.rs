@@ -14,8 +14,8 @@ pub const BOOTSTRAP_TOKEN_LEN_MIN: usize = 32;
 
 #[derive(clap::Args)]
 pub struct ServerArgs {
-    /// A TOML file with any of: listen, database, bootstrap_token, [limits],
-    /// [driver], [http].
+    /// A TOML file with any of: listen, database, bootstrap_token,
+    /// objects_dir, [limits], [driver], [http].
     #[arg(long, env = "AQUIFER_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the API listens (default 127.0.0.1:8440; port 0 picks one).
@@ -28,6 +28,10 @@ pub struct ServerArgs {
     /// environment or the file to a flag, which other users can see.
     #[arg(long, env = "AQUIFER_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<String>,
+    /// Where jobs' outputs are kept (default: objects/ beside an SQLite
+    /// database; none for PostgreSQL).
+    #[arg(long, env = "AQUIFER_OBJECTS_DIR")]
+    pub objects_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -36,6 +40,7 @@ struct File {
     listen: Option<SocketAddr>,
     database: Option<String>,
     bootstrap_token: Option<String>,
+    objects_dir: Option<PathBuf>,
     limits: Option<Limits>,
     driver: Option<Options>,
     http: Option<aquifer_server::api::http::Http>,
@@ -58,6 +63,7 @@ impl ServerArgs {
             (self.database.or(file.database)).unwrap_or_else(|| "sqlite:aquifer.db".into());
         let config = Config {
             bootstrap_token: self.bootstrap_token.or(file.bootstrap_token),
+            objects_dir: self.objects_dir.or(file.objects_dir),
             limits: file.limits.unwrap_or_default(),
             driver: file.driver.unwrap_or_default(),
             http: file.http.unwrap_or_default(),

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use aquifer_protocol::jobs::{
     JobFile, JobState, JobView, ListQuery, ListedJob, Outcome, Submitted, WatchQuery, Watched,
 };
+use aquifer_protocol::outputs::OutputView;
 use aquifer_protocol::story::Story;
 use aquifer_protocol::user::{ChainLink, Explained, Queue};
 use aquifer_protocol::{JobId, path};
@@ -52,6 +53,15 @@ pub enum JobCommand {
     /// Why a job waits: its acquisition order, what it holds, its place in
     /// each queue, who holds what it wants, who serves it.
     Explain { id: u32 },
+    /// List what a job kept: its outputs' paths, sizes and SHA-256.
+    Outputs { id: u32 },
+    /// Copy one of a job's outputs (by its path as listed) to DEST, checked
+    /// against its SHA-256.
+    Copy {
+        id: u32,
+        path: String,
+        dest: PathBuf,
+    },
 }
 
 /// Reads a job file: TOML by default, JSON for `.json`.
@@ -112,6 +122,25 @@ pub async fn run(endpoint: &Endpoint, command: JobCommand) -> Result<ExitCode> {
             println!("{}", job.show(json_out, job_line));
         }
         JobCommand::Watch { id, after } => return watch(&client, JobId(id), after, json_out).await,
+        JobCommand::Outputs { id } => {
+            let outputs = (client.get::<Vec<OutputView>>(&path::job_outputs(JobId(id)))).await?;
+            println!(
+                "{}",
+                outputs.show(json_out, |o| {
+                    let rows = (o.iter())
+                        .map(|o| vec![o.path.clone(), o.size.to_string(), o.sha256.clone()])
+                        .collect();
+                    render(&["PATH", "SIZE", "SHA256"], rows)
+                })
+            );
+        }
+        JobCommand::Copy {
+            id,
+            path: wanted,
+            dest,
+        } => {
+            copy(&client, JobId(id), &wanted, &dest).await?;
+        }
         JobCommand::Explain { id } => {
             let e = client
                 .get::<Explained>(&path::job_explain(JobId(id)))
@@ -320,6 +349,62 @@ fn progress(e: &Explained) -> Option<String> {
         e.state.words(),
         x.waiting_for
     ))
+}
+
+/// Copies output `wanted` of `job` to `dest` (a file, or a directory to
+/// put it in), through a temporary file renamed once its SHA-256 agrees.
+async fn copy(client: &Client, job: JobId, wanted: &str, dest: &std::path::Path) -> Result<()> {
+    use sha2::Digest as _;
+    use std::io::Write as _;
+    let outputs = (client.get::<Vec<OutputView>>(&path::job_outputs(job)))
+        .await?
+        .body;
+    let Some(o) = outputs.iter().find(|o| o.path == wanted) else {
+        let known: Vec<&str> = outputs.iter().map(|o| o.path.as_str()).collect();
+        anyhow::bail!(
+            "job {} has no output {wanted:?}; it has: {}",
+            job.0,
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    };
+    let dest = if dest.is_dir() {
+        dest.join(wanted.rsplit('/').next().unwrap_or(wanted))
+    } else {
+        dest.to_path_buf()
+    };
+    let partial = dest.with_extension("aquifer-partial");
+    let mut file = std::fs::File::create(&partial)
+        .with_context(|| format!("creating {}", partial.display()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut size = 0u64;
+    let fetched = client
+        .download(&path::job_output(job, o.output), |chunk| {
+            hasher.update(chunk);
+            size += chunk.len() as u64;
+            file.write_all(chunk)
+        })
+        .await;
+    let fetched = fetched.and_then(|_| file.sync_all().context("writing it"));
+    let digest: String = (hasher.finalize().iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if let Err(e) = fetched {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e).with_context(|| format!("copying {wanted}"));
+    }
+    if size != o.size || digest != o.sha256 {
+        let _ = std::fs::remove_file(&partial);
+        anyhow::bail!(
+            "copying {wanted}: what came ({size} bytes) does not match its SHA-256; nothing was written"
+        );
+    }
+    std::fs::rename(&partial, &dest).with_context(|| format!("writing {}", dest.display()))?;
+    eprintln!("{wanted} ({size} bytes) copied to {}", dest.display());
+    Ok(())
 }
 
 /// An explanation as a few readable lines.

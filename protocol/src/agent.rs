@@ -42,6 +42,9 @@ pub struct Started {
     pub tasks: Vec<Task>,
     /// The job token, for `bmat`; it stops working when the job ends.
     pub token: String,
+    /// What to keep when the tasks end (`crate::outputs::OutputRule`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_rules: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

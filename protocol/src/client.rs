@@ -289,6 +289,48 @@ impl Client {
         Ok((status, bytes.to_vec()))
     }
 
+    /// Reads a body of bytes (an output) chunk by chunk into `write`, not
+    /// holding it whole; one try. Returns the `x-aquifer-sha256` the
+    /// server sent with it, if any.
+    pub async fn download(
+        &self,
+        path: &str,
+        mut write: impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<Option<String>, CallError> {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let unanswered = |e: reqwest::Error| CallError::Unanswered {
+            base: self.base.clone(),
+            detail: describe(&e),
+        };
+        let mut response = request.send().await.map_err(unanswered)?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.map_err(unanswered)?;
+            let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| ErrorBody {
+                code: "error".into(),
+                message: format!("{path} failed"),
+            });
+            return Err(CallError::Refused {
+                status: status.as_u16(),
+                code: body.code,
+                message: body.message,
+            });
+        }
+        let sha = (response.headers().get("x-aquifer-sha256"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        while let Some(chunk) = response.chunk().await.map_err(unanswered)? {
+            write(&chunk).map_err(|e| CallError::Unanswered {
+                base: self.base.clone(),
+                detail: format!("writing what came: {e}"),
+            })?;
+        }
+        Ok(sha)
+    }
+
     /// One try, not retried, and the answer as it came: its status and its
     /// JSON body (`null` if it has none). For tests and probes that check
     /// what the server says, refusals included; everything else uses

@@ -777,3 +777,101 @@ bmat store list
     );
     end(s, &workers).await;
 }
+
+/// Outputs end to end: a job's rules keep its files (a required one, a
+/// growing log, a directory's, minus exclusions); the agent sends them
+/// before the job is reported finished; the owner lists them and copies
+/// one with the CLI, checked against its SHA-256. A required output that
+/// is missing, or a match that is a symlink out of the work directory,
+/// fails the job with a reason that names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_keeps_its_outputs_and_the_owner_copies_them() {
+    let mut s = Stack::start().await.expect("a server");
+    let workers = slot_world(&mut s, "probe", &["p1"], 1).await;
+    let mut j = job(
+        "build",
+        json!([]),
+        r#"set -eu
+mkdir -p out logs tmp
+head -c 3000000 /dev/urandom > out/big.bin
+echo '<testsuite tests="1"/>' > report.xml
+echo line > logs/run.log
+echo scratch > tmp/scratch.log
+"#,
+        60,
+    );
+    j["output_rules"] = json!(["=report.xml", "%logs/*.log", "out/*", "!tmp/*", "*/*.log"]);
+    let id = s.submit(j).await.expect("submitted");
+    assert_eq!(outcome(&s, id).await.expect("retired"), json!("succeeded"));
+    let listed = s
+        .ok(Method::GET, &format!("/0/jobs/{id}/outputs"), None)
+        .await
+        .expect("outputs");
+    let paths: Vec<&str> = (listed.as_array().expect("a list").iter())
+        .filter_map(|o| o["path"].as_str())
+        .collect();
+    assert_eq!(
+        paths,
+        ["logs/run.log", "out/big.bin", "report.xml"],
+        "{listed}"
+    );
+    let big = listed[1].clone();
+    assert_eq!(big["size"], 3_000_000);
+
+    // The CLI copies it, checked.
+    let dest = s.dir.path().join("copied.bin");
+    let copied = tokio::process::Command::new(aquifer_e2e::bin("aquifer"))
+        .args(["job", "copy", &id.to_string(), "out/big.bin"])
+        .arg(&dest)
+        .env("AQUIFER_URL", &s.url)
+        .env("AQUIFER_TOKEN", aquifer_e2e::BOOT)
+        .output()
+        .await
+        .expect("aquifer runs");
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    let bytes = std::fs::read(&dest).expect("the copy");
+    assert_eq!(bytes.len(), 3_000_000);
+    use sha2::Digest as _;
+    let digest: String = (sha2::Sha256::digest(&bytes).iter())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(big["sha256"], digest.as_str());
+
+    // A required output that is missing fails the job, named.
+    let mut j = job("no-report", json!([]), "echo no report", 60);
+    j["output_rules"] = json!(["=report.xml"]);
+    let id = s.submit(j).await.expect("submitted");
+    assert_eq!(
+        outcome(&s, id).await.expect("retired"),
+        json!({"failed": "tasks"})
+    );
+    let shown = s
+        .ok(Method::GET, &format!("/0/jobs/{id}"), None)
+        .await
+        .expect("the job");
+    assert_eq!(
+        shown["reason"],
+        "the required output \"report.xml\" matched no file"
+    );
+    // A symlink out of the work directory is not followed.
+    let mut j = job("escape", json!([]), "ln -s /etc/hostname leak", 60);
+    j["output_rules"] = json!(["leak"]);
+    let id = s.submit(j).await.expect("submitted");
+    assert_eq!(
+        outcome(&s, id).await.expect("retired"),
+        json!({"failed": "tasks"})
+    );
+    let shown = s
+        .ok(Method::GET, &format!("/0/jobs/{id}"), None)
+        .await
+        .expect("the job");
+    assert_eq!(
+        shown["reason"],
+        "output leak is a symlink that leaves the work directory"
+    );
+    end(s, &workers).await;
+}

@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod layout;
 pub mod output;
+mod outputs;
 mod task;
 
 use anyhow::{Context, Result, bail};
@@ -196,6 +197,19 @@ impl Job {
         drop(tx);
         if tokio::time::timeout(OUTPUT_DRAIN, shipper).await.is_err() {
             tracing::warn!("output still unsent after {OUTPUT_DRAIN:?}; reporting anyway");
+        }
+        // What the job keeps is sent before its end is reported, whether
+        // its tasks succeeded or not (a failed job's logs are kept too); a
+        // task's failure stays the reason if both fail.
+        if stopped.is_none() && !self.started.output_rules.is_empty() {
+            let kept = match outputs::matching(&self.layout.work(), &self.started.output_rules) {
+                Ok(found) => {
+                    tracing::info!(files = found.len(), "sending outputs");
+                    outputs::send_all(&self.api, &found).await
+                }
+                Err(why) => Err(why),
+            };
+            verdict = verdict.and(kept);
         }
         match stopped {
             None => self.finish(verdict).await,

@@ -157,6 +157,7 @@ pub async fn start(api: &Api, caller: &Caller) -> Result<(StatusCode, Started), 
             deadline_ms: deadline.ms(),
             tasks: file.tasks,
             token,
+            output_rules: file.output_rules,
         },
     ))
 }

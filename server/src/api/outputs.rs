@@ -20,8 +20,9 @@ use warp::reply::Response;
 
 fn objects(api: &Api) -> Result<&Objects, ApiError> {
     api.objects.as_ref().ok_or_else(|| {
+        // Not 503: asking again does not help until the operator acts.
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_IMPLEMENTED,
             "no_object_store",
             "this server keeps no outputs: its operator sets objects_dir",
         )

@@ -1,0 +1,342 @@
+//! The job's outputs: when its tasks end, the files of the work directory
+//! that its rules match are sent to the server, each in chunks, resumed
+//! where the server's answer says, and committed with its size and
+//! SHA-256 (`docs/outputs.md`). Only then is the job reported finished.
+
+use aquifer_protocol::outputs::{OutputBegin, OutputCommit, OutputRule};
+use aquifer_protocol::{CallError, Client};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// The size of a chunk sent (the server reads bodies of up to 1 MiB).
+pub const CHUNK_BYTES: usize = 512 * 1024;
+/// Entries of the work directory looked at, at most: a runaway directory
+/// tree fails the job instead of the agent.
+const WALK_MAX: usize = 200_000;
+/// How often one file is sent again after the server found it changed
+/// (its checksum) or lost track of it.
+const RESENDS_MAX: u32 = 3;
+
+/// A file to keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// Relative to the work directory, with `/`.
+    pub path: String,
+    /// Where its bytes are read (a symlink's target inside the work
+    /// directory).
+    pub file: PathBuf,
+    /// It may change size while it is sent.
+    pub growing: bool,
+}
+
+/// The files of `work` that `rules` keep, in path order; or why the job
+/// fails: a rule is bad, a `=` rule matched nothing, a match is a symlink
+/// that leaves the work directory.
+pub fn matching(work: &Path, rules: &[String]) -> Result<Vec<Found>, String> {
+    let rules: Vec<OutputRule> = (rules.iter())
+        .map(|r| r.parse())
+        .collect::<Result<_, _>>()?;
+    let patterns: Vec<glob::Pattern> = (rules.iter())
+        .map(|r| glob::Pattern::new(&r.glob).map_err(|e| format!("output rule {:?}: {e}", r.glob)))
+        .collect::<Result<_, _>>()?;
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
+    let root = work
+        .canonicalize()
+        .map_err(|e| format!("the work directory {}: {e}", work.display()))?;
+    let mut files = Vec::new();
+    walk(&root, "", &mut files, &mut 0)?;
+    files.sort();
+    let mut used = vec![false; rules.len()];
+    let mut found = Vec::new();
+    for (path, is_link) in files {
+        let hits: Vec<usize> = (0..rules.len())
+            .filter(|&i| patterns[i].matches_with(&path, options))
+            .collect();
+        if hits.iter().any(|&i| rules[i].exclude) {
+            continue;
+        }
+        if hits.is_empty() {
+            continue;
+        }
+        for &i in &hits {
+            used[i] = true;
+        }
+        let mut file = root.join(&path);
+        if is_link {
+            let target = (file.canonicalize())
+                .map_err(|e| format!("output {path} is a symlink that leads nowhere: {e}"))?;
+            if !target.starts_with(&root) || !target.is_file() {
+                return Err(format!(
+                    "output {path} is a symlink that leaves the work directory"
+                ));
+            }
+            file = target;
+        }
+        let growing = hits.iter().any(|&i| rules[i].growing);
+        found.push(Found {
+            path,
+            file,
+            growing,
+        });
+    }
+    if let Some(i) = (0..rules.len()).find(|&i| rules[i].required && !used[i]) {
+        return Err(format!(
+            "the required output {:?} matched no file",
+            rules[i].glob
+        ));
+    }
+    Ok(found)
+}
+
+/// Every regular file and symlink under `dir` (`rel` its path from the
+/// work directory), not following symlinked directories.
+fn walk(
+    dir: &Path,
+    rel: &str,
+    out: &mut Vec<(String, bool)>,
+    seen: &mut usize,
+) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        *seen += 1;
+        if *seen > WALK_MAX {
+            return Err(format!(
+                "the work directory has more than {WALK_MAX} entries to look through for outputs"
+            ));
+        }
+        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        let path = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let kind = entry.file_type().map_err(|e| format!("{path}: {e}"))?;
+        if kind.is_dir() {
+            walk(&entry.path(), &path, out, seen)?;
+        } else if kind.is_file() || kind.is_symlink() {
+            out.push((path, kind.is_symlink()));
+        }
+    }
+    Ok(())
+}
+
+/// Sends every file found; the first failure, in words.
+pub async fn send_all(api: &Client, found: &[Found]) -> Result<(), String> {
+    for f in found {
+        send(api, f).await?;
+    }
+    Ok(())
+}
+
+async fn send(api: &Client, f: &Found) -> Result<(), String> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| {
+        format!("could not keep output {}: {what}: {e}", f.path)
+    };
+    for _ in 0..RESENDS_MAX {
+        let size = (tokio::fs::metadata(&f.file).await)
+            .map_err(|e| failed("reading it", &e))?
+            .len();
+        let begin = OutputBegin {
+            path: f.path.clone(),
+            size,
+        };
+        let upload =
+            (api.agent_output_begin(&begin).await).map_err(|e| failed("the server", &e))?;
+        match send_bytes(api, f, upload.output, upload.received, size).await? {
+            Sent::Whole(commit) => match api.agent_output_commit(upload.output, &commit).await {
+                Ok(()) => return Ok(()),
+                // The bytes held did not match: sent again from the start.
+                Err(CallError::Refused {
+                    status: 400, code, ..
+                }) if code == "checksum" => {
+                    tracing::warn!(path = %f.path, "the server's copy did not match; sending again");
+                }
+                Err(e) => return Err(failed("the server", &e)),
+            },
+            Sent::Again => {}
+        }
+    }
+    Err(format!(
+        "could not keep output {}: it kept changing while it was sent",
+        f.path
+    ))
+}
+
+enum Sent {
+    Whole(OutputCommit),
+    /// The server lost its place, or the file changed: begin again.
+    Again,
+}
+
+/// Sends the file from `received` (hashing it all from the start), up to
+/// `size` bytes.
+async fn send_bytes(
+    api: &Client,
+    f: &Found,
+    output: u32,
+    received: u64,
+    size: u64,
+) -> Result<Sent, String> {
+    let failed = |e: &dyn std::fmt::Display| format!("could not keep output {}: {e}", f.path);
+    let mut file = tokio::fs::File::open(&f.file)
+        .await
+        .map_err(|e| failed(&e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    let mut offset = 0u64;
+    // What the server holds already is hashed, not sent.
+    let mut skip = received.min(size);
+    while skip > 0 {
+        let want = usize::try_from(skip).unwrap_or(usize::MAX).min(buf.len());
+        let n = file.read(&mut buf[..want]).await.map_err(|e| failed(&e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        offset += n as u64;
+        skip -= n as u64;
+    }
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(|e| failed(&e))?;
+    while offset < size {
+        let want = usize::try_from(size - offset)
+            .unwrap_or(usize::MAX)
+            .min(buf.len());
+        let n = read_full(&mut file, &mut buf[..want])
+            .await
+            .map_err(|e| failed(&e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        match api.agent_output_chunk(output, offset, &buf[..n]).await {
+            Ok(_) => offset += n as u64,
+            Err(CallError::Refused { status: 409, .. }) => return Ok(Sent::Again),
+            Err(e) => return Err(failed(&e)),
+        }
+    }
+    if offset < size && !f.growing {
+        tracing::warn!(path = %f.path, "the file shrank while it was sent; sending again");
+        return Ok(Sent::Again);
+    }
+    Ok(Sent::Whole(OutputCommit {
+        size: offset,
+        sha256: hex(&hasher.finalize()),
+    }))
+}
+
+/// Reads until `buf` is full or the file ends.
+async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let n = file.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    Ok(filled)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("a dir");
+        for f in files {
+            let path = dir.path().join(f);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("dirs");
+            std::fs::write(&path, f.as_bytes()).expect("a file");
+        }
+        dir
+    }
+
+    fn paths(found: &[Found]) -> Vec<&str> {
+        found.iter().map(|f| f.path.as_str()).collect()
+    }
+
+    fn rules(r: &[&str]) -> Vec<String> {
+        r.iter().map(|s| (*s).to_string()).collect()
+    }
+
+    #[test]
+    fn rules_pick_files_exclusions_win_and_globs_stay_in_their_directory() {
+        let dir = tree(&[
+            "report.xml",
+            "logs/a.log",
+            "logs/b.log",
+            "logs/deep/c.log",
+            "tmp/x.log",
+            "target/release/aquifer",
+        ]);
+        let found = matching(
+            dir.path(),
+            &rules(&[
+                "=report.xml",
+                "%logs/*.log",
+                "*/*.log",
+                "!tmp/*",
+                "target/release/aquifer",
+            ]),
+        )
+        .expect("found");
+        assert_eq!(
+            paths(&found),
+            [
+                "logs/a.log",
+                "logs/b.log",
+                "report.xml",
+                "target/release/aquifer"
+            ]
+        );
+        assert!(found[0].growing && !found[2].growing);
+        let all = matching(dir.path(), &rules(&["**/*.log"])).expect("found");
+        assert_eq!(
+            paths(&all),
+            ["logs/a.log", "logs/b.log", "logs/deep/c.log", "tmp/x.log"]
+        );
+    }
+
+    #[test]
+    fn a_required_rule_that_matches_nothing_fails_the_job() {
+        let dir = tree(&["a.txt"]);
+        let e = matching(dir.path(), &rules(&["a.txt", "=report.xml"])).expect_err("missing");
+        assert_eq!(e, "the required output \"report.xml\" matched no file");
+        // Matched only by what is excluded is not matched.
+        let e = matching(dir.path(), &rules(&["=a.txt", "!a.txt"])).expect_err("excluded");
+        assert!(e.contains("a.txt"), "{e}");
+        assert!(matching(dir.path(), &rules(&["../a.txt"])).is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlink_that_leaves_the_work_directory_fails_the_job() {
+        let outside = tree(&["secret"]);
+        let dir = tree(&["real.txt"]);
+        std::os::unix::fs::symlink(dir.path().join("real.txt"), dir.path().join("inside"))
+            .expect("a link");
+        let found = matching(dir.path(), &rules(&["inside"])).expect("a link inside");
+        assert_eq!(
+            found[0].file,
+            dir.path().canonicalize().expect("real").join("real.txt")
+        );
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("out"))
+            .expect("a link");
+        let e = matching(dir.path(), &rules(&["*"])).expect_err("outside");
+        assert_eq!(e, "output out is a symlink that leaves the work directory");
+    }
+}
