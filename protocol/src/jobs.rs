@@ -314,6 +314,8 @@ pub enum Note {
     },
     /// The job wrote more than the server keeps.
     OutputDropped { task: String, reason: String },
+    /// The job's outputs were deleted (the server keeps them for a time).
+    OutputsDeleted { reason: String },
     /// A well could not create a resource, and said why.
     ResourceFailed {
         resource: ResourceId,

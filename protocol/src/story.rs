@@ -57,6 +57,9 @@ impl Story {
             StreamEvent::Noted(Note::OutputDropped { task, reason }) => {
                 format!("output of {task} dropped: {reason}")
             }
+            StreamEvent::Noted(Note::OutputsDeleted { reason }) => {
+                format!("its outputs were deleted: {reason}")
+            }
             StreamEvent::Other(_) => plain(e),
         }
     }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod driver;
 pub mod objects;
 pub mod readmodel;
+pub mod retention;
 pub mod start;
 pub mod store;
 pub mod timings;

@@ -123,6 +123,8 @@ pub enum Write {
         size: u64,
         at_ms: u64,
     },
+    /// A job's outputs are deleted (retention): their rows go.
+    OutputsDeleted { job: JobId },
     /// An output is whole in the object store.
     OutputCommitted {
         job: JobId,

@@ -35,6 +35,9 @@ pub struct Config {
     /// Where jobs' files live; by default `objects/` beside an SQLite
     /// database, and nowhere (outputs refused) for PostgreSQL.
     pub objects_dir: Option<std::path::PathBuf>,
+    /// How long jobs' outputs are kept, from submission (once the job has
+    /// ended); forever if none.
+    pub outputs_kept_s: Option<u64>,
 }
 
 impl Config {
@@ -51,6 +54,7 @@ impl Config {
             clock: Arc::new(SystemClock),
             also: None,
             objects_dir: None,
+            outputs_kept_s: None,
         }
     }
 
@@ -92,12 +96,19 @@ pub struct Running {
     pub driver: JoinHandle<State>,
     stop: oneshot::Sender<()>,
     serving: JoinHandle<()>,
+    /// The retention sweep, if outputs are kept for a time. It holds the
+    /// API, so it is stopped first.
+    sweeper: Option<JoinHandle<()>>,
 }
 
 impl Running {
     /// Stops serving (open long-polls are answered), then the driver, and
     /// returns the driver's last state.
-    pub async fn stop(self) -> Option<State> {
+    pub async fn stop(mut self) -> Option<State> {
+        if let Some(s) = self.sweeper.take() {
+            s.abort();
+            let _ = s.await;
+        }
         let _ = self.stop.send(());
         let _ = self.serving.await;
         drop(self.handle);
@@ -108,6 +119,9 @@ impl Running {
     /// Stops serving at once, dropping open connections (a crash, as far
     /// as clients can tell); the driver ends once its handles are gone.
     pub fn abort(self) {
+        if let Some(s) = &self.sweeper {
+            s.abort();
+        }
         self.serving.abort();
     }
 }
@@ -154,6 +168,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let serving = tokio::spawn(api::serve(api.clone(), listener, async {
         let _ = stopped.await;
     }));
+    let sweeper = (config.outputs_kept_s)
+        .map(|s| crate::retention::spawn(api.clone(), std::time::Duration::from_secs(s)));
     Ok(Running {
         url: format!("http://{addr}"),
         store,
@@ -163,5 +179,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         driver,
         stop,
         serving,
+        sweeper,
     })
 }

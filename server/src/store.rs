@@ -181,6 +181,12 @@ macro_rules! write_outputs {
                     .execute(&mut *$tx)
                     .await?;
                 }
+                Write::OutputsDeleted { job } => {
+                    sqlx::query("DELETE FROM outputs WHERE job = $1")
+                        .bind(i64::from(job.0))
+                        .execute(&mut *$tx)
+                        .await?;
+                }
                 _ => {}
             }
         }
@@ -317,7 +323,9 @@ impl<'a> Grouped<'a> {
                 Write::ForgetStoreSecrets { job } => {
                     g.store_forget.insert(*job);
                 }
-                Write::OutputBegun { .. } | Write::OutputCommitted { .. } => {
+                Write::OutputBegun { .. }
+                | Write::OutputCommitted { .. }
+                | Write::OutputsDeleted { .. } => {
                     g.outputs.push(w);
                 }
             }
@@ -972,6 +980,31 @@ impl Store {
             );
         }
         Ok(out)
+    }
+
+    /// Jobs that ended and were submitted before `before_ms`, and still
+    /// have outputs: at most `limit`, oldest first.
+    pub async fn jobs_with_old_outputs(
+        &self,
+        before_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<JobId>, StoreError> {
+        let before = i64::try_from(before_ms).unwrap_or(i64::MAX);
+        let rows: Vec<(i64,)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT j.id FROM jobs j \
+                 WHERE j.state = 'ended' AND j.submitted_ms < $1 \
+                   AND EXISTS (SELECT 1 FROM outputs o WHERE o.job = j.id) \
+                 ORDER BY j.id LIMIT $2",
+            )
+            .bind(before)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok((rows.into_iter())
+            .map(|(id,)| JobId(u32::try_from(id).unwrap_or(0)))
+            .collect())
     }
 
     /// A job's outputs, by number: whole ones and ones being sent.

@@ -242,3 +242,63 @@ async fn a_send_cut_by_a_server_restart_resumes_where_it_stopped() {
     let got = read(&s, &owner, &format!("/0/jobs/{job}/outputs/1"), None).await;
     assert_eq!(got.bytes().await.expect("bytes").as_ref(), b"fourmore");
 }
+
+/// Retention: the outputs of a job that has ended, submitted longer ago
+/// than they are kept, are deleted (not those of a running job), and the
+/// deletion is in its stream.
+#[tokio::test]
+async fn outputs_past_retention_are_deleted_and_the_deletion_recorded() {
+    let w = world().await;
+    let a = Agent::of(&w);
+    let job = agents_job(&w.s).await;
+    a.begin("keep.txt", 2).await;
+    a.chunk(1, 0, b"ok").await;
+    assert_eq!(a.commit(1, 2, &sha(b"ok")).await.0, 200);
+    let far = aquifer_server::api::now_ms() + 3_600_000;
+    let sweep = |now| aquifer_server::retention::sweep(&w.s.api, now, 60_000);
+    assert_eq!(sweep(far).await.expect("swept"), 0, "the job still runs");
+    let (status, _) = (w.s)
+        .call(
+            Method::POST,
+            &format!("/0/jobs/{job}/cancel"),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        sweep(aquifer_server::api::now_ms()).await.expect("swept"),
+        0,
+        "not old yet"
+    );
+    assert_eq!(sweep(far).await.expect("swept"), 1);
+    assert_eq!(sweep(far).await.expect("swept"), 0, "once");
+    let owner = w.tokens["owner"].clone();
+    let listed: Value = read(&w.s, &owner, &format!("/0/jobs/{job}/outputs"), None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed, json!([]));
+    let gone = read(&w.s, &owner, &format!("/0/jobs/{job}/outputs/1"), None).await;
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    let (_, stream) = (w.s)
+        .call(
+            Method::GET,
+            &format!("/0/jobs/{job}/events"),
+            Some(BOOT),
+            None,
+        )
+        .await;
+    let last = stream["events"]
+        .as_array()
+        .expect("events")
+        .last()
+        .expect("one")
+        .clone();
+    assert_eq!(last["event"]["event"], "outputs_deleted", "{last}");
+    assert_eq!(
+        last["event"]["reason"],
+        "they are kept 1 min after submission"
+    );
+}
