@@ -83,8 +83,19 @@ async fn read(s: &Server, token: &str, path: &str, range: Option<&str>) -> reqwe
 }
 
 #[tokio::test]
-async fn an_output_is_sent_resumed_checked_listed_and_read_in_ranges() {
-    let w = world().await;
+async fn an_output_is_sent_resumed_checked_listed_and_read_in_ranges_on_sqlite() {
+    sent_resumed_checked_listed_and_read(world().await).await;
+}
+
+#[tokio::test]
+async fn an_output_is_sent_resumed_checked_listed_and_read_in_ranges_on_postgres() {
+    if let Some(url) = postgres_url("outputs").await {
+        let dir = tempfile::tempdir().expect("a dir");
+        sent_resumed_checked_listed_and_read(world_on(server_on(&url, dir).await).await).await;
+    }
+}
+
+async fn sent_resumed_checked_listed_and_read(w: World) {
     let a = Agent::of(&w);
     let job = agents_job(&w.s).await;
     let owner = w.tokens["owner"].clone();

@@ -108,6 +108,8 @@ async fn start(url: &str, dir: tempfile::TempDir, tuning: Tuning) -> Server {
     let recorder: Arc<dyn aquifer_server::driver::EffectSink> = effects.clone();
     let running = aquifer_server::start(aquifer_server::Config {
         bootstrap_token: Some(BOOT.into()),
+        // Outputs on PostgreSQL too (SQLite's would be beside its file).
+        objects_dir: Some(dir.path().join("objects")),
         also: Some(recorder),
         limits,
         http,
