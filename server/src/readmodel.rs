@@ -160,6 +160,18 @@ pub fn project(
     // A lease that ends (another instance of its group failed, it
     // expired, its job was cancelled) releases what it covers, ready
     // instances too: their job can no longer read them.
+    // A job whose lease ended is back in its queue, to ask again (a job
+    // that ended has its own end written after this).
+    if let Event::LeaseEnded { lease, cause } = event
+        && *cause != LeaseEnd::JobEnded
+        && let Some(l) = before.leases.get(lease)
+    {
+        out.push(Write::JobState {
+            job: l.job,
+            state: JobState::Queued,
+            outcome: None,
+        });
+    }
     if let Event::LeaseEnded { lease, .. } = event {
         for resource in before.leases.get(lease).map_or(&[][..], |l| &l.resources) {
             out.push(Write::ForgetSecrets {
@@ -191,16 +203,6 @@ pub fn project(
             state: JobState::Acquiring,
             outcome: None,
         }),
-        // Back in its queue, to ask again (an ended job's own end follows).
-        Event::LeaseEnded { lease, cause } if *cause != aquifer_core::LeaseEnd::JobEnded => {
-            if let Some(l) = before.leases.get(lease) {
-                out.push(Write::JobState {
-                    job: l.job,
-                    state: JobState::Queued,
-                    outcome: None,
-                });
-            }
-        }
         Event::WorkerQueued { job } => out.push(Write::JobState {
             job: *job,
             state: JobState::WaitingForWorker,
