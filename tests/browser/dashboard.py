@@ -110,7 +110,11 @@ class Visit:
         return source
 
     def text(self, css):
-        return self.driver.find_element(By.CSS_SELECTOR, css).text
+        """The element's rendered text, read in one script call: the live
+        page replaces its status while we look, which would leave an
+        element reference stale between finding and reading it."""
+        return self.driver.execute_script(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", css)
 
     def shot(self, name):
         path = os.path.join(self.out, f"{name}.png")
@@ -174,7 +178,7 @@ def run(aquifer, out, workdir):
                   f"a waiting job names its holder and the chain: {status}")
         visit.shot("job-waiting")
         WebDriverWait(visit.driver, PATIENCE_S).until(
-            lambda d: d.find_element(By.CSS_SELECTOR, "#status .state").text == "ended")
+            lambda d: visit.text("#status .state") == "ended")
         check(visit.driver.execute_script("return window.notReloaded === true"),
               "the page updated without a reload")
         stream = visit.text("#stream")
