@@ -148,6 +148,16 @@ impl std::fmt::Display for JobState {
 }
 
 impl JobState {
+    /// Every state a job can be in, in the order a job passes them.
+    pub const ALL: [JobState; 6] = [
+        JobState::Waiting,
+        JobState::Queued,
+        JobState::Acquiring,
+        JobState::WaitingForWorker,
+        JobState::Running,
+        JobState::Ended,
+    ];
+
     /// Every state's name, as a listing's filter takes them.
     pub const NAMES: &str = "waiting, queued, acquiring, waiting_for_worker, running or ended";
 
@@ -428,15 +438,7 @@ mod tests {
         assert_eq!("ended".parse(), Ok(JobState::Ended));
         assert!("other".parse::<JobState>().is_err());
         assert!("lost".parse::<JobState>().is_err());
-        let states = [
-            JobState::Waiting,
-            JobState::Queued,
-            JobState::Acquiring,
-            JobState::WaitingForWorker,
-            JobState::Running,
-            JobState::Ended,
-        ];
-        for s in states {
+        for s in JobState::ALL {
             assert_eq!(serde_json::to_value(s).expect("json"), s.to_string());
             assert_eq!(s.to_string().parse(), Ok(s));
             assert!(JobState::NAMES.contains(&s.to_string()), "{s}");

@@ -44,6 +44,15 @@ impl Spans {
     }
 }
 
+/// The histograms of `Timings`, as `/metrics` reads them.
+#[derive(Clone, Debug, Default)]
+pub struct Histograms {
+    pub type_wait: BTreeMap<TypeId, Spans>,
+    pub target_wait: BTreeMap<TargetId, Spans>,
+    pub handoff: Spans,
+    pub lifetime: BTreeMap<TypeId, Spans>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Timings {
     /// What each job asks for, from its submission.
@@ -129,6 +138,17 @@ impl Timings {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// A copy of the histograms (not of what is under way).
+    #[must_use]
+    pub fn spans(&self) -> Histograms {
+        Histograms {
+            type_wait: self.type_wait.clone(),
+            target_wait: self.target_wait.clone(),
+            handoff: self.handoff.clone(),
+            lifetime: self.lifetime.clone(),
         }
     }
 

@@ -841,37 +841,34 @@ echo scratch > tmp/scratch.log
         .collect();
     assert_eq!(big["sha256"], digest.as_str());
 
-    // A required output that is missing fails the job, named.
-    let mut j = job("no-report", json!([]), "echo no report", 60);
-    j["output_rules"] = json!(["=report.xml"]);
-    let id = s.submit(j).await.expect("submitted");
-    assert_eq!(
-        outcome(&s, id).await.expect("retired"),
-        json!({"failed": "tasks"})
-    );
-    let shown = s
-        .ok(Method::GET, &format!("/0/jobs/{id}"), None)
-        .await
-        .expect("the job");
-    assert_eq!(
-        shown["reason"],
-        "the required output \"report.xml\" matched no file"
-    );
-    // A symlink out of the work directory is not followed.
-    let mut j = job("escape", json!([]), "ln -s /etc/hostname leak", 60);
-    j["output_rules"] = json!(["leak"]);
-    let id = s.submit(j).await.expect("submitted");
-    assert_eq!(
-        outcome(&s, id).await.expect("retired"),
-        json!({"failed": "tasks"})
-    );
-    let shown = s
-        .ok(Method::GET, &format!("/0/jobs/{id}"), None)
-        .await
-        .expect("the job");
-    assert_eq!(
-        shown["reason"],
-        "output leak is a symlink that leaves the work directory"
-    );
+    // A required output that is missing, or a symlink out of the work
+    // directory, fails the job with a reason that names it.
+    for (name, script, rule, reason) in [
+        (
+            "no-report",
+            "echo no report",
+            "=report.xml",
+            "the required output \"report.xml\" matched no file",
+        ),
+        (
+            "escape",
+            "ln -s /etc/hostname leak",
+            "leak",
+            "output leak is a symlink that leaves the work directory",
+        ),
+    ] {
+        let mut j = job(name, json!([]), script, 60);
+        j["output_rules"] = json!([rule]);
+        let id = s.submit(j).await.expect("submitted");
+        assert_eq!(
+            outcome(&s, id).await.expect("retired"),
+            json!({"failed": "tasks"})
+        );
+        let shown = s
+            .ok(Method::GET, &format!("/0/jobs/{id}"), None)
+            .await
+            .expect("the job");
+        assert_eq!(shown["reason"], reason, "{name}");
+    }
     end(s, &workers).await;
 }

@@ -212,9 +212,12 @@ fn spans<'a>(
 /// longest waiter of each queue has waited so far.
 fn timings(out: &mut String, api: &Api) {
     let now = super::now();
-    let t = (api.handle.stats().timings.lock())
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    // Only the histograms and the oldest waits are taken under the lock,
+    // not the beginnings of everything under way.
+    let (t, (types, targets)) = {
+        let t = (api.handle.stats().timings.lock()).unwrap_or_else(|p| p.into_inner());
+        (t.spans(), t.oldest(now))
+    };
     spans(
         out,
         "aquifer_type_wait_seconds",
@@ -243,7 +246,6 @@ fn timings(out: &mut String, api: &Api) {
         Some("type"),
         t.lifetime.iter().map(|(k, s)| (k.as_str(), s)),
     );
-    let (types, targets) = t.oldest(now);
     #[allow(clippy::cast_precision_loss)]
     let secs = |ms: u64| ms as f64 / 1e3;
     head(

@@ -291,14 +291,6 @@ fn job_table(list: &[ListedJob]) -> Markup {
 /// Jobs, filtered by state and owner.
 pub async fn jobs(api: &Api, caller: &Caller, q: ListQuery) -> Result<Markup, ApiError> {
     let (_, list) = jobs::list(api, caller, q.clone()).await?;
-    let states = [
-        JobState::Waiting,
-        JobState::Queued,
-        JobState::Acquiring,
-        JobState::WaitingForWorker,
-        JobState::Running,
-        JobState::Ended,
-    ];
     Ok(layout(
         "Jobs",
         Some(caller),
@@ -307,7 +299,7 @@ pub async fn jobs(api: &Api, caller: &Caller, q: ListQuery) -> Result<Markup, Ap
                 label for="state" { "state" }
                 select #state name="state" {
                     option value="" { "any" }
-                    @for s in states {
+                    @for s in JobState::ALL {
                         option value=(s) selected[q.state == Some(s)] { (s.words()) }
                     }
                 }
