@@ -34,6 +34,11 @@ pub struct Found {
 /// fails: a rule is bad, a `=` rule matched nothing, a match is a symlink
 /// that leaves the work directory.
 pub fn matching(work: &Path, rules: &[String]) -> Result<Vec<Found>, String> {
+    matching_within(work, rules, WALK_MAX)
+}
+
+/// `matching`, looking at no more than `walk_max` entries.
+fn matching_within(work: &Path, rules: &[String], walk_max: usize) -> Result<Vec<Found>, String> {
     let rules: Vec<OutputRule> = (rules.iter())
         .map(|r| r.parse())
         .collect::<Result<_, _>>()?;
@@ -48,9 +53,41 @@ pub fn matching(work: &Path, rules: &[String]) -> Result<Vec<Found>, String> {
     let root = work
         .canonicalize()
         .map_err(|e| format!("the work directory {}: {e}", work.display()))?;
-    let mut files = Vec::new();
-    walk(&root, "", &mut files, &mut 0)?;
-    files.sort();
+    // Only where a rule could match is looked at: a literal path is
+    // checked alone, a glob from its literal directory down, no deeper
+    // than its components reach unless it has `**`. A large directory no
+    // rule names (node_modules, target/debug) is never read.
+    let mut files = std::collections::BTreeSet::new();
+    let mut seen = 0;
+    for r in rules.iter().filter(|r| !r.exclude) {
+        let parts: Vec<&str> = r.glob.split('/').collect();
+        match parts.iter().position(|p| p.contains(['*', '?', '['])) {
+            None => {
+                if let Ok(meta) = std::fs::symlink_metadata(root.join(&r.glob))
+                    && (meta.is_file() || meta.is_symlink())
+                {
+                    files.insert((r.glob.clone(), meta.is_symlink()));
+                }
+            }
+            Some(first) => {
+                let prefix = parts[..first].join("/");
+                let depth = (!parts[first..].contains(&"**")).then_some(parts.len() - first);
+                let dir = root.join(&prefix);
+                // A directory reached through a symlink out of the work
+                // directory is not walked.
+                let inside = dir.canonicalize().is_ok_and(|d| d.starts_with(&root));
+                if inside && dir.is_dir() {
+                    let mut found = Vec::new();
+                    let walker = Walker {
+                        depth,
+                        max: walk_max,
+                    };
+                    walker.walk(&dir, &prefix, 1, &mut found, &mut seen)?;
+                    files.extend(found);
+                }
+            }
+        }
+    }
     let mut used = vec![false; rules.len()];
     let mut found = Vec::new();
     for (path, is_link) in files {
@@ -66,16 +103,17 @@ pub fn matching(work: &Path, rules: &[String]) -> Result<Vec<Found>, String> {
         for &i in &hits {
             used[i] = true;
         }
-        let mut file = root.join(&path);
-        if is_link {
-            let target = (file.canonicalize())
-                .map_err(|e| format!("output {path} is a symlink that leads nowhere: {e}"))?;
-            if !target.starts_with(&root) || !target.is_file() {
-                return Err(format!(
-                    "output {path} is a symlink that leaves the work directory"
-                ));
-            }
-            file = target;
+        // Whatever it is, its bytes must be a file inside the work
+        // directory: not a symlink out, nor a file under a symlinked
+        // directory that leads out.
+        let file = (root.join(&path).canonicalize())
+            .map_err(|e| format!("output {path} leads nowhere: {e}"))?;
+        if !file.starts_with(&root) || !file.is_file() {
+            return Err(if is_link {
+                format!("output {path} is a symlink that leaves the work directory")
+            } else {
+                format!("output {path} is reached through a symlink that leaves the work directory")
+            });
         }
         let growing = hits.iter().any(|&i| rules[i].growing);
         found.push(Found {
@@ -93,39 +131,54 @@ pub fn matching(work: &Path, rules: &[String]) -> Result<Vec<Found>, String> {
     Ok(found)
 }
 
-/// Every regular file and symlink under `dir` (`rel` its path from the
-/// work directory), not following symlinked directories.
-fn walk(
-    dir: &Path,
-    rel: &str,
-    out: &mut Vec<(String, bool)>,
-    seen: &mut usize,
-) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-        *seen += 1;
-        if *seen > WALK_MAX {
-            return Err(format!(
-                "the work directory has more than {WALK_MAX} entries to look through for outputs"
-            ));
+/// How far a walk goes: `depth` levels of entries (none: all), and at
+/// most `max` entries in all the walks of one job.
+struct Walker {
+    depth: Option<usize>,
+    max: usize,
+}
+
+impl Walker {
+    /// Every regular file and symlink under `dir` (`rel` its path from the
+    /// work directory), not following symlinked directories; `level` is
+    /// the depth of `dir`'s entries.
+    fn walk(
+        &self,
+        dir: &Path,
+        rel: &str,
+        level: usize,
+        out: &mut Vec<(String, bool)>,
+        seen: &mut usize,
+    ) -> Result<(), String> {
+        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+            *seen += 1;
+            if *seen > self.max {
+                return Err(format!(
+                    "the output rules look through more than {} entries of the work directory",
+                    self.max
+                ));
+            }
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let kind = entry.file_type().map_err(|e| format!("{path}: {e}"))?;
+            if kind.is_dir() {
+                if self.depth.is_none_or(|d| level < d) {
+                    self.walk(&entry.path(), &path, level + 1, out, seen)?;
+                }
+            } else if kind.is_file() || kind.is_symlink() {
+                out.push((path, kind.is_symlink()));
+            }
         }
-        let Some(name) = entry.file_name().to_str().map(str::to_string) else {
-            continue;
-        };
-        let path = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        let kind = entry.file_type().map_err(|e| format!("{path}: {e}"))?;
-        if kind.is_dir() {
-            walk(&entry.path(), &path, out, seen)?;
-        } else if kind.is_file() || kind.is_symlink() {
-            out.push((path, kind.is_symlink()));
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Sends every file found; the first failure, in words.
@@ -320,6 +373,48 @@ mod tests {
         let e = matching(dir.path(), &rules(&["=a.txt", "!a.txt"])).expect_err("excluded");
         assert!(e.contains("a.txt"), "{e}");
         assert!(matching(dir.path(), &rules(&["../a.txt"])).is_err());
+    }
+
+    #[test]
+    fn only_where_a_rule_could_match_is_looked_at() {
+        let mut files: Vec<String> = (0..20)
+            .map(|i| format!("node_modules/m{i}/index.js"))
+            .collect();
+        files.extend([
+            "report.xml".into(),
+            "out/a.bin".into(),
+            "out/deep/b.bin".into(),
+        ]);
+        let refs: Vec<&str> = files.iter().map(String::as_str).collect();
+        let dir = tree(&refs);
+        // Five entries may be looked at: the literal file and `out/`'s
+        // first level are enough; node_modules is never read.
+        let found = matching_within(dir.path(), &rules(&["=report.xml", "out/*"]), 5)
+            .expect("found within the bound");
+        assert_eq!(paths(&found), ["out/a.bin", "report.xml"]);
+        let deep = matching_within(dir.path(), &rules(&["out/**/*.bin"]), 5).expect("found");
+        assert_eq!(paths(&deep), ["out/a.bin", "out/deep/b.bin"]);
+        let e = matching_within(dir.path(), &rules(&["**/*.js"]), 5).expect_err("too many");
+        assert_eq!(
+            e,
+            "the output rules look through more than 5 entries of the work directory"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_directory_that_leaves_the_work_directory_is_not_followed() {
+        let outside = tree(&["secret"]);
+        let dir = tree(&["real.txt"]);
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("target")).expect("a link");
+        // A glob does not walk it; a literal path through it is refused.
+        let found = matching(dir.path(), &rules(&["target/*"])).expect("nothing");
+        assert!(found.is_empty(), "{found:?}");
+        let e = matching(dir.path(), &rules(&["target/secret"])).expect_err("outside");
+        assert_eq!(
+            e,
+            "output target/secret is reached through a symlink that leaves the work directory"
+        );
     }
 
     #[cfg(unix)]
