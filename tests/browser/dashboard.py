@@ -147,8 +147,11 @@ def run(aquifer, out, workdir):
     try:
         # Refused without a token: the login form, and nothing else.
         page = visit.open(stack.url + "/")
+        if 'action="/login"' not in page:
+            visit.shot("first-visit")
         check('action="/login"' in page and "Queues" not in page,
-              "a visit without a token sees the login form only")
+              f"a visit without a token sees the login form only; it saw, at "
+              f"{visit.driver.current_url}: {page[:2000]}")
         visit.shot("login")
 
         alice = stack.call("POST", "/0/admin/users", {"name": "alice", "privileges": []})["token"]
