@@ -71,14 +71,11 @@ impl Client {
         Ok(Client { inner })
     }
 
-    /// Bytes (an output) into `write`, chunk by chunk; the server's
-    /// SHA-256 of them, if it sent one.
-    pub async fn download(
-        &self,
-        path: &str,
-        write: impl FnMut(&[u8]) -> std::io::Result<()>,
-    ) -> Result<Option<String>> {
-        Ok(self.inner.download(path, write).await?)
+    /// The protocol's client, for what this wrapper does not say more
+    /// about (files sent and received).
+    #[must_use]
+    pub fn inner(&self) -> &aquifer_protocol::Client {
+        &self.inner
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<Answer<T>> {

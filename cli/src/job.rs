@@ -1,13 +1,15 @@
-//! `aquifer job ...`: submit (from a TOML or JSON job file), list, show,
-//! cancel, watch and explain.
+//! `aquifer job ...`: submit (from a TOML or JSON job file, with its
+//! inputs), list, show, cancel, watch, explain, and its files (inputs
+//! uploaded, outputs listed and copied).
 
 use crate::client::{Client, Endpoint};
 use crate::table::{cell, or_dash, render, tagged};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use aquifer_protocol::Outgoing;
 use aquifer_protocol::jobs::{
     JobFile, JobState, JobView, ListQuery, ListedJob, Outcome, Submitted, WatchQuery, Watched,
 };
-use aquifer_protocol::outputs::OutputView;
+use aquifer_protocol::outputs::{OutputView, Sending};
 use aquifer_protocol::story::Story;
 use aquifer_protocol::user::{ChainLink, Explained, Queue};
 use aquifer_protocol::{JobId, path};
@@ -24,6 +26,17 @@ pub enum JobCommand {
         /// succeeded.
         #[arg(long)]
         watch: bool,
+        /// Upload an input the job file names, as NAME=PATH (again for
+        /// each); the job acquires nothing until all are uploaded.
+        #[arg(long = "input", value_parser = input_arg)]
+        inputs: Vec<(String, PathBuf)>,
+    },
+    /// Upload (or resume uploading) inputs of a job submitted before.
+    Upload {
+        id: u32,
+        /// NAME=PATH, one or more.
+        #[arg(required = true, value_parser = input_arg)]
+        inputs: Vec<(String, PathBuf)>,
     },
     /// List jobs, newest first.
     List {
@@ -83,13 +96,22 @@ pub async fn run(endpoint: &Endpoint, command: JobCommand) -> Result<ExitCode> {
         JobCommand::Submit {
             file,
             watch: follow,
+            inputs,
         } => {
             let job = read_job_file(&file)?;
+            let named: Vec<&str> = inputs.iter().map(|(n, _)| n.as_str()).collect();
+            if let Some(missing) = job.inputs.iter().find(|n| !named.contains(&n.as_str())) {
+                bail!("the job file names input {missing:?}: give --input {missing}=PATH");
+            }
+            if let Some(stray) = named.iter().find(|n| !job.inputs.iter().any(|i| i == *n)) {
+                bail!("the job file names no input {stray:?}");
+            }
             let made = client.post::<Submitted, _>(path::JOBS, &job).await?;
             println!(
                 "{}",
                 made.show(json_out, |m| format!("submitted job {}", m.id.0))
             );
+            upload(&client, made.body.id, &inputs).await?;
             if follow {
                 return watch(&client, made.body.id, 0, json_out).await;
             }
@@ -134,6 +156,7 @@ pub async fn run(endpoint: &Endpoint, command: JobCommand) -> Result<ExitCode> {
                 })
             );
         }
+        JobCommand::Upload { id, inputs } => upload(&client, JobId(id), &inputs).await?,
         JobCommand::Copy {
             id,
             path: wanted,
@@ -354,8 +377,6 @@ fn progress(e: &Explained) -> Option<String> {
 /// Copies output `wanted` of `job` to `dest` (a file, or a directory to
 /// put it in), through a temporary file renamed once its SHA-256 agrees.
 async fn copy(client: &Client, job: JobId, wanted: &str, dest: &std::path::Path) -> Result<()> {
-    use sha2::Digest as _;
-    use std::io::Write as _;
     let outputs = (client.get::<Vec<OutputView>>(&path::job_outputs(job)))
         .await?
         .body;
@@ -376,35 +397,35 @@ async fn copy(client: &Client, job: JobId, wanted: &str, dest: &std::path::Path)
     } else {
         dest.to_path_buf()
     };
-    let partial = dest.with_extension("aquifer-partial");
-    let mut file = std::fs::File::create(&partial)
-        .with_context(|| format!("creating {}", partial.display()))?;
-    let mut hasher = sha2::Sha256::new();
-    let mut size = 0u64;
-    let fetched = client
-        .download(&path::job_output(job, o.output), |chunk| {
-            hasher.update(chunk);
-            size += chunk.len() as u64;
-            file.write_all(chunk)
-        })
-        .await;
-    let fetched = fetched.and_then(|_| file.sync_all().context("writing it"));
-    let digest: String = (hasher.finalize().iter())
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if let Err(e) = fetched {
-        let _ = std::fs::remove_file(&partial);
-        return Err(e).with_context(|| format!("copying {wanted}"));
-    }
-    if size != o.size || digest != o.sha256 {
-        let _ = std::fs::remove_file(&partial);
-        anyhow::bail!(
-            "copying {wanted}: what came ({size} bytes) does not match its SHA-256; nothing was written"
-        );
-    }
-    std::fs::rename(&partial, &dest).with_context(|| format!("writing {}", dest.display()))?;
+    let size = (client.inner())
+        .receive_file(&path::job_output(job, o.output), &dest, Some(&o.sha256))
+        .await
+        .map_err(|why| anyhow::anyhow!("copying {wanted}: {why}; nothing was written"))?;
     eprintln!("{wanted} ({size} bytes) copied to {}", dest.display());
     Ok(())
+}
+
+/// Uploads the job's inputs: `NAME=PATH` each, resumed where the server
+/// holds part of one already.
+async fn upload(client: &Client, job: JobId, inputs: &[(String, PathBuf)]) -> Result<()> {
+    for (name, file) in inputs {
+        let out = Outgoing {
+            name,
+            file,
+            growing: false,
+        };
+        (client.inner().send_file(Sending::Input(job), out).await)
+            .map_err(|why| anyhow::anyhow!("job {}: {why}", job.0))?;
+        eprintln!("input {name} uploaded from {}", file.display());
+    }
+    Ok(())
+}
+
+/// `NAME=PATH`.
+fn input_arg(s: &str) -> Result<(String, PathBuf), String> {
+    let (name, file) = (s.split_once('=')).ok_or_else(|| format!("{s:?}: give NAME=PATH"))?;
+    aquifer_protocol::outputs::input_name(name)?;
+    Ok((name.to_string(), PathBuf::from(file)))
 }
 
 /// An explanation as a few readable lines.

@@ -14,7 +14,7 @@ use crate::resource::{Resource, ResourceState};
 use crate::state::{State, impossible};
 use crate::time::Time;
 use crate::worker::{Worker, WorkerState};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Folds one committed event into the state, and keeps the indexes over
 /// its books.
@@ -47,19 +47,34 @@ fn fold(state: &mut State, event: &Event) {
             groups,
             deadline,
             depends_on,
+            run_on,
+            awaits_inputs,
             owner,
-        } => apply_job_submitted(
-            state, event, *job, target, groups, *deadline, depends_on, *owner,
-        ),
+        } => {
+            apply_job_submitted(state, event, *job, target, groups, *deadline, *owner);
+            let entry = state.job_mut(*job, event);
+            entry.depends_on = depends_on.clone();
+            entry.run_on = run_on.clone();
+            entry.awaits_inputs = *awaits_inputs;
+        }
         Event::DependencySettled { job, dependency } => {
-            if !state.job_mut(*job, event).depends_on.remove(dependency) {
+            let entry = state.job_mut(*job, event);
+            if !entry.depends_on.remove(dependency) {
                 impossible(event, "not a dependency");
             }
+            entry.run_on.remove(dependency);
+        }
+        Event::InputsArrived { job } => {
+            let entry = state.job_mut(*job, event);
+            if entry.phase != Phase::Blocked || !entry.awaits_inputs {
+                impossible(event, "not awaiting inputs");
+            }
+            entry.awaits_inputs = false;
         }
         Event::AcquisitionBegan { job } => {
             let entry = state.job_mut(*job, event);
             match entry.phase {
-                Phase::Blocked if entry.depends_on.is_empty() => entry.phase = Phase::Acquiring,
+                Phase::Blocked if entry.may_begin() => entry.phase = Phase::Acquiring,
                 Phase::Blocked | Phase::Acquiring | Phase::Running | Phase::Ended(_) => {
                     impossible(event, "job not ready to acquire")
                 }
@@ -285,7 +300,6 @@ fn apply_lease_granted(
     state.leases.insert(lease, l);
 }
 
-#[allow(clippy::too_many_arguments)]
 fn apply_job_submitted(
     state: &mut State,
     event: &Event,
@@ -293,7 +307,6 @@ fn apply_job_submitted(
     target: &crate::ids::TargetId,
     groups: &[(TypeId, u16)],
     deadline: Time,
-    depends_on: &BTreeSet<JobId>,
     owner: u64,
 ) {
     if job != state.next_job {
@@ -314,7 +327,9 @@ fn apply_job_submitted(
         worker: WorkerWant::Idle,
         phase: Phase::Blocked,
         deadline,
-        depends_on: depends_on.clone(),
+        depends_on: BTreeSet::new(),
+        run_on: BTreeMap::new(),
+        awaits_inputs: false,
         owner,
     };
     state.jobs.insert(job, entry);

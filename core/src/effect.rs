@@ -99,6 +99,7 @@ fn wakes(event: &Event) -> (bool, bool) {
         | Event::FactoryRegistered { .. }
         | Event::JobSubmitted { .. }
         | Event::DependencySettled { .. }
+        | Event::InputsArrived { .. }
         | Event::AcquisitionBegan { .. }
         | Event::LeaseGranted { .. }
         | Event::LeaseRenewed { .. }
@@ -157,6 +158,7 @@ pub fn subject(state: &State, event: &Event) -> Option<JobId> {
         | Event::LeasesHeld { .. }
         | Event::JobSubmitted { .. }
         | Event::DependencySettled { .. }
+        | Event::InputsArrived { .. }
         | Event::AcquisitionBegan { .. }
         | Event::GroupQueued { .. }
         | Event::LeaseGranted { .. }

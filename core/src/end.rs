@@ -51,21 +51,22 @@ fn release_all(tx: &mut Tx, job: JobId) {
     }
 }
 
-/// Rule 8: once a job ends, the jobs that wait for it either start
-/// acquiring (when nothing else holds them back) or fail with it. Returns
-/// the jobs that must now end.
+/// Rule 8: once a job ends, each job that waits for it either is settled
+/// (the job ended as it required: on success unless it said otherwise)
+/// and starts acquiring when nothing else holds it back, or fails.
+/// Returns the jobs that must now end.
 fn settle_dependents(tx: &mut Tx, ended: JobId, outcome: Outcome) -> Vec<(JobId, Outcome)> {
     let dependents = (tx.state.index.dependents.get(&ended))
         .cloned()
         .unwrap_or_default();
     let mut failing = Vec::new();
     for job in dependents {
-        if outcome == Outcome::Succeeded {
+        if tx.state.jobs[&job].runs_on(ended).met_by(outcome) {
             tx.emit(Event::DependencySettled {
                 job,
                 dependency: ended,
             });
-            if tx.state.jobs[&job].depends_on.is_empty() {
+            if tx.state.jobs[&job].may_begin() {
                 begin_acquisition(tx, job);
             }
         } else {

@@ -3,7 +3,7 @@
 //! and replaying them rebuilds it.
 
 use crate::ids::{FactoryId, JobId, LeaseId, ResourceId, TargetId, TypeId, WellId, WorkerId};
-use crate::job::Outcome;
+use crate::job::{Outcome, RunOn};
 use crate::registry::{Pool, TargetSpec, TypeSpec};
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
@@ -41,6 +41,16 @@ pub enum Event {
         deadline: Time,
         /// The dependencies that had not ended at submission.
         depends_on: BTreeSet<JobId>,
+        /// How those must end, where not on success.
+        #[serde(
+            default,
+            skip_serializing_if = "BTreeMap::is_empty",
+            deserialize_with = "crate::job::keyed_by_job"
+        )]
+        run_on: BTreeMap<JobId, RunOn>,
+        /// Its submitter still has files to upload.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        awaits_inputs: bool,
         /// Who submitted it; logs written before owners were kept read 0.
         #[serde(default)]
         owner: u64,
@@ -48,6 +58,10 @@ pub enum Event {
     DependencySettled {
         job: JobId,
         dependency: JobId,
+    },
+    /// The job's inputs are whole.
+    InputsArrived {
+        job: JobId,
     },
     AcquisitionBegan {
         job: JobId,
@@ -158,6 +172,7 @@ impl Event {
         match self {
             Event::JobSubmitted { job, .. }
             | Event::DependencySettled { job, .. }
+            | Event::InputsArrived { job }
             | Event::AcquisitionBegan { job }
             | Event::GroupQueued { job, .. }
             | Event::LeaseGranted { job, .. }

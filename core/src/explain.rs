@@ -23,6 +23,8 @@ pub struct Explanation {
     pub waiting_for: String,
     /// Dependencies that have not ended yet.
     pub depends_on: Vec<JobId>,
+    /// Its submitter has not yet uploaded all its inputs.
+    pub awaits_inputs: bool,
     /// When an operator holds new leases, nothing is granted to anyone.
     pub leases_held: bool,
     /// The acquisition order: one entry per type, in rank order.
@@ -155,6 +157,7 @@ pub fn explain(state: &State, job: JobId) -> Option<Explanation> {
         deadline: j.deadline,
         waiting_for: String::new(),
         depends_on: j.depends_on.iter().copied().collect(),
+        awaits_inputs: j.awaits_inputs,
         leases_held: state.lease_hold,
         groups,
         worker,
@@ -207,7 +210,17 @@ fn summary(j: &Job, e: &Explanation) -> String {
     match j.phase {
         Phase::Ended(outcome) => return format!("nothing: it has ended ({outcome})"),
         Phase::Running => return "nothing: it is running".into(),
-        Phase::Blocked => return format!("jobs it depends on to end: {}", list(&e.depends_on)),
+        Phase::Blocked => {
+            let inputs = "its inputs to be uploaded";
+            return match (e.depends_on.is_empty(), e.awaits_inputs) {
+                (false, false) => format!("jobs it depends on to end: {}", list(&e.depends_on)),
+                (false, true) => format!(
+                    "jobs it depends on to end ({}) and {inputs}",
+                    list(&e.depends_on)
+                ),
+                (true, _) => inputs.to_string(),
+            };
+        }
         Phase::Acquiring => {}
     }
     if let Some(g) = e.groups.iter().find(|g| g.state != "ready") {

@@ -43,6 +43,11 @@ pub enum Input {
     CancelJob {
         job: JobId,
     },
+    /// The server holds every input the job's submitter said it would
+    /// upload, whole.
+    InputsComplete {
+        job: JobId,
+    },
 
     // Wells.
     RequestLease {

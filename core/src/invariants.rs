@@ -235,8 +235,14 @@ fn check_job(state: &State, counts: &Counts, id: JobId, job: &Job) -> Result<(),
         let quiet = job.groups.iter().all(|g| g.state == GroupState::Idle)
             && job.worker == WorkerWant::Idle;
         ensure(quiet, "blocked-asks-for-nothing", || {
-            format!("{id} waits for its dependencies but asks for something")
+            format!("{id} waits for its dependencies or inputs but asks for something")
         })?;
+    } else {
+        ensure(
+            job.depends_on.is_empty() && !job.awaits_inputs,
+            "only-blocked-waits",
+            || format!("{id} goes on while it waits for a dependency or its inputs"),
+        )?;
     }
     let production = state.rules.acquisition == AcquisitionPolicy::Ordered
         && state.rules.grant == GrantMode::Together;

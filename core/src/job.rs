@@ -25,10 +25,22 @@ pub struct JobSpec {
     pub requests: Vec<Request>,
     pub timeout_ms: u64,
     pub depends_on: BTreeSet<JobId>,
+    /// How each dependency must end for the job to run, where it is not
+    /// the default `RunOn::Success` (rule 8).
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "keyed_by_job"
+    )]
+    pub run_on: BTreeMap<JobId, RunOn>,
+    /// The job's submitter still has files to upload: it acquires nothing
+    /// until `Input::InputsComplete` says they are whole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaits_inputs: bool,
     /// The outcomes of dependencies that have already left the books, as
     /// the store recorded them: the core forgets retired jobs, the caller
     /// does not.
-    #[serde(deserialize_with = "outcomes_by_job")]
+    #[serde(deserialize_with = "keyed_by_job")]
     pub retired_outcomes: BTreeMap<JobId, Outcome>,
     pub privileges: BTreeSet<Privilege>,
     /// Who submits it (the store's user id; 0 is the operator), for the
@@ -37,16 +49,45 @@ pub struct JobSpec {
     pub owner: u64,
 }
 
-/// Outcomes keyed by job id, read from JSON object keys. Inside an
+/// How a dependency must end for the job that waits on it to run; a job
+/// whose dependency ends otherwise fails (`Failure::Dependency`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RunOn {
+    /// It succeeded.
+    #[default]
+    Success,
+    /// It ended any other way: failed, cancelled or timed out.
+    Failure,
+    /// It ended, however.
+    Either,
+}
+
+impl RunOn {
+    #[must_use]
+    pub fn met_by(self, outcome: Outcome) -> bool {
+        match self {
+            RunOn::Success => outcome == Outcome::Succeeded,
+            RunOn::Failure => outcome != Outcome::Succeeded,
+            RunOn::Either => true,
+        }
+    }
+}
+
+/// Values keyed by job id, read from JSON object keys. Inside an
 /// internally tagged enum (a logged `Input::SubmitJob`) serde hands the
 /// keys over as strings, which a `JobId` does not take: read as strings,
 /// then parsed, they come back whatever the enclosing shape.
-fn outcomes_by_job<'de, D>(d: D) -> Result<BTreeMap<JobId, Outcome>, D::Error>
+pub(crate) fn keyed_by_job<'de, D, T>(d: D) -> Result<BTreeMap<JobId, T>, D::Error>
 where
     D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
 {
     use serde::de::Error as _;
-    let keyed: BTreeMap<String, Outcome> = BTreeMap::deserialize(d)?;
+    let keyed: BTreeMap<String, T> = BTreeMap::deserialize(d)?;
     (keyed.into_iter())
         .map(|(job, outcome)| {
             let id = job
@@ -69,6 +110,12 @@ pub struct Job {
     pub deadline: Time,
     /// The jobs this one still waits for (rule 8). Emptied as they end.
     pub depends_on: BTreeSet<JobId>,
+    /// How those must end, where not on success (`JobSpec::run_on`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub run_on: BTreeMap<JobId, RunOn>,
+    /// Its inputs are not yet whole (`JobSpec::awaits_inputs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaits_inputs: bool,
     /// Who submitted it (see `JobSpec::owner`).
     #[serde(default)]
     pub owner: u64,
@@ -105,7 +152,8 @@ pub enum WorkerWant {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum Phase {
-    /// Waiting for the jobs it depends on; holds and asks for nothing.
+    /// Waiting for the jobs it depends on or for its inputs; holds and
+    /// asks for nothing.
     Blocked,
     /// Acquiring resources, then a worker, then waiting for the agent.
     Acquiring,
@@ -134,7 +182,8 @@ pub enum Failure {
     Resource,
     /// The worker went away.
     WorkerLost,
-    /// A job this one depends on did not succeed.
+    /// A job this one depends on did not end as it required (on success,
+    /// unless the job said otherwise).
     Dependency,
 }
 
@@ -146,7 +195,9 @@ impl std::fmt::Display for Outcome {
             Outcome::Failed(Failure::Tasks) => "failed: its tasks",
             Outcome::Failed(Failure::Resource) => "failed: a resource",
             Outcome::Failed(Failure::WorkerLost) => "failed: its worker was lost",
-            Outcome::Failed(Failure::Dependency) => "failed: a job it depends on did not succeed",
+            Outcome::Failed(Failure::Dependency) => {
+                "failed: a job it depends on did not end as required"
+            }
             Outcome::Cancelled => "cancelled",
             Outcome::TimedOut => "timed out",
         })
@@ -154,6 +205,18 @@ impl std::fmt::Display for Outcome {
 }
 
 impl Job {
+    /// Whether it may begin acquiring: nothing it waits for is left.
+    #[must_use]
+    pub fn may_begin(&self) -> bool {
+        self.phase == Phase::Blocked && self.depends_on.is_empty() && !self.awaits_inputs
+    }
+
+    /// How dependency `dep` must end for this job to run.
+    #[must_use]
+    pub fn runs_on(&self, dep: JobId) -> RunOn {
+        self.run_on.get(&dep).copied().unwrap_or_default()
+    }
+
     #[must_use]
     pub fn is_ended(&self) -> bool {
         matches!(self.phase, Phase::Ended(_))

@@ -47,7 +47,7 @@ pub use ids::{
     FactoryId, JobId, LeaseId, Privilege, ResourceId, TargetId, TypeId, WellId, WorkerId,
 };
 pub use input::Input;
-pub use job::{Failure, JobSpec, Outcome, Phase, Request};
+pub use job::{Failure, JobSpec, Outcome, Phase, Request, RunOn};
 pub use registry::{Pool, TargetSpec, TypeSpec};
 pub use rejection::Rejection;
 pub use state::State;

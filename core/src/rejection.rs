@@ -47,6 +47,8 @@ pub enum Rejection {
         "{job} has ended and left the scheduler since the submission looked; look up its outcome and submit again"
     )]
     DependencyRetired { job: JobId },
+    #[error("{job} does not wait for inputs (it had none, or they are whole)")]
+    NotAwaitingInputs { job: JobId },
     #[error("{job} is not running")]
     JobNotRunning { job: JobId },
     #[error("{job} does not hold everything it asked for yet")]
@@ -88,6 +90,7 @@ impl Rejection {
             Rejection::WrongState { .. } => "wrong_state",
             Rejection::JobEnded { .. } => "job_ended",
             Rejection::DependencyRetired { .. } => "dependency_retired",
+            Rejection::NotAwaitingInputs { .. } => "not_awaiting_inputs",
             Rejection::JobNotRunning { .. } => "job_not_running",
             Rejection::JobNotReady { .. } => "job_not_ready",
             Rejection::PrivilegeMissing { .. } => "privilege_missing",

@@ -72,6 +72,7 @@ fn dispatch(tx: &mut Tx, input: Input) -> Result<Answer, Rejection> {
         Input::ReleaseHeld { resource } => done(admin::handle_release_held(tx, resource)),
         Input::SubmitJob(spec) => submit::handle_submit(tx, spec),
         Input::CancelJob { job } => done(submit::handle_cancel(tx, job)),
+        Input::InputsComplete { job } => done(submit::handle_inputs_complete(tx, job)),
         Input::RequestLease { well, free } => well::handle_request(tx, well, free),
         Input::RenewLease { well, lease } => well::handle_renew(tx, well, lease),
         Input::ReportReady { well, resource } => done(well::handle_ready(tx, well, resource)),

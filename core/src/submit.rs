@@ -7,7 +7,7 @@ use crate::answer::Answer;
 use crate::end::end_job;
 use crate::event::Event;
 use crate::ids::{JobId, TypeId};
-use crate::job::{Failure, Group, GroupState, Job, JobSpec, Outcome, Phase};
+use crate::job::{Failure, Group, GroupState, Job, JobSpec, Outcome, Phase, RunOn};
 use crate::rejection::Rejection;
 use crate::tx::Tx;
 use std::collections::{BTreeMap, BTreeSet};
@@ -117,6 +117,10 @@ pub(crate) fn handle_submit(tx: &mut Tx, spec: JobSpec) -> Result<Answer, Reject
         });
     }
 
+    if let Some(stray) = spec.run_on.keys().find(|j| !spec.depends_on.contains(j)) {
+        return Err(Rejection::UnknownJob { job: *stray });
+    }
+
     let job = tx.state.next_job;
     // Dependencies that have already ended are settled now; the rest are
     // settled when they end (see `settle_dependents`).
@@ -128,27 +132,47 @@ pub(crate) fn handle_submit(tx: &mut Tx, spec: JobSpec) -> Result<Answer, Reject
             None => Phase::Ended(spec.retired_outcomes[dep]),
         };
         match phase {
-            Phase::Ended(Outcome::Succeeded) => {}
-            Phase::Ended(_) => failed_dependency = true,
+            Phase::Ended(outcome) => {
+                let run_on = spec.run_on.get(dep).copied().unwrap_or_default();
+                failed_dependency |= !run_on.met_by(outcome);
+            }
             Phase::Blocked | Phase::Acquiring | Phase::Running => {
                 waiting_on.insert(*dep);
             }
         }
     }
+    let run_on: BTreeMap<JobId, RunOn> = (spec.run_on.into_iter())
+        .filter(|(dep, on)| waiting_on.contains(dep) && *on != RunOn::Success)
+        .collect();
     tx.emit(Event::JobSubmitted {
         job,
         target: spec.target,
         groups: groups.iter().map(|g| (g.rtype.clone(), g.count)).collect(),
         deadline: tx.now.plus_ms(spec.timeout_ms),
-        depends_on: waiting_on.clone(),
+        depends_on: waiting_on,
+        run_on,
+        awaits_inputs: spec.awaits_inputs,
         owner: spec.owner,
     });
     if failed_dependency {
         end_job(tx, job, Outcome::Failed(Failure::Dependency));
-    } else if waiting_on.is_empty() {
+    } else if tx.state.jobs[&job].may_begin() {
         begin_acquisition(tx, job);
     }
     Ok(Answer::Submitted { job })
+}
+
+/// The submitter's files are all whole: the job may begin once its
+/// dependencies allow (rule 8 holds it back as before).
+pub(crate) fn handle_inputs_complete(tx: &mut Tx, job: JobId) -> Result<(), Rejection> {
+    if !live_job(tx, job)?.awaits_inputs {
+        return Err(Rejection::NotAwaitingInputs { job });
+    }
+    tx.emit(Event::InputsArrived { job });
+    if tx.state.jobs[&job].may_begin() {
+        begin_acquisition(tx, job);
+    }
+    Ok(())
 }
 
 pub(crate) fn handle_cancel(tx: &mut Tx, job: JobId) -> Result<(), Rejection> {

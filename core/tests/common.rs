@@ -129,6 +129,8 @@ pub fn spec(requests: &[(&str, u16)]) -> JobSpec {
         timeout_ms: TIMEOUT_MS,
         depends_on: BTreeSet::new(),
         retired_outcomes: BTreeMap::new(),
+        run_on: BTreeMap::new(),
+        awaits_inputs: false,
         privileges: BTreeSet::new(),
         owner: 0,
     }

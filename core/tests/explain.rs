@@ -321,7 +321,7 @@ fn outcomes_read_as_words() {
             "failed: its tasks",
             "failed: a resource",
             "failed: its worker was lost",
-            "failed: a job it depends on did not succeed",
+            "failed: a job it depends on did not end as required",
             "cancelled",
             "timed out"
         ]

@@ -22,6 +22,8 @@ fn submit_groups_requests_by_type_in_rank_order_and_asks_for_the_first() {
                 groups: vec![(t("a"), 1), (t("b"), 2)],
                 deadline: Time(5 + TIMEOUT_MS),
                 depends_on: BTreeSet::new(),
+                run_on: BTreeMap::new(),
+                awaits_inputs: false,
                 owner: 0,
             },
             Event::AcquisitionBegan { job: J1 },
@@ -276,6 +278,147 @@ fn a_dependency_already_ended_or_retired_is_settled_at_submission() {
     sp.retired_outcomes = BTreeMap::from([(J1, Outcome::Cancelled)]);
     ok(&mut s, Input::SubmitJob(sp), 0);
     assert_eq!(phase(&s, J3), None, "failed at once and retired");
+}
+
+#[test]
+fn a_dependent_runs_on_the_ending_it_asked_for_and_fails_on_any_other() {
+    // J2 runs if J1 fails, J3 whatever J1 does, J4 only if J1 succeeds.
+    let mut s = world();
+    submit(&mut s, &[]);
+    for on in [RunOn::Failure, RunOn::Either, RunOn::Success] {
+        let mut sp = spec(&[]);
+        sp.depends_on = BTreeSet::from([J1]);
+        sp.run_on = BTreeMap::from([(J1, on)]);
+        ok(&mut s, Input::SubmitJob(sp), 0);
+    }
+    let w = run(&mut s, 0);
+    let failing = Input::FinishJob {
+        worker: w,
+        succeeded: false,
+    };
+    let end = ok(&mut s, failing, 1);
+    for job in [J2, J3] {
+        assert!(
+            end.events.contains(&Event::DependencySettled {
+                job,
+                dependency: J1
+            }),
+            "{job} is settled by a failure: {:?}",
+            end.events
+        );
+        assert!(end.events.contains(&Event::AcquisitionBegan { job }));
+    }
+    assert!(end.events.contains(&Event::JobEnded {
+        job: JobId(4),
+        outcome: Outcome::Failed(Failure::Dependency)
+    }));
+    // J5 runs only if J2 fails; J2 will succeed, so J5 fails then, and
+    // J6, which runs only if J5 succeeds, with it.
+    let mut sp = spec(&[]);
+    sp.depends_on = BTreeSet::from([J2]);
+    sp.run_on = BTreeMap::from([(J2, RunOn::Failure)]);
+    ok(&mut s, Input::SubmitJob(sp), 2);
+    submit_after(&mut s, &[], JobId(5));
+    let gone = Input::ConfirmWorkerDestroyed {
+        factory: F1,
+        worker: w,
+    };
+    ok(&mut s, gone, 2);
+    let w2 = run(&mut s, 2);
+    assert_eq!(
+        s.workers[&w2].job, J2,
+        "the oldest waiting job is served first"
+    );
+    let done = Input::FinishJob {
+        worker: w2,
+        succeeded: true,
+    };
+    let end = ok(&mut s, done, 3);
+    for job in [JobId(5), JobId(6)] {
+        assert!(
+            end.events.contains(&Event::JobEnded {
+                job,
+                outcome: Outcome::Failed(Failure::Dependency)
+            }),
+            "{job}: {:?}",
+            end.events
+        );
+    }
+}
+
+#[test]
+fn an_ended_dependency_is_judged_by_the_ending_asked_for_at_submission() {
+    let mut s = world();
+    submit(&mut s, &[]);
+    ok(&mut s, Input::CancelJob { job: J1 }, 0);
+    let mut sp = spec(&[]);
+    sp.depends_on = BTreeSet::from([J1]);
+    sp.retired_outcomes = BTreeMap::from([(J1, Outcome::Cancelled)]);
+    sp.run_on = BTreeMap::from([(J1, RunOn::Failure)]);
+    ok(&mut s, Input::SubmitJob(sp.clone()), 0);
+    assert_eq!(
+        phase(&s, J2),
+        Some(Phase::Acquiring),
+        "a cancel is not a success"
+    );
+    sp.run_on = BTreeMap::from([(J1, RunOn::Success)]);
+    ok(&mut s, Input::SubmitJob(sp.clone()), 0);
+    assert_eq!(phase(&s, J3), None, "failed at once and retired");
+    // A condition on a job that is not a dependency is refused.
+    sp.run_on = BTreeMap::from([(J2, RunOn::Either)]);
+    assert_eq!(rejects(&s, Input::SubmitJob(sp), 0), "unknown_job");
+}
+
+#[test]
+fn a_job_awaiting_inputs_acquires_nothing_until_they_are_whole() {
+    let mut s = world();
+    let mut sp = spec(&[("a", 1)]);
+    sp.awaits_inputs = true;
+    let t = ok(&mut s, Input::SubmitJob(sp.clone()), 0);
+    assert_eq!(t.events.len(), 1, "only the submission: {:?}", t.events);
+    assert_eq!(phase(&s, J1), Some(Phase::Blocked));
+    let e = aquifer_core::explain::explain(&s, J1).expect("explained");
+    assert_eq!(e.waiting_for, "its inputs to be uploaded");
+    let t = ok(&mut s, Input::InputsComplete { job: J1 }, 1);
+    assert_eq!(
+        t.events,
+        vec![
+            Event::InputsArrived { job: J1 },
+            Event::AcquisitionBegan { job: J1 },
+            Event::GroupQueued { job: J1, group: 0 },
+        ]
+    );
+    assert_eq!(
+        rejects(&s, Input::InputsComplete { job: J1 }, 1),
+        "not_awaiting_inputs",
+        "twice"
+    );
+    // Inputs and a dependency: the job waits for both, in either order.
+    submit(&mut s, &[]);
+    sp.depends_on = BTreeSet::from([J2]);
+    ok(&mut s, Input::SubmitJob(sp), 1);
+    ok(&mut s, Input::CancelJob { job: J1 }, 1);
+    let w = run(&mut s, 1);
+    let done = Input::FinishJob {
+        worker: w,
+        succeeded: true,
+    };
+    let end = ok(&mut s, done, 2);
+    assert!(end.events.contains(&Event::DependencySettled {
+        job: J3,
+        dependency: J2
+    }));
+    assert_eq!(
+        phase(&s, J3),
+        Some(Phase::Blocked),
+        "its inputs are not whole"
+    );
+    ok(&mut s, Input::InputsComplete { job: J3 }, 3);
+    assert_eq!(phase(&s, J3), Some(Phase::Acquiring));
+    assert_eq!(
+        rejects(&s, Input::InputsComplete { job: JobId(9) }, 3),
+        "unknown_job"
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! stale reports that must be refused), and the input each action sends.
 
 use crate::model::{Action, AquiferModel, Budget, ModelState, Skew};
-use crate::scope::{factory_id, well_id};
+use crate::scope::{factory_id, job_id, well_id};
 use aquifer_core::job::Phase;
 use aquifer_core::resource::ResourceState;
 use aquifer_core::worker::WorkerState;
@@ -20,6 +20,7 @@ impl AquiferModel {
     pub fn input_of(&self, state: &ModelState, action: &Action) -> Option<Input> {
         Some(match action {
             Action::Submit(i) => self.scope.submission(*i, &state.retired),
+            Action::InputsComplete(i) => Input::InputsComplete { job: job_id(*i) },
             Action::RequestLease(well) => Input::RequestLease {
                 well: *well,
                 free: self.free_slots(&state.core, *well, None),
@@ -143,6 +144,12 @@ impl AquiferModel {
         let core = &state.core;
         if usize::from(state.submitted) < self.scope.jobs.len() {
             out.push(Action::Submit(usize::from(state.submitted)));
+        }
+        for (i, def) in self.scope.jobs.iter().enumerate() {
+            let sent = state.inputs_sent & (1 << i) != 0;
+            if def.awaits_inputs && i < usize::from(state.submitted) && !sent {
+                out.push(Action::InputsComplete(i));
+            }
         }
         for (&r, res) in &core.resources {
             match res.state {
@@ -319,6 +326,9 @@ fn stale_inputs(core: &State) -> Vec<Input> {
     }
     if let Some((&job, _)) = core.jobs.iter().find(|(_, j)| j.is_ended()) {
         out.push(Input::CancelJob { job });
+    }
+    if let Some((&job, _)) = (core.jobs.iter()).find(|(_, j)| !j.is_ended() && !j.awaits_inputs) {
+        out.push(Input::InputsComplete { job });
     }
     out
 }

@@ -117,6 +117,7 @@ fn event(after: &State, e: &Event, names: &mut BTreeMap<ResourceId, String>) -> 
         Event::DependencySettled { job, dependency } => {
             format!("{job} no longer waits for {dependency}")
         }
+        Event::InputsArrived { job } => format!("{job} has its inputs"),
         Event::GroupQueued { job, group } => {
             format!("{job} waits for {}", group_label(after, *job, *group))
         }

@@ -126,6 +126,9 @@ pub struct ModelState {
     pub submitted: u8,
     /// The scope's late wells registered so far, one bit per well index.
     pub registered_late: u8,
+    /// The jobs whose inputs the submitter has finished uploading, one
+    /// bit per job index.
+    pub inputs_sent: u8,
     pub budget: Budget,
     /// The outcomes of retired jobs of the scope's dependencies, as the
     /// server's store keeps them after the core forgets the job.
@@ -145,6 +148,8 @@ pub struct ModelState {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     Submit(usize),
+    /// The submitter of the scope's job (by index) has uploaded its inputs.
+    InputsComplete(usize),
     RequestLease(WellId),
     Ready(ResourceId),
     Renew(LeaseId),
@@ -249,6 +254,7 @@ impl AquiferModel {
             now: Time::ZERO,
             submitted: 0,
             registered_late: 0,
+            inputs_sent: 0,
             budget: Budget::for_faults(faults, scope.fault_budget),
             retired: BTreeMap::new(),
             broken: None,
@@ -308,6 +314,7 @@ impl AquiferModel {
             now: last.now,
             submitted: last.submitted,
             registered_late: last.registered_late,
+            inputs_sent: last.inputs_sent,
             budget: last.budget,
             retired: last.retired.clone(),
             broken: None,
@@ -411,6 +418,7 @@ impl Model for AquiferModel {
         Self::spend(&mut next.budget, &action, last);
         match action {
             Action::Submit(_) => next.submitted += 1,
+            Action::InputsComplete(i) => next.inputs_sent |= 1 << i,
             Action::Register(i) => next.registered_late |= 1 << i,
             _ => {}
         }
@@ -455,6 +463,7 @@ fn all(model: &AquiferModel) -> Vec<Property<AquiferModel>> {
                 &s.core,
                 |job| m.scope.dependencies(job),
                 |job| ended_as(&s.core, job).or_else(|| s.retired.get(&job).copied()),
+                |job| !m.scope.awaits_inputs(job) || s.inputs_sent & (1 << (job.0 - 1)) != 0,
             )
         }),
         Property::sometimes(SUCCEEDS, |_, s: &ModelState| {

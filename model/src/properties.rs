@@ -7,8 +7,8 @@ use aquifer_core::job::{GroupState, Phase, WorkerWant};
 use aquifer_core::resource::ResourceState;
 use aquifer_core::worker::WorkerState;
 use aquifer_core::{
-    AcquisitionPolicy, Effect, Event, Input, JobId, LeaseEnd, Outcome, ResourceId, State, Time,
-    TypeId, WorkerId, pending_effects,
+    AcquisitionPolicy, Effect, Event, Input, JobId, LeaseEnd, Outcome, ResourceId, RunOn, State,
+    Time, TypeId, WorkerId, pending_effects,
 };
 use std::collections::BTreeSet;
 
@@ -261,23 +261,23 @@ pub fn worker_after_resources(core: &State) -> bool {
 
 /// Rule 8, from the submissions rather than the core's own bookkeeping:
 /// a job acquires nothing (asks for no group or worker, holds nothing)
-/// until every job it depends on has succeeded, and a job with a
+/// until every job it depends on has ended as it required (on success
+/// unless it said otherwise) and its inputs are whole, and a job with a
 /// dependency that ended otherwise has ended too. `depends_on` gives a
 /// job's dependencies as submitted; `outcome` how a job ended, if it has
-/// (also once the core has forgotten it).
+/// (also once the core has forgotten it); `inputs_whole` whether the
+/// inputs a job's submitter said it would upload have arrived.
 pub fn dependencies_honoured(
     core: &State,
-    depends_on: impl Fn(JobId) -> Vec<JobId>,
+    depends_on: impl Fn(JobId) -> Vec<(JobId, RunOn)>,
     outcome: impl Fn(JobId) -> Option<Outcome>,
+    inputs_whole: impl Fn(JobId) -> bool,
 ) -> bool {
     core.jobs.iter().all(|(&id, job)| {
         let deps = depends_on(id);
-        if deps.is_empty() {
-            return true;
-        }
         let failed = deps
             .iter()
-            .any(|&d| outcome(d).is_some_and(|o| o != Outcome::Succeeded));
+            .any(|&(d, on)| outcome(d).is_some_and(|o| !on.met_by(o)));
         if failed && !job.is_ended() {
             return false;
         }
@@ -286,7 +286,8 @@ pub fn dependencies_honoured(
             || job.groups.iter().any(|g| g.state != GroupState::Idle)
             || core.resources.values().any(|r| r.job == id)
             || core.workers.values().any(|w| w.job == id);
-        !acquiring || deps.iter().all(|&d| outcome(d) == Some(Outcome::Succeeded))
+        let settled = (deps.iter()).all(|&(d, on)| outcome(d).is_some_and(|o| on.met_by(o)));
+        !acquiring || (settled && inputs_whole(id))
     })
 }
 

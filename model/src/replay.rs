@@ -10,7 +10,7 @@ use crate::properties::{
     self, DEPENDENCIES, INVARIANTS, POOLS, RANK_ORDER, RUNS_WITH_ALL, WORKER_LAST,
 };
 use aquifer_core::{
-    Event, Input, JobId, Limits, Outcome, Rules, State, Time, apply, invariants, step,
+    Event, Input, JobId, Limits, Outcome, Rules, RunOn, State, Time, apply, invariants, step,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,7 +44,8 @@ pub fn replay(
     let mut last = Time::ZERO;
     // What the submissions asked and how jobs ended, kept beside the core
     // (which forgets retired jobs) for the dependency rule.
-    let mut depends_on: BTreeMap<JobId, BTreeSet<JobId>> = BTreeMap::new();
+    let mut depends_on: BTreeMap<JobId, Vec<(JobId, RunOn)>> = BTreeMap::new();
+    let mut awaiting: BTreeSet<JobId> = BTreeSet::new();
     let mut outcomes: BTreeMap<JobId, Outcome> = BTreeMap::new();
     for (i, (now, input, logged)) in history.iter().enumerate() {
         let depart = |problem: String| Departure {
@@ -64,13 +65,21 @@ pub fn replay(
                 t.events
             )));
         }
+        if let Input::InputsComplete { job } = input {
+            awaiting.remove(job);
+        }
         let before = state.clone();
         for e in logged {
             match e {
                 Event::JobSubmitted { job, .. } => {
                     if let Input::SubmitJob(spec) = input {
-                        depends_on.insert(*job, spec.depends_on.clone());
+                        let on = |d| spec.run_on.get(d).copied().unwrap_or_default();
+                        let deps = spec.depends_on.iter().map(|d| (*d, on(d))).collect();
+                        depends_on.insert(*job, deps);
                         outcomes.extend(&spec.retired_outcomes);
+                        if spec.awaits_inputs {
+                            awaiting.insert(*job);
+                        }
                     }
                 }
                 Event::JobEnded { job, outcome } => {
@@ -85,15 +94,9 @@ pub fn replay(
         }
         let dependencies = properties::dependencies_honoured(
             &state,
-            |job| {
-                depends_on
-                    .get(&job)
-                    .into_iter()
-                    .flatten()
-                    .copied()
-                    .collect()
-            },
+            |job| depends_on.get(&job).cloned().unwrap_or_default(),
             |job| outcomes.get(&job).copied(),
+            |job| !awaiting.contains(&job),
         );
         for (name, holds) in [
             (RUNS_WITH_ALL, properties::runs_with_all(&state)),

@@ -7,7 +7,7 @@
 //! the small scope.
 
 use aquifer_core::{
-    FactoryId, Input, JobId, JobSpec, Outcome, Pool, PoolSharing, Request, State, TargetId,
+    FactoryId, Input, JobId, JobSpec, Outcome, Pool, PoolSharing, Request, RunOn, State, TargetId,
     TargetSpec, TypeId, TypeSpec, WellId,
 };
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,14 +19,16 @@ pub enum ScopeName {
     Deep,
 }
 
-/// One job of the scope: its target, its requests, and the jobs (by index
-/// in the scope, which is also submission order) it depends on.
+/// One job of the scope: its target, its requests, the jobs (by index in
+/// the scope, which is also submission order) it depends on with how each
+/// must end, and whether its submitter uploads inputs after submitting.
 #[derive(Clone, Debug)]
 pub struct JobDef {
     pub target: &'static str,
     pub requests: Vec<(&'static str, u16)>,
-    pub depends_on: Vec<usize>,
+    pub depends_on: Vec<(usize, RunOn)>,
     pub timeout_ms: u64,
+    pub awaits_inputs: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +57,7 @@ fn job(target: &'static str, requests: &[(&'static str, u16)], timeout_ms: u64) 
         requests: requests.to_vec(),
         depends_on: Vec::new(),
         timeout_ms,
+        awaits_inputs: false,
     }
 }
 
@@ -78,7 +81,7 @@ impl Scope {
         // The same deadline as J1: a dependency and its dependent may time
         // out in the same instant.
         let mut j2 = job("t", &[("c", 1)], 100);
-        j2.depends_on = vec![0];
+        j2.depends_on = vec![(0, RunOn::Success)];
         let j3 = job("t", &[("c", 1), ("b", 2)], 120);
         let second_well = vec![(vec!["b"], 2), (vec!["c"], 1)];
         match name {
@@ -99,8 +102,13 @@ impl Scope {
                 factories: vec![vec![("t", 1), ("u", 1)]],
                 // J4's one b beside J1's and J3's two: groups of one type
                 // of different sizes, where a younger, smaller group
-                // could overtake an older one that does not fit.
-                jobs: vec![j1, j2, j3, job("u", &[("b", 1), ("c", 1)], 130)],
+                // could overtake an older one that does not fit. J4's
+                // inputs arrive at any point, or never (it times out).
+                jobs: vec![j1, j2, j3, {
+                    let mut j4 = job("u", &[("b", 1), ("c", 1)], 130);
+                    j4.awaits_inputs = true;
+                    j4
+                }],
                 fault_budget: 1,
                 // The only well of b comes after the jobs may be queued.
                 late_wells: vec![1],
@@ -111,13 +119,13 @@ impl Scope {
                 types,
                 wells: vec![first_well, second_well],
                 factories: vec![vec![("t", 1), ("u", 1)]],
-                jobs: vec![
-                    j1,
-                    j2,
-                    j3,
-                    job("u", &[("a", 1), ("c", 1)], 130),
-                    job("u", &[("b", 1)], 140),
-                ],
+                // J5 runs only if J4 does not succeed, and has inputs.
+                jobs: vec![j1, j2, j3, job("u", &[("a", 1), ("c", 1)], 130), {
+                    let mut j5 = job("u", &[("b", 1)], 140);
+                    j5.depends_on = vec![(3, RunOn::Failure)];
+                    j5.awaits_inputs = true;
+                    j5
+                }],
                 // With 2, five jobs did not finish in 30 minutes.
                 fault_budget: 1,
                 late_wells: Vec::new(),
@@ -136,13 +144,29 @@ impl Scope {
             .collect()
     }
 
-    /// The jobs `job` depends on, as the scope submits it.
+    /// The jobs `job` depends on, with how each must end, as the scope
+    /// submits it.
     #[must_use]
-    pub fn dependencies(&self, job: JobId) -> Vec<JobId> {
-        let index = usize::try_from(job.0).unwrap_or(0).wrapping_sub(1);
-        (self.jobs.get(index))
-            .map(|d| d.depends_on.iter().map(|&i| job_id(i)).collect())
+    pub fn dependencies(&self, job: JobId) -> Vec<(JobId, RunOn)> {
+        (self.def(job))
+            .map(|d| {
+                d.depends_on
+                    .iter()
+                    .map(|&(i, on)| (job_id(i), on))
+                    .collect()
+            })
             .unwrap_or_default()
+    }
+
+    /// Whether `job`'s submitter uploads inputs after submitting it.
+    #[must_use]
+    pub fn awaits_inputs(&self, job: JobId) -> bool {
+        self.def(job).is_some_and(|d| d.awaits_inputs)
+    }
+
+    fn def(&self, job: JobId) -> Option<&JobDef> {
+        self.jobs
+            .get(usize::try_from(job.0).unwrap_or(0).wrapping_sub(1))
     }
 
     /// Whether some job of the scope depends on `job`.
@@ -151,7 +175,7 @@ impl Scope {
         self.jobs
             .iter()
             .flat_map(|d| &d.depends_on)
-            .any(|&d| job_id(d) == job)
+            .any(|&(d, _)| job_id(d) == job)
     }
 
     /// The administrator's inputs that register the scope.
@@ -234,11 +258,16 @@ impl Scope {
                 })
                 .collect(),
             timeout_ms: def.timeout_ms,
-            depends_on: def.depends_on.iter().map(|&d| job_id(d)).collect(),
+            depends_on: def.depends_on.iter().map(|&(d, _)| job_id(d)).collect(),
+            run_on: (def.depends_on.iter())
+                .filter(|(_, on)| *on != RunOn::Success)
+                .map(|&(d, on)| (job_id(d), on))
+                .collect(),
+            awaits_inputs: def.awaits_inputs,
             retired_outcomes: def
                 .depends_on
                 .iter()
-                .filter_map(|&d| retired.get(&job_id(d)).map(|o| (job_id(d), *o)))
+                .filter_map(|&(d, _)| retired.get(&job_id(d)).map(|o| (job_id(d), *o)))
                 .collect(),
             privileges: BTreeSet::new(),
             owner: 0,

@@ -4,7 +4,7 @@
 
 use aquifer_core::job::{GroupState, WorkerWant};
 use aquifer_core::{
-    Event, Input, JobId, LeaseEnd, LeaseId, Outcome, ResourceId, Rules, State, Time, TypeId,
+    Event, Input, JobId, LeaseEnd, LeaseId, Outcome, ResourceId, Rules, RunOn, State, Time, TypeId,
     WellId, apply, step,
 };
 use aquifer_model::properties::{
@@ -173,15 +173,36 @@ fn acquiring_before_a_dependency_succeeded_breaks_dependencies() {
     let (scope, mut state) = two_wait_for_b();
     let deps = |job| scope.dependencies(job);
     let outcome = |_| None;
-    assert!(dependencies_honoured(&state, deps, outcome));
+    let whole = |_| true;
+    assert!(dependencies_honoured(&state, deps, outcome, whole));
     // Job 2 waits for job 1, which is still acquiring: it must not ask.
     let mut job = state.jobs[&job_id(1)].clone();
     job.groups[0].state = GroupState::Acquiring { failures: 0 };
     state.jobs.insert(job_id(1), job);
-    assert!(!dependencies_honoured(&state, deps, outcome));
+    assert!(!dependencies_honoured(&state, deps, outcome, whole));
     // And once job 1 has failed, job 2 must have ended.
     let (_, state) = two_wait_for_b();
-    assert!(!dependencies_honoured(&state, deps, |j| {
-        (j == JobId(1)).then_some(Outcome::Cancelled)
-    }));
+    let cancelled = |j| (j == JobId(1)).then_some(Outcome::Cancelled);
+    assert!(!dependencies_honoured(&state, deps, cancelled, whole));
+    // Unless job 2 runs on job 1's failure: then it may go on, and a
+    // success of job 1 is what must end it.
+    let on_failure = |j| match j {
+        JobId(2) => vec![(JobId(1), RunOn::Failure)],
+        _ => Vec::new(),
+    };
+    assert!(dependencies_honoured(&state, on_failure, cancelled, whole));
+    let succeeded = |j| (j == JobId(1)).then_some(Outcome::Succeeded);
+    assert!(!dependencies_honoured(&state, on_failure, succeeded, whole));
+}
+
+#[test]
+fn acquiring_before_the_inputs_are_whole_breaks_dependencies() {
+    let (_, mut state) = two_wait_for_b();
+    let none = |_| Vec::new();
+    let outcome = |_| None;
+    let mut job = state.jobs[&job_id(0)].clone();
+    job.groups[0].state = GroupState::Acquiring { failures: 0 };
+    state.jobs.insert(job_id(0), job);
+    assert!(dependencies_honoured(&state, none, outcome, |_| true));
+    assert!(!dependencies_honoured(&state, none, outcome, |j| j != job_id(0)));
 }

@@ -26,6 +26,7 @@ use crate::agent::{
 };
 use crate::backoff::Backoff;
 use crate::error::ErrorBody;
+use crate::outputs::Sending;
 use crate::{Empty, LeaseId, ResourceId, WorkerId, factory, path, well};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -572,33 +573,42 @@ impl Client {
             .await
     }
 
-    /// Begins sending an output, or learns where a send broke off.
-    pub async fn agent_output_begin(
+    /// Begins sending a file (an output or an input), or learns where a
+    /// send broke off.
+    pub async fn file_begin(
         &self,
+        to: Sending,
         b: &crate::outputs::OutputBegin,
     ) -> Result<crate::outputs::OutputUpload, CallError> {
-        self.report(path::AGENT_OUTPUTS, b).await
+        self.report(&path::files(to), b).await
     }
 
-    /// Bytes of an output from `offset`; the answer says how many the
-    /// server holds (a resent chunk is not written twice).
-    pub async fn agent_output_chunk(
+    /// Bytes of a file from `offset`; the answer says how many the server
+    /// holds (a resent chunk is not written twice).
+    pub async fn file_chunk(
         &self,
-        output: u32,
+        to: Sending,
+        n: u32,
         offset: u64,
         bytes: &[u8],
     ) -> Result<crate::outputs::Received, CallError> {
-        let p = path::agent_output_chunk(output, offset);
+        let p = path::file_chunk(to, n, offset);
         self.post_bytes(Kind::Idempotent, &p, bytes).await
     }
 
-    pub async fn agent_output_commit(
+    pub async fn file_commit(
         &self,
-        output: u32,
+        to: Sending,
+        n: u32,
         c: &crate::outputs::OutputCommit,
     ) -> Result<(), CallError> {
-        let _: Empty = self.report(&path::agent_output_commit(output), c).await?;
+        let _: Empty = self.report(&path::file_commit(to, n), c).await?;
         Ok(())
+    }
+
+    /// What the agent places in the job's input directory.
+    pub async fn agent_inputs(&self) -> Result<Vec<crate::outputs::AgentInput>, CallError> {
+        self.get(path::AGENT_INPUTS).await
     }
 
     pub async fn agent_finish(&self, f: &Finish) -> Result<(), CallError> {
@@ -651,6 +661,8 @@ impl<B: ?Sized> Copy for Sent<'_, B> {}
 fn describe(e: &reqwest::Error) -> String {
     crate::error::chain(e)
 }
+
+pub mod files;
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub use aquifer_core::{Event, Failure, LeaseEnd, Outcome};
+pub use aquifer_core::{Event, Failure, LeaseEnd, Outcome, RunOn};
 
 /// `POST /0/jobs`: a job as a user writes it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,8 +22,17 @@ pub struct JobFile {
     pub resources: Vec<ResourceRequest>,
     pub tasks: Vec<Task>,
     pub timeout_s: u64,
+    /// The jobs this one waits for: each a job id (run once it has
+    /// succeeded) or `{ job = ID, on = "success" | "failure" | "either",
+    /// copy_outputs = true, name = "build" }`.
     #[serde(default)]
-    pub depends_on: Vec<JobId>,
+    pub depends_on: Vec<Dependency>,
+    /// Files its submitter uploads after submitting it (`aquifer job
+    /// submit --input NAME=FILE`): the job acquires nothing until all are
+    /// whole, and its agent places them in its input directory. Names
+    /// follow `outputs::input_name`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<String>,
     /// Labels to find the job by (`repo`, `commit`): at most 32, keys of
     /// letters, digits, `_`, `.` and `-` (at most 63), values of at most
     /// 256 bytes.
@@ -38,6 +47,63 @@ pub struct JobFile {
     /// `["=report.xml", "%logs/*.log", "target/release/*", "!tmp/*"]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub output_rules: Vec<String>,
+}
+
+/// One entry of a job file's `depends_on`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(untagged)]
+pub enum Dependency {
+    /// Run once this job has succeeded.
+    Job(JobId),
+    Full(DependencySpec),
+}
+
+/// A dependency with its conditions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DependencySpec {
+    pub job: JobId,
+    /// How it must end for this job to run; otherwise this job fails.
+    #[serde(default)]
+    pub on: RunOn,
+    /// Its outputs are placed in this job's input directory, under
+    /// `name`.
+    #[serde(default)]
+    pub copy_outputs: bool,
+    /// The directory its outputs go in (by default its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Dependency {
+    #[must_use]
+    pub fn job(&self) -> JobId {
+        match self {
+            Dependency::Job(job) => *job,
+            Dependency::Full(d) => d.job,
+        }
+    }
+
+    #[must_use]
+    pub fn on(&self) -> RunOn {
+        match self {
+            Dependency::Job(_) => RunOn::Success,
+            Dependency::Full(d) => d.on,
+        }
+    }
+
+    /// Where its outputs go in the input directory, if they are copied.
+    #[must_use]
+    pub fn copied_to(&self) -> Option<String> {
+        match self {
+            Dependency::Full(d) if d.copy_outputs => {
+                Some(d.name.clone().unwrap_or_else(|| d.job.0.to_string()))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// A value of a job's store as a job file sets it: a string, or

@@ -38,6 +38,8 @@ pub use credential::{Credential, TokenError};
 pub use error::ErrorBody;
 
 #[cfg(feature = "client")]
+pub use client::files::Outgoing;
+#[cfg(feature = "client")]
 pub use client::{CallError, Client, Kind, Method};
 
 use serde::{Deserialize, Serialize};

@@ -2,6 +2,7 @@
 //! files they match (begin, chunks, commit: resumable, checked by size and
 //! SHA-256), and the listing users read (`docs/outputs.md`).
 
+use crate::JobId;
 use serde::{Deserialize, Serialize};
 
 /// The longest rule or output path taken.
@@ -122,6 +123,71 @@ pub struct Received {
 pub struct OutputCommit {
     pub size: u64,
     /// Lower-case hex.
+    pub sha256: String,
+}
+
+/// Where a file is sent, in the same three steps (begin, chunks,
+/// commit): the running job's outputs (by its agent), or the inputs of a
+/// job (by its submitter, after submitting it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sending {
+    Output,
+    Input(JobId),
+}
+
+impl Sending {
+    /// `output` or `input`, for messages.
+    #[must_use]
+    pub fn what(self) -> &'static str {
+        match self {
+            Sending::Output => "output",
+            Sending::Input(_) => "input",
+        }
+    }
+}
+
+/// Whether `name` may name an input or a dependency's directory in the
+/// job's input directory: one path component of letters, digits, `-`,
+/// `_` and `.`, not `.` or `..`, at most 128 bytes.
+pub fn input_name(name: &str) -> Result<(), String> {
+    let fine = (1..=128).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && (name.chars()).all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if fine {
+        Ok(())
+    } else {
+        Err(format!(
+            "bad name {name:?}: use 1 to 128 letters, digits, '-', '_' or '.' (one path component, not . or ..)"
+        ))
+    }
+}
+
+/// `GET /0/jobs/{id}/inputs`: one input the job file names, and how far
+/// its upload is. `input` is its number (its place in the job file's
+/// `inputs`, from 1), which its chunks and commit name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct InputView {
+    pub input: u32,
+    pub name: String,
+    /// The size it was begun at, once begun.
+    pub size: Option<u64>,
+    pub complete: bool,
+    /// Once complete; lower-case hex.
+    pub sha256: Option<String>,
+}
+
+/// `GET /0/agent/inputs`: one file the agent places in the job's input
+/// directory before its first task: an input its submitter uploaded (at
+/// `NAME`), or an output of a dependency with `copy_outputs` (at
+/// `DEPENDENCY/PATH`). `input` numbers it for `GET /0/agent/inputs/{n}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AgentInput {
+    pub input: u32,
+    pub path: String,
+    pub size: u64,
     pub sha256: String,
 }
 

@@ -4,6 +4,7 @@
 //! admin paths and read the queries back.
 
 use crate::jobs::{ListQuery, WatchQuery};
+use crate::outputs::Sending;
 use crate::user::UserId;
 use crate::{FactoryId, JobId, LeaseId, ResourceId, WellId, WorkerId};
 
@@ -138,15 +139,32 @@ pub fn job_resource(name: &str) -> String {
 
 /// `POST`: begin (or resume) sending an output.
 pub const AGENT_OUTPUTS: &str = "/0/agent/outputs";
-/// `POST`: bytes of an output from `offset`.
+/// `POST`: begin (or resume) sending a file: the agent's job's output, or
+/// (`GET`: list) a job's input.
 #[must_use]
-pub fn agent_output_chunk(output: u32, offset: u64) -> String {
-    format!("/0/agent/outputs/{output}/chunk?offset={offset}")
+pub fn files(to: Sending) -> String {
+    match to {
+        Sending::Output => AGENT_OUTPUTS.to_string(),
+        Sending::Input(job) => format!("/0/jobs/{}/inputs", job.0),
+    }
 }
-/// `POST`: the output is whole.
+/// `POST`: bytes of a file being sent, from `offset`.
 #[must_use]
-pub fn agent_output_commit(output: u32) -> String {
-    format!("/0/agent/outputs/{output}/commit")
+pub fn file_chunk(to: Sending, n: u32, offset: u64) -> String {
+    format!("{}/{n}/chunk?offset={offset}", files(to))
+}
+/// `POST`: the file is whole.
+#[must_use]
+pub fn file_commit(to: Sending, n: u32) -> String {
+    format!("{}/{n}/commit", files(to))
+}
+/// `GET`: what the agent places in the job's input directory before its
+/// first task.
+pub const AGENT_INPUTS: &str = "/0/agent/inputs";
+/// `GET`: the bytes of one of them, by its number in that list.
+#[must_use]
+pub fn agent_input(n: u32) -> String {
+    format!("/0/agent/inputs/{n}")
 }
 /// `GET`: a job's complete outputs.
 #[must_use]

@@ -102,8 +102,12 @@ impl Story {
                 )
             }
             Event::DependencySettled { dependency, .. } => {
-                format!("dependency job {} has ended", dependency.0)
+                format!(
+                    "dependency job {} has ended as this job required",
+                    dependency.0
+                )
             }
+            Event::InputsArrived { .. } => "its inputs are uploaded".into(),
             Event::AcquisitionBegan { .. } => "acquiring resources".into(),
             Event::GroupQueued { group, .. } => format!("queued for {}", self.group(*group)),
             Event::LeaseGranted {
@@ -310,7 +314,7 @@ mod tests {
                 &mut story,
                 json!({"event": "dependency_settled", "job": 1, "dependency": 2, "outcome": "succeeded"})
             ),
-            "dependency job 2 has ended"
+            "dependency job 2 has ended as this job required"
         );
         assert_eq!(
             read(&mut story, json!({"event": "comet_sighted", "tail": 1})),

@@ -145,6 +145,9 @@ pub struct Explanation {
     pub waiting_for: String,
     /// Dependencies that have not ended yet.
     pub depends_on: Vec<JobId>,
+    /// Its submitter has not yet uploaded all its inputs.
+    #[serde(default)]
+    pub awaits_inputs: bool,
     /// An operator holds new leases: nothing is granted to anyone.
     pub leases_held: bool,
     /// The acquisition order: one entry per type, in rank order.
@@ -156,7 +159,7 @@ pub struct Explanation {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
-    /// Waiting for jobs it depends on.
+    /// Waiting for jobs it depends on, or for its inputs.
     Blocked,
     Acquiring,
     Running,
@@ -256,6 +259,7 @@ impl From<&aquifer_core::explain::Explanation> for Explanation {
             deadline_ms: e.deadline.ms(),
             waiting_for: e.waiting_for.clone(),
             depends_on: e.depends_on.clone(),
+            awaits_inputs: e.awaits_inputs,
             leases_held: e.leases_held,
             groups: e.groups.iter().map(GroupExplained::from).collect(),
             worker: WorkerExplained {
@@ -340,6 +344,7 @@ mod tests {
             deadline: aquifer_core::Time(600),
             waiting_for: "1 × license: place 1 in its queue, held by job 4".into(),
             depends_on: vec![JobId(2)],
+            awaits_inputs: false,
             leases_held: true,
             groups: vec![core::GroupExplained {
                 rtype: TypeId::new("license"),

@@ -5,6 +5,7 @@
 //! `jobs/JOB/N` once its size and checksum are checked, so a file that is
 //! not whole is never read as one, whatever stops mid-send.
 
+use crate::store::Files;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
@@ -19,6 +20,40 @@ pub enum ObjectError {
     /// A chunk that does not start where the object ends.
     #[error("the server holds {held} bytes of this output; send from there")]
     Offset { held: u64 },
+}
+
+/// An object of a job's: output or input number `n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Key {
+    pub files: Files,
+    pub n: u32,
+}
+
+impl Key {
+    #[must_use]
+    pub fn output(n: u32) -> Key {
+        Key {
+            files: Files::Outputs,
+            n,
+        }
+    }
+
+    #[must_use]
+    pub fn input(n: u32) -> Key {
+        Key {
+            files: Files::Inputs,
+            n,
+        }
+    }
+
+    /// Its name in the job's directory: `N` for an output, `in-N` for an
+    /// input.
+    fn name(self) -> String {
+        match self.files {
+            Files::Outputs => self.n.to_string(),
+            Files::Inputs => format!("in-{}", self.n),
+        }
+    }
 }
 
 /// The directory back end.
@@ -66,17 +101,17 @@ impl Objects {
         self.root.join("jobs").join(job.to_string())
     }
 
-    fn part(&self, job: u32, n: u32) -> PathBuf {
-        self.dir(job).join(format!("{n}.part"))
+    fn part(&self, job: u32, key: Key) -> PathBuf {
+        self.dir(job).join(format!("{}.part", key.name()))
     }
 
-    fn whole(&self, job: u32, n: u32) -> PathBuf {
-        self.dir(job).join(n.to_string())
+    fn whole(&self, job: u32, key: Key) -> PathBuf {
+        self.dir(job).join(key.name())
     }
 
     /// How many bytes of an output being sent are held.
-    pub async fn received(&self, job: u32, n: u32) -> Result<u64, ObjectError> {
-        let part = self.part(job, n);
+    pub async fn received(&self, job: u32, key: Key) -> Result<u64, ObjectError> {
+        let part = self.part(job, key);
         match tokio::fs::metadata(&part).await {
             Ok(m) => Ok(m.len()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
@@ -91,13 +126,13 @@ impl Objects {
     pub async fn append(
         &self,
         job: u32,
-        n: u32,
+        key: Key,
         offset: u64,
         bytes: &[u8],
     ) -> Result<u64, ObjectError> {
         let dir = self.dir(job);
         tokio::fs::create_dir_all(&dir).await.map_err(io(&dir))?;
-        let part = self.part(job, n);
+        let part = self.part(job, key);
         let mut file = (tokio::fs::OpenOptions::new())
             .create(true)
             .append(true)
@@ -123,12 +158,12 @@ impl Objects {
     pub async fn commit(
         &self,
         job: u32,
-        n: u32,
+        key: Key,
         size: u64,
         sha256: &str,
     ) -> Result<bool, ObjectError> {
-        let part = self.part(job, n);
-        let whole = self.whole(job, n);
+        let part = self.part(job, key);
+        let whole = self.whole(job, key);
         if size == 0 && tokio::fs::metadata(&part).await.is_err() {
             // An empty output sends no chunk.
             tokio::fs::create_dir_all(self.dir(job))
@@ -149,19 +184,19 @@ impl Objects {
 
     /// Whether the object is whole already (a commit whose answer was
     /// lost).
-    pub async fn is_whole(&self, job: u32, n: u32) -> bool {
-        tokio::fs::metadata(self.whole(job, n)).await.is_ok()
+    pub async fn is_whole(&self, job: u32, key: Key) -> bool {
+        tokio::fs::metadata(self.whole(job, key)).await.is_ok()
     }
 
     /// Up to `len` bytes of a whole object from `offset`.
     pub async fn read(
         &self,
         job: u32,
-        n: u32,
+        key: Key,
         offset: u64,
         len: u64,
     ) -> Result<Vec<u8>, ObjectError> {
-        let whole = self.whole(job, n);
+        let whole = self.whole(job, key);
         let mut file = tokio::fs::File::open(&whole).await.map_err(io(&whole))?;
         file.seek(std::io::SeekFrom::Start(offset))
             .await
@@ -175,8 +210,8 @@ impl Objects {
     }
 
     /// Drops what is held of an output being sent (it starts over).
-    pub async fn discard(&self, job: u32, n: u32) -> Result<(), ObjectError> {
-        let part = self.part(job, n);
+    pub async fn discard(&self, job: u32, key: Key) -> Result<(), ObjectError> {
+        let part = self.part(job, key);
         match tokio::fs::remove_file(&part).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -189,11 +224,11 @@ impl Objects {
     pub async fn stream(
         &self,
         job: u32,
-        n: u32,
+        key: Key,
         offset: u64,
         len: u64,
     ) -> Result<Chunks, ObjectError> {
-        let whole = self.whole(job, n);
+        let whole = self.whole(job, key);
         let mut file = tokio::fs::File::open(&whole).await.map_err(io(&whole))?;
         file.seek(std::io::SeekFrom::Start(offset))
             .await
@@ -283,40 +318,70 @@ mod tests {
     async fn an_object_is_whole_only_once_its_size_and_checksum_agree() {
         let dir = tempfile::tempdir().expect("a dir");
         let o = Objects::open(dir.path()).expect("a store");
-        assert_eq!(o.append(1, 1, 0, b"hello ").await.expect("a chunk"), 6);
+        assert_eq!(
+            o.append(1, Key::output(1), 0, b"hello ")
+                .await
+                .expect("a chunk"),
+            6
+        );
         // A resend of the chunk just written is taken as written.
-        assert_eq!(o.append(1, 1, 0, b"hello ").await.expect("again"), 6);
+        assert_eq!(
+            o.append(1, Key::output(1), 0, b"hello ")
+                .await
+                .expect("again"),
+            6
+        );
         // A gap is refused, with what is held.
-        let gap = o.append(1, 1, 9, b"x").await.expect_err("a gap");
+        let gap = o
+            .append(1, Key::output(1), 9, b"x")
+            .await
+            .expect_err("a gap");
         assert!(matches!(gap, ObjectError::Offset { held: 6 }), "{gap}");
-        assert_eq!(o.append(1, 1, 6, b"world").await.expect("the rest"), 11);
-        assert_eq!(o.received(1, 1).await.expect("held"), 11);
-        assert!(!o.is_whole(1, 1).await);
+        assert_eq!(
+            o.append(1, Key::output(1), 6, b"world")
+                .await
+                .expect("the rest"),
+            11
+        );
+        assert_eq!(o.received(1, Key::output(1)).await.expect("held"), 11);
+        assert!(!o.is_whole(1, Key::output(1)).await);
         assert!(
-            o.read(1, 1, 0, 5).await.is_err(),
+            o.read(1, Key::output(1), 0, 5).await.is_err(),
             "not readable before its commit"
         );
         // The wrong checksum drops it; the sender starts again.
         assert!(
-            !o.commit(1, 1, 11, &sha(b"hello there"))
+            !o.commit(1, Key::output(1), 11, &sha(b"hello there"))
                 .await
                 .expect("checked")
         );
-        assert_eq!(o.received(1, 1).await.expect("held"), 0);
-        o.append(1, 1, 0, b"hello world").await.expect("again");
+        assert_eq!(o.received(1, Key::output(1)).await.expect("held"), 0);
+        o.append(1, Key::output(1), 0, b"hello world")
+            .await
+            .expect("again");
         assert!(
-            o.commit(1, 1, 11, &sha(b"hello world"))
+            o.commit(1, Key::output(1), 11, &sha(b"hello world"))
                 .await
                 .expect("whole")
         );
-        assert!(o.is_whole(1, 1).await);
-        assert_eq!(o.read(1, 1, 6, 100).await.expect("a range"), b"world");
-        assert_eq!(o.read(1, 1, 0, 5).await.expect("a range"), b"hello");
+        assert!(o.is_whole(1, Key::output(1)).await);
+        assert_eq!(
+            o.read(1, Key::output(1), 6, 100).await.expect("a range"),
+            b"world"
+        );
+        assert_eq!(
+            o.read(1, Key::output(1), 0, 5).await.expect("a range"),
+            b"hello"
+        );
         // An empty output needs no chunk.
-        assert!(o.commit(1, 2, 0, &sha(b"")).await.expect("empty"));
-        assert_eq!(o.read(1, 2, 0, 10).await.expect("empty"), b"");
+        assert!(
+            o.commit(1, Key::output(2), 0, &sha(b""))
+                .await
+                .expect("empty")
+        );
+        assert_eq!(o.read(1, Key::output(2), 0, 10).await.expect("empty"), b"");
         o.delete_job(1).await.expect("deleted");
-        assert!(!o.is_whole(1, 1).await);
+        assert!(!o.is_whole(1, Key::output(1)).await);
         o.delete_job(1).await.expect("twice is fine");
     }
 

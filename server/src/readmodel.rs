@@ -115,18 +115,21 @@ pub enum Write {
     },
     /// The job has ended: the secret values of its store are deleted.
     ForgetStoreSecrets { job: JobId },
-    /// An output's send began (or began again, at another size).
+    /// An output's or input's send began (or began again, at another
+    /// size).
     OutputBegun {
+        files: crate::store::Files,
         job: JobId,
         n: u32,
         path: String,
         size: u64,
         at_ms: u64,
     },
-    /// A job's outputs are deleted (retention): their rows go.
+    /// A job's outputs and inputs are deleted (retention): their rows go.
     OutputsDeleted { job: JobId },
-    /// An output is whole in the object store.
+    /// An output or input is whole in the object store.
     OutputCommitted {
+        files: crate::store::Files,
         job: JobId,
         n: u32,
         size: u64,

@@ -144,18 +144,21 @@ macro_rules! write_outputs {
         for w in &$outputs {
             match w {
                 Write::OutputBegun {
+                    files,
                     job,
                     n,
                     path,
                     size,
                     at_ms,
                 } => {
-                    sqlx::query(
-                        "INSERT INTO outputs (job, n, path, size, sha256, complete, created_ms) \
+                    sqlx::query(on_table!(
+                        files,
+                        "INSERT INTO ",
+                        " (job, n, path, size, sha256, complete, created_ms) \
                          VALUES ($1, $2, $3, $4, NULL, 0, $5) \
                          ON CONFLICT (job, n) DO UPDATE SET size = excluded.size, \
-                             sha256 = NULL, complete = 0",
-                    )
+                             sha256 = NULL, complete = 0"
+                    ))
                     .bind(i64::from(job.0))
                     .bind(i64::from(*n))
                     .bind(path.as_str())
@@ -165,15 +168,17 @@ macro_rules! write_outputs {
                     .await?;
                 }
                 Write::OutputCommitted {
+                    files,
                     job,
                     n,
                     size,
                     sha256,
                 } => {
-                    sqlx::query(
-                        "UPDATE outputs SET size = $3, sha256 = $4, complete = 1 \
-                         WHERE job = $1 AND n = $2",
-                    )
+                    sqlx::query(on_table!(
+                        files,
+                        "UPDATE ",
+                        " SET size = $3, sha256 = $4, complete = 1 WHERE job = $1 AND n = $2"
+                    ))
                     .bind(i64::from(job.0))
                     .bind(i64::from(*n))
                     .bind(i64::try_from(*size).unwrap_or(i64::MAX))
@@ -182,10 +187,12 @@ macro_rules! write_outputs {
                     .await?;
                 }
                 Write::OutputsDeleted { job } => {
-                    sqlx::query("DELETE FROM outputs WHERE job = $1")
-                        .bind(i64::from(job.0))
-                        .execute(&mut *$tx)
-                        .await?;
+                    for files in [Files::Outputs, Files::Inputs] {
+                        sqlx::query(on_table!(files, "DELETE FROM ", " WHERE job = $1"))
+                            .bind(i64::from(job.0))
+                            .execute(&mut *$tx)
+                            .await?;
+                    }
                 }
                 _ => {}
             }
@@ -245,7 +252,26 @@ struct Grouped<'a> {
     outputs: Vec<&'a Write>,
 }
 
-/// One output of a job, as the store has it.
+/// Which of a job's files: the outputs its agent sends, or the inputs
+/// its submitter sends. Both are kept alike, in a table each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Files {
+    Outputs,
+    Inputs,
+}
+
+/// A statement on the table of `$files`, written once: its text before
+/// and after the table's name.
+macro_rules! on_table {
+    ($files:expr, $before:literal, $after:literal) => {
+        match $files {
+            Files::Outputs => concat!($before, "outputs", $after),
+            Files::Inputs => concat!($before, "job_inputs", $after),
+        }
+    };
+}
+
+/// One output (or input) of a job, as the store has it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputRow {
     pub n: u32,
@@ -1009,10 +1035,18 @@ impl Store {
 
     /// A job's outputs, by number: whole ones and ones being sent.
     pub async fn outputs(&self, job: JobId) -> Result<Vec<OutputRow>, StoreError> {
+        self.files(Files::Outputs, job).await
+    }
+
+    /// A job's outputs or inputs, by number.
+    pub async fn files(&self, files: Files, job: JobId) -> Result<Vec<OutputRow>, StoreError> {
+        let sql = on_table!(
+            files,
+            "SELECT n, path, size, sha256, complete FROM ",
+            " WHERE job = $1 ORDER BY n"
+        );
         let rows: Vec<(i64, String, i64, Option<String>, i32)> = on_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT n, path, size, sha256, complete FROM outputs WHERE job = $1 ORDER BY n",
-            )
+            sqlx::query_as(sql)
             .bind(i64::from(job.0))
             .fetch_all(pool)
             .await?

@@ -190,6 +190,8 @@ mod tests {
             deadline: Time(1_000_000),
             groups: vec![(TypeId::new("a"), 1), (TypeId::new("b"), 1)],
             depends_on: std::collections::BTreeSet::new(),
+            run_on: std::collections::BTreeMap::new(),
+            awaits_inputs: false,
         }
     }
 

@@ -115,6 +115,15 @@ fn expected(route: Route) -> [u16; 13] {
         Route::AgentOutputChunk(_) | Route::AgentOutputCommit(_) => only(Who::Worker, 404),
         Route::ListOutputs(_) => JOB,
         Route::GetOutput(_) => JOB_404,
+        // Inputs: only the job's submitter (or an admin) uploads them,
+        // though users who may see every job list them.
+        Route::ListInputs(_) => JOB,
+        Route::InputBegin(_) => [
+            401, 401, 401, 400, 404, 400, 404, 404, 404, 401, 404, 404, 401,
+        ],
+        Route::InputChunk(_) | Route::InputCommit(_) => JOB_404,
+        Route::AgentInputs => only(Who::Worker, 200),
+        Route::AgentInput(_) => only(Who::Worker, 404),
         Route::JobStore => only(Who::OtherJob, 200),
         // Bob's job has no key `db` in its store; `{}` is no value.
         Route::JobStoreGet => only(Who::OtherJob, 404),
@@ -136,7 +145,8 @@ impl World {
             .replace("{worker}", &self.worker.to_string())
             .replace("{name}", "db")
             .replace("{key}", "db")
-            .replace("{output}", "7");
+            .replace("{output}", "7")
+            .replace("{input}", "7");
         let resource = match route {
             Route::WellReady(_) | Route::WellFailed(_) => self.creating,
             _ => self.ready,
@@ -147,11 +157,13 @@ impl World {
                 path.push_str("?wait_ms=0");
                 None
             }
-            Route::AgentOutputChunk(_) => {
+            Route::AgentOutputChunk(_) | Route::InputChunk(_) => {
                 path.push_str("?offset=0");
                 Some(json!("bytes"))
             }
-            Route::AgentOutputCommit(_) => Some(json!({"size": 5, "sha256": "00"})),
+            Route::AgentOutputCommit(_) | Route::InputCommit(_) => {
+                Some(json!({"size": 5, "sha256": "00"}))
+            }
             Route::WellLease => Some(json!({"free": {"pg": 1}, "wait_ms": 0})),
             Route::FactoryLease => Some(json!({"free": {"t": 1}, "wait_ms": 0})),
             Route::AgentOutput => Some(json!({"task": "test", "stream": "stdout", "text": "x"})),

@@ -82,6 +82,8 @@ fn job() -> Input {
         timeout_ms: 3_600_000,
         depends_on: BTreeSet::new(),
         retired_outcomes: BTreeMap::new(),
+        run_on: BTreeMap::new(),
+        awaits_inputs: false,
         privileges: BTreeSet::new(),
         owner: 0,
     })

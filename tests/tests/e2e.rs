@@ -872,3 +872,96 @@ echo scratch > tmp/scratch.log
     }
     end(s, &workers).await;
 }
+
+/// Files passed on: a job waits for the input its submitter uploads (with
+/// the CLI), reads it from its input directory and keeps an output; a
+/// dependent job finds that output copied into its own input directory.
+/// And dependencies run on the ending they ask for: on failure, on either,
+/// and (by default) on success, which fails when its dependency fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_and_copied_outputs_reach_the_tasks_and_dependencies_run_on_the_ending_asked_for() {
+    let mut s = Stack::start().await.expect("a server");
+    let workers = slot_world(&mut s, "probe", &["p1"], 2).await;
+    let mut build = job(
+        "shout",
+        json!([]),
+        r#"set -eu
+mkdir -p out
+tr a-z A-Z < "$AQUIFER_INPUT_DIR/greeting.txt" > out/shout.txt
+"#,
+        60,
+    );
+    build["inputs"] = json!(["greeting.txt"]);
+    build["output_rules"] = json!(["=out/shout.txt"]);
+    let built = s.submit(build).await.expect("submitted");
+    let mut consume = job(
+        "consume",
+        json!([]),
+        r#"test "$(cat "$AQUIFER_INPUT_DIR/shouted/out/shout.txt")" = "HELLO, AQUIFER""#,
+        60,
+    );
+    consume["depends_on"] = json!([{"job": built, "copy_outputs": true, "name": "shouted"}]);
+    let consumer = s.submit(consume).await.expect("submitted");
+    let explained = s
+        .ok(Method::GET, &format!("/0/jobs/{built}/explain"), None)
+        .await
+        .expect("explained");
+    assert_eq!(
+        explained["explanation"]["waiting_for"], "its inputs to be uploaded",
+        "{explained}"
+    );
+    let greeting = s.dir.path().join("greeting.txt");
+    std::fs::write(&greeting, "hello, aquifer").expect("written");
+    let uploaded = tokio::process::Command::new(aquifer_e2e::bin("aquifer"))
+        .args(["job", "upload", &built.to_string()])
+        .arg(format!("greeting.txt={}", greeting.display()))
+        .env("AQUIFER_URL", &s.url)
+        .env("AQUIFER_TOKEN", aquifer_e2e::BOOT)
+        .output()
+        .await
+        .expect("aquifer runs");
+    assert!(
+        uploaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&uploaded.stderr)
+    );
+    assert_eq!(
+        outcome(&s, built).await.expect("retired"),
+        json!("succeeded")
+    );
+    assert_eq!(
+        outcome(&s, consumer).await.expect("retired"),
+        json!("succeeded")
+    );
+
+    let fails = s
+        .submit(job("fails", json!([]), "exit 3", 60))
+        .await
+        .expect("submitted");
+    let after = |name: &str, on: Value| {
+        let mut j = job(name, json!([]), "true", 60);
+        j["depends_on"] = json!([on]);
+        j
+    };
+    let on_failure = s
+        .submit(after("on-failure", json!({"job": fails, "on": "failure"})))
+        .await
+        .expect("submitted");
+    let on_either = s
+        .submit(after("on-either", json!({"job": fails, "on": "either"})))
+        .await
+        .expect("submitted");
+    let on_success = s
+        .submit(after("on-success", json!(fails)))
+        .await
+        .expect("submitted");
+    for (id, ended) in [
+        (fails, json!({"failed": "tasks"})),
+        (on_failure, json!("succeeded")),
+        (on_either, json!("succeeded")),
+        (on_success, json!({"failed": "dependency"})),
+    ] {
+        assert_eq!(outcome(&s, id).await.expect("retired"), ended, "job {id}");
+    }
+    end(s, &workers).await;
+}

@@ -5,6 +5,7 @@
 //! DIR/agent.pid      the local factory's record of the agent (pid, start, boot)
 //! DIR/agent/         the agent's own files: task scripts, `pgids`
 //! DIR/work/          the tasks' working directory
+//! DIR/input/         the job's inputs and copied outputs (`AQUIFER_INPUT_DIR`)
 //! ```
 //!
 //! Tasks run in `work/`, not in `DIR` itself, so a task that cleans its
@@ -30,6 +31,12 @@ impl Layout {
     #[must_use]
     pub fn work(&self) -> PathBuf {
         self.dir.join("work")
+    }
+
+    /// Where the job's inputs are placed before its first task.
+    #[must_use]
+    pub fn input(&self) -> PathBuf {
+        self.dir.join("input")
     }
 
     /// The agent's own files.

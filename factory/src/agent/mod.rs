@@ -97,7 +97,7 @@ pub fn worker_token() -> Result<String> {
 /// Returns once the server knows the job has ended.
 pub async fn run_agent(url: &str, key: &str, dir: &Path) -> Result<()> {
     let layout = Layout::new(dir);
-    for d in [layout.agent(), layout.work()] {
+    for d in [layout.agent(), layout.work(), layout.input()] {
         tokio::fs::create_dir_all(&d)
             .await
             .with_context(|| format!("creating {}", d.display()))?;
@@ -155,7 +155,13 @@ impl Job {
         let mut leftover_readers = Vec::new();
         let mut verdict: Result<(), String> = Ok(());
         let mut stopped = None;
-        let tasks = std::mem::take(&mut self.started.tasks);
+        let mut tasks = std::mem::take(&mut self.started.tasks);
+        // The inputs are in place before the first task, or the job fails
+        // with the reason and runs none.
+        if let Err(why) = self.fetch_inputs().await {
+            verdict = Err(why);
+            tasks.clear();
+        }
         for (i, t) in tasks.iter().enumerate() {
             let run = task::TaskRun {
                 layout: &self.layout,
@@ -236,6 +242,28 @@ impl Job {
         }
     }
 
+    /// Places the job's inputs and its copied dependencies' outputs under
+    /// the input directory, each checked against its SHA-256.
+    async fn fetch_inputs(&self) -> Result<(), String> {
+        let listed = (self.api.agent_inputs().await)
+            .map_err(|e| format!("could not list the job's inputs: {e}"))?;
+        if !listed.is_empty() {
+            tracing::info!(files = listed.len(), "placing inputs");
+        }
+        let root = self.layout.input();
+        for i in listed {
+            // The server checks names; a path that would leave the input
+            // directory is refused here too.
+            aquifer_protocol::outputs::relative_path(&i.path)
+                .map_err(|why| format!("input {:?}: {why}", i.path))?;
+            let dest = root.join(&i.path);
+            let path = aquifer_protocol::path::agent_input(i.input);
+            (self.api.receive_file(&path, &dest, Some(&i.sha256)).await)
+                .map_err(|why| format!("could not place input {}: {why}", i.path))?;
+        }
+        Ok(())
+    }
+
     /// What every task gets on top of the agent's environment: the job's
     /// URL, token and id, and `bmat` first on `PATH`. A task's own `PATH`
     /// gets the same prefix (see `task`).
@@ -244,6 +272,10 @@ impl Job {
             ("AQUIFER_URL".to_string(), self.api.base().to_string()),
             ("AQUIFER_JOB_TOKEN".to_string(), self.started.token.clone()),
             ("AQUIFER_JOB_ID".to_string(), self.started.job.0.to_string()),
+            (
+                "AQUIFER_INPUT_DIR".to_string(),
+                self.layout.input().display().to_string(),
+            ),
         ]);
         let path = match (bmat_dir(), std::env::var("PATH")) {
             (Some(bmat), Ok(path)) => format!("{}:{path}", bmat.display()),

@@ -3,20 +3,13 @@
 //! where the server's answer says, and committed with its size and
 //! SHA-256 (`docs/outputs.md`). Only then is the job reported finished.
 
-use aquifer_protocol::outputs::{OutputBegin, OutputCommit, OutputRule};
-use aquifer_protocol::{CallError, Client};
-use sha2::{Digest, Sha256};
+use aquifer_protocol::outputs::{OutputRule, Sending};
+use aquifer_protocol::{Client, Outgoing};
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-/// The size of a chunk sent (the server reads bodies of up to 1 MiB).
-pub const CHUNK_BYTES: usize = 512 * 1024;
 /// Entries of the work directory looked at, at most: a runaway directory
 /// tree fails the job instead of the agent.
 const WALK_MAX: usize = 200_000;
-/// How often one file is sent again after the server found it changed
-/// (its checksum) or lost track of it.
-const RESENDS_MAX: u32 = 3;
 
 /// A file to keep.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,124 +177,14 @@ impl Walker {
 /// Sends every file found; the first failure, in words.
 pub async fn send_all(api: &Client, found: &[Found]) -> Result<(), String> {
     for f in found {
-        send(api, f).await?;
+        let out = Outgoing {
+            name: &f.path,
+            file: &f.file,
+            growing: f.growing,
+        };
+        api.send_file(Sending::Output, out).await?;
     }
     Ok(())
-}
-
-async fn send(api: &Client, f: &Found) -> Result<(), String> {
-    let failed = |what: &str, e: &dyn std::fmt::Display| {
-        format!("could not keep output {}: {what}: {e}", f.path)
-    };
-    for _ in 0..RESENDS_MAX {
-        let size = (tokio::fs::metadata(&f.file).await)
-            .map_err(|e| failed("reading it", &e))?
-            .len();
-        let begin = OutputBegin {
-            path: f.path.clone(),
-            size,
-        };
-        let upload =
-            (api.agent_output_begin(&begin).await).map_err(|e| failed("the server", &e))?;
-        match send_bytes(api, f, upload.output, upload.received, size).await? {
-            Sent::Whole(commit) => match api.agent_output_commit(upload.output, &commit).await {
-                Ok(()) => return Ok(()),
-                // The bytes held did not match: sent again from the start.
-                Err(CallError::Refused {
-                    status: 400, code, ..
-                }) if code == "checksum" => {
-                    tracing::warn!(path = %f.path, "the server's copy did not match; sending again");
-                }
-                Err(e) => return Err(failed("the server", &e)),
-            },
-            Sent::Again => {}
-        }
-    }
-    Err(format!(
-        "could not keep output {}: it kept changing while it was sent",
-        f.path
-    ))
-}
-
-enum Sent {
-    Whole(OutputCommit),
-    /// The server lost its place, or the file changed: begin again.
-    Again,
-}
-
-/// Sends the file from `received` (hashing it all from the start), up to
-/// `size` bytes.
-async fn send_bytes(
-    api: &Client,
-    f: &Found,
-    output: u32,
-    received: u64,
-    size: u64,
-) -> Result<Sent, String> {
-    let failed = |e: &dyn std::fmt::Display| format!("could not keep output {}: {e}", f.path);
-    let mut file = tokio::fs::File::open(&f.file)
-        .await
-        .map_err(|e| failed(&e))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK_BYTES];
-    let mut offset = 0u64;
-    // What the server holds already is hashed, not sent.
-    let mut skip = received.min(size);
-    while skip > 0 {
-        let want = usize::try_from(skip).unwrap_or(usize::MAX).min(buf.len());
-        let n = file.read(&mut buf[..want]).await.map_err(|e| failed(&e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        offset += n as u64;
-        skip -= n as u64;
-    }
-    file.seek(std::io::SeekFrom::Start(offset))
-        .await
-        .map_err(|e| failed(&e))?;
-    while offset < size {
-        let want = usize::try_from(size - offset)
-            .unwrap_or(usize::MAX)
-            .min(buf.len());
-        let n = read_full(&mut file, &mut buf[..want])
-            .await
-            .map_err(|e| failed(&e))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        match api.agent_output_chunk(output, offset, &buf[..n]).await {
-            Ok(_) => offset += n as u64,
-            Err(CallError::Refused { status: 409, .. }) => return Ok(Sent::Again),
-            Err(e) => return Err(failed(&e)),
-        }
-    }
-    if offset < size && !f.growing {
-        tracing::warn!(path = %f.path, "the file shrank while it was sent; sending again");
-        return Ok(Sent::Again);
-    }
-    Ok(Sent::Whole(OutputCommit {
-        size: offset,
-        sha256: hex(&hasher.finalize()),
-    }))
-}
-
-/// Reads until `buf` is full or the file ends.
-async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let n = file.read(&mut buf[filled..]).await?;
-        if n == 0 {
-            break;
-        }
-        filled += n;
-    }
-    Ok(filled)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -72,6 +72,7 @@ fn status_of(rejection: &Rejection) -> StatusCode {
         | Rejection::WrongState { .. }
         | Rejection::JobEnded { .. }
         | Rejection::DependencyRetired { .. }
+        | Rejection::NotAwaitingInputs { .. }
         | Rejection::JobNotRunning { .. }
         | Rejection::JobNotReady { .. }
         | Rejection::AlreadyExists { .. } => StatusCode::CONFLICT,

@@ -50,6 +50,11 @@ pub struct Http {
     /// Output files one job may keep, in all, and how many.
     pub output_files_bytes_per_job_max: u64,
     pub output_files_per_job_max: u32,
+    /// The largest input file a submitter may upload, the bytes of inputs
+    /// one job may have in all, and how many a job file may name.
+    pub input_file_bytes_max: u64,
+    pub input_files_bytes_per_job_max: u64,
+    pub input_files_per_job_max: u32,
 }
 
 impl Default for Http {
@@ -66,6 +71,9 @@ impl Default for Http {
             output_file_bytes_max: 1 << 30,
             output_files_bytes_per_job_max: 8 << 30,
             output_files_per_job_max: 1_000,
+            input_file_bytes_max: 1 << 30,
+            input_files_bytes_per_job_max: 4 << 30,
+            input_files_per_job_max: 100,
         }
     }
 }

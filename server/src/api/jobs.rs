@@ -7,9 +7,10 @@ use crate::driver::DriverError;
 use crate::readmodel::{JobRecord, Payload};
 use aquifer_core::{Answer, Event, Input, JobId, JobSpec, Outcome, Rejection, Request, TypeId};
 use aquifer_protocol::jobs::{
-    Entry, JobState, JobView, ListQuery, ListedJob, Names, PAGE_MAX, StreamEvent, Submitted,
-    WatchQuery, Watched,
+    Dependency, Entry, JobState, JobView, ListQuery, ListedJob, Names, PAGE_MAX, RunOn,
+    StreamEvent, Submitted, WatchQuery, Watched,
 };
+use aquifer_protocol::outputs::input_name;
 use aquifer_protocol::user::{ChainLink, Explained, Explanation, Queue, UserId};
 use std::collections::{BTreeMap, BTreeSet};
 use warp::http::StatusCode;
@@ -171,6 +172,8 @@ pub async fn submit(
             format!("depends_on names at most {depends_max} jobs"),
         ));
     }
+    let dependencies: Vec<JobId> = file.depends_on.iter().map(Dependency::job).collect();
+    check_files(api, &file)?;
     let timeout_ms = file
         .timeout_s
         .checked_mul(1000)
@@ -185,8 +188,13 @@ pub async fn submit(
             target: file.target.clone(),
             requests: requests.clone(),
             timeout_ms,
-            depends_on: file.depends_on.iter().copied().collect(),
-            retired_outcomes: dependency_outcomes(api, &caller, &file.depends_on).await?,
+            depends_on: dependencies.iter().copied().collect(),
+            run_on: (file.depends_on.iter())
+                .filter(|d| d.on() != RunOn::Success)
+                .map(|d| (d.job(), d.on()))
+                .collect(),
+            awaits_inputs: !file.inputs.is_empty(),
+            retired_outcomes: dependency_outcomes(api, &caller, &dependencies).await?,
             privileges: caller.privileges.clone(),
             owner,
         };
@@ -221,6 +229,51 @@ pub async fn submit(
         ));
     };
     Ok((StatusCode::CREATED, Submitted { id: job }))
+}
+
+/// The job file's inputs and copied dependencies: names that make one
+/// path component each and do not clash, a dependency named once, and a
+/// server that keeps files at all.
+fn check_files(api: &Api, file: &JobFile) -> Result<(), ApiError> {
+    let inputs_max = api.http.input_files_per_job_max as usize;
+    if file.inputs.len() > inputs_max {
+        return Err(ApiError::bad_request(
+            "limit_exceeded",
+            format!("inputs names at most {inputs_max} files"),
+        ));
+    }
+    let mut jobs = BTreeSet::new();
+    for dep in &file.depends_on {
+        if !jobs.insert(dep.job()) {
+            return Err(ApiError::bad_request(
+                "bad_dependency",
+                format!("depends_on names job {} twice", dep.job().0),
+            ));
+        }
+    }
+    let copied: Vec<String> = file
+        .depends_on
+        .iter()
+        .filter_map(Dependency::copied_to)
+        .collect();
+    let mut names = BTreeSet::new();
+    for name in file.inputs.iter().chain(&copied) {
+        input_name(name).map_err(|why| ApiError::bad_request("bad_input", why))?;
+        if !names.insert(name.as_str()) {
+            return Err(ApiError::bad_request(
+                "bad_input",
+                format!("{name:?} names two inputs (or an input and a copied dependency)"),
+            ));
+        }
+    }
+    if !names.is_empty() && api.objects.is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "no_object_store",
+            "this server keeps no files (inputs, copied outputs): its operator sets objects_dir",
+        ));
+    }
+    Ok(())
 }
 
 /// The outcomes of the dependencies that have ended, from the read model:

@@ -9,6 +9,7 @@ pub mod agent;
 mod error;
 pub mod factory;
 pub mod http;
+pub mod inputs;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
@@ -571,9 +572,16 @@ where
         }
         Route::AgentOutputBegin => reply(outputs::begin(api, &caller, &body).await),
         Route::AgentOutputChunk(n) => {
-            reply(outputs::chunk(api, &caller, n, parse_query(q)?, &body).await)
+            let job = outputs::agents_job(api, &caller).await?;
+            let key = crate::objects::Key::output(n);
+            reply(outputs::chunk(api, job, key, parse_query(q)?, &body).await)
         }
-        Route::AgentOutputCommit(n) => reply(outputs::commit(api, &caller, n, &body).await),
+        Route::AgentOutputCommit(n) => {
+            let job = outputs::agents_job(api, &caller).await?;
+            let key = crate::objects::Key::output(n);
+            let committed = outputs::commit(api, job, key, &body).await;
+            reply(committed.map(|_| (StatusCode::OK, aquifer_protocol::Empty {})))
+        }
         Route::ListOutputs(job) => reply(outputs::list(api, &caller, job).await),
         Route::GetOutput(job) => {
             let n = (incoming.path.rsplit('/').next())
@@ -581,6 +589,21 @@ where
                 .ok_or_else(|| ApiError::not_found("such output"))?;
             let range = incoming.headers.get("range").and_then(|v| v.to_str().ok());
             outputs::download(api, &caller, job, n, range).await?
+        }
+        Route::ListInputs(job) => reply(inputs::list(api, &caller, job).await),
+        Route::InputBegin(job) => reply(inputs::begin(api, &caller, job, &body).await),
+        Route::InputChunk(job) => {
+            let n = input_number(&incoming.path)?;
+            reply(inputs::chunk(api, &caller, job, n, parse_query(q)?, &body).await)
+        }
+        Route::InputCommit(job) => {
+            let n = input_number(&incoming.path)?;
+            reply(inputs::commit(api, &caller, job, n, &body).await)
+        }
+        Route::AgentInputs => reply(inputs::agent_list(api, &caller).await),
+        Route::AgentInput(n) => {
+            let range = incoming.headers.get("range").and_then(|v| v.to_str().ok());
+            inputs::agent_get(api, &caller, n, range).await?
         }
         Route::JobStore => reply(agent::job_store(api, &caller).await),
         Route::JobStoreGet => {
@@ -592,6 +615,14 @@ where
             reply(agent::job_store_put(api, &caller, key, &body).await)
         }
     })
+}
+
+/// The input's number in `/0/jobs/{job}/inputs/{input}/chunk` (or
+/// `commit`): the second-last segment.
+fn input_number(path: &str) -> Result<u32, ApiError> {
+    (path.trim_end_matches('/').rsplit('/').nth(1))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| ApiError::not_found("such input"))
 }
 
 pub use aquifer_protocol::WAIT_MS_MAX;

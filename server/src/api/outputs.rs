@@ -6,11 +6,10 @@
 use super::agent::{not_running, worker_of};
 use super::error::ApiError;
 use super::{Api, Caller};
-use crate::objects::{ObjectError, Objects};
+use crate::objects::{Key, ObjectError, Objects};
 use crate::readmodel::Write;
-use crate::store::OutputRow;
+use crate::store::{Files, OutputRow};
 use aquifer_core::JobId;
-use aquifer_protocol::Empty;
 use aquifer_protocol::outputs::{
     ChunkQuery, OutputBegin, OutputCommit, OutputUpload, OutputView, Received, relative_path,
 };
@@ -18,7 +17,7 @@ use warp::Reply as _;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-fn objects(api: &Api) -> Result<&Objects, ApiError> {
+pub(super) fn objects(api: &Api) -> Result<&Objects, ApiError> {
     api.objects.as_ref().ok_or_else(|| {
         // Not 503: asking again does not help until the operator acts.
         ApiError::new(
@@ -29,7 +28,7 @@ fn objects(api: &Api) -> Result<&Objects, ApiError> {
     })
 }
 
-fn object_error(e: ObjectError) -> ApiError {
+pub(super) fn object_error(e: ObjectError) -> ApiError {
     match e {
         ObjectError::Offset { .. } => ApiError::new(StatusCode::CONFLICT, "offset", e.to_string()),
         ObjectError::Io { .. } => {
@@ -44,7 +43,7 @@ fn object_error(e: ObjectError) -> ApiError {
 }
 
 /// The running job of the calling agent.
-async fn agents_job(api: &Api, caller: &Caller) -> Result<JobId, ApiError> {
+pub(super) async fn agents_job(api: &Api, caller: &Caller) -> Result<JobId, ApiError> {
     let worker = worker_of(caller)?;
     let (job, _) = (api.handle)
         .read(move |s| s.running_job_of(worker))
@@ -53,9 +52,25 @@ async fn agents_job(api: &Api, caller: &Caller) -> Result<JobId, ApiError> {
     Ok(job)
 }
 
-async fn row(api: &Api, job: JobId, n: u32) -> Result<OutputRow, ApiError> {
-    let rows = api.store.outputs(job).await?;
-    (rows.into_iter().find(|r| r.n == n)).ok_or_else(|| ApiError::not_found(format!("output {n}")))
+async fn row(api: &Api, job: JobId, key: Key) -> Result<OutputRow, ApiError> {
+    let rows = api.store.files(key.files, job).await?;
+    (rows.into_iter().find(|r| r.n == key.n))
+        .ok_or_else(|| ApiError::not_found(format!("{} {}", what(key.files), key.n)))
+}
+
+fn what(files: Files) -> &'static str {
+    match files {
+        Files::Outputs => "output",
+        Files::Inputs => "input",
+    }
+}
+
+pub(super) fn sent_already(path: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "output_complete",
+        format!("{path} is sent already"),
+    )
 }
 
 /// Begins sending an output, or says how much of it is held (to resume).
@@ -65,7 +80,7 @@ pub async fn begin(
     body: &[u8],
 ) -> Result<(StatusCode, OutputUpload), ApiError> {
     let job = agents_job(api, caller).await?;
-    let objects = objects(api)?;
+    objects(api)?;
     let b: OutputBegin = super::parse_json(body)?;
     relative_path(&b.path).map_err(|why| ApiError::bad_request("bad_path", why))?;
     let file_max = api.http.output_file_bytes_max;
@@ -78,87 +93,92 @@ pub async fn begin(
     // One begin at a time, so that two never take the same number.
     let _one = api.output_begins.lock().await;
     let rows = api.store.outputs(job).await?;
-    let at_ms = super::now().ms();
-    if let Some(r) = rows.iter().find(|r| r.path == b.path) {
-        if r.complete {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "output_complete",
-                format!("{} is sent already", b.path),
+    let prior = rows.iter().find(|r| r.path == b.path);
+    let n = prior.map_or_else(|| rows.iter().map(|r| r.n).max().unwrap_or(0) + 1, |r| r.n);
+    let fits = || {
+        let others = rows.iter().filter(|r| r.path != b.path);
+        let count = others.clone().count();
+        let per_job = api.http.output_files_per_job_max as usize;
+        if count >= per_job {
+            return Err(ApiError::bad_request(
+                "limit_exceeded",
+                format!("a job keeps at most {per_job} outputs"),
             ));
         }
-        if r.size == b.size {
-            let received = objects.received(job.0, r.n).await.map_err(object_error)?;
-            return Ok((
-                StatusCode::OK,
-                OutputUpload {
-                    output: r.n,
-                    received,
-                },
+        let bytes: u64 = others.map(|r| r.size).sum::<u64>().saturating_add(b.size);
+        let bytes_max = api.http.output_files_bytes_per_job_max;
+        if bytes > bytes_max {
+            return Err(ApiError::bad_request(
+                "limit_exceeded",
+                format!("a job keeps at most {bytes_max} bytes of outputs"),
             ));
         }
-    }
-    let others = rows.iter().filter(|r| r.path != b.path);
-    let count = others.clone().count();
-    let per_job = api.http.output_files_per_job_max as usize;
-    if count >= per_job {
-        return Err(ApiError::bad_request(
-            "limit_exceeded",
-            format!("a job keeps at most {per_job} outputs"),
-        ));
-    }
-    let bytes: u64 = others.map(|r| r.size).sum::<u64>().saturating_add(b.size);
-    let bytes_max = api.http.output_files_bytes_per_job_max;
-    if bytes > bytes_max {
-        return Err(ApiError::bad_request(
-            "limit_exceeded",
-            format!("a job keeps at most {bytes_max} bytes of outputs"),
-        ));
-    }
-    // A path begun again at another size (a file that changed) starts
-    // over under its number.
-    let n = match rows.iter().find(|r| r.path == b.path) {
-        Some(r) => {
-            objects.discard(job.0, r.n).await.map_err(object_error)?;
-            r.n
-        }
-        None => rows.iter().map(|r| r.n).max().unwrap_or(0) + 1,
+        Ok(())
     };
-    api.handle
-        .record(vec![Write::OutputBegun {
-            job,
-            n,
-            path: b.path,
-            size: b.size,
-            at_ms,
-        }])
-        .await?;
-    Ok((
-        StatusCode::OK,
-        OutputUpload {
-            output: n,
-            received: 0,
-        },
-    ))
+    begin_send(api, job, Key::output(n), &b, prior, fits).await
 }
 
-/// Bytes of an output from `offset`.
+/// Begins (or resumes) sending `b` as `key` of `job`, given its row if it
+/// was begun before. One already whole is refused; one begun at the same
+/// size resumes where the store's copy ends. Otherwise (new, or a file
+/// that changed size) it starts over under its number, what was held
+/// dropped, once `fits` says the job's limits take it. Callers hold
+/// `output_begins`.
+pub(super) async fn begin_send(
+    api: &Api,
+    job: JobId,
+    key: Key,
+    b: &OutputBegin,
+    prior: Option<&OutputRow>,
+    fits: impl FnOnce() -> Result<(), ApiError>,
+) -> Result<(StatusCode, OutputUpload), ApiError> {
+    let objects = objects(api)?;
+    if let Some(r) = prior {
+        if r.complete {
+            return Err(sent_already(&b.path));
+        }
+        if r.size == b.size {
+            let received = (objects.received(job.0, key).await).map_err(object_error)?;
+            let upload = OutputUpload {
+                output: key.n,
+                received,
+            };
+            return Ok((StatusCode::OK, upload));
+        }
+    }
+    fits()?;
+    if prior.is_some() {
+        (objects.discard(job.0, key).await).map_err(object_error)?;
+    }
+    api.handle
+        .record(vec![Write::OutputBegun {
+            files: key.files,
+            job,
+            n: key.n,
+            path: b.path.clone(),
+            size: b.size,
+            at_ms: super::now().ms(),
+        }])
+        .await?;
+    let upload = OutputUpload {
+        output: key.n,
+        received: 0,
+    };
+    Ok((StatusCode::OK, upload))
+}
+
+/// Bytes of an output or input from `offset`, into `job`'s object.
 pub async fn chunk(
     api: &Api,
-    caller: &Caller,
-    n: u32,
+    job: JobId,
+    key: Key,
     q: ChunkQuery,
     body: &[u8],
 ) -> Result<(StatusCode, Received), ApiError> {
-    let job = agents_job(api, caller).await?;
     let objects = objects(api)?;
-    let r = row(api, job, n).await?;
+    let r = row(api, job, key).await?;
     if r.complete {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "output_complete",
-            format!("{} is sent already", r.path),
-        ));
+        return Err(sent_already(&r.path));
     }
     if q.offset.saturating_add(body.len() as u64) > r.size {
         return Err(ApiError::bad_request(
@@ -166,30 +186,20 @@ pub async fn chunk(
             format!("{} was begun at {} bytes; send no more", r.path, r.size),
         ));
     }
-    let received = (objects.append(job.0, n, q.offset, body).await).map_err(object_error)?;
+    let received = (objects.append(job.0, key, q.offset, body).await).map_err(object_error)?;
     Ok((StatusCode::OK, Received { received }))
 }
 
-/// The output is whole: checked, then listed.
-pub async fn commit(
-    api: &Api,
-    caller: &Caller,
-    n: u32,
-    body: &[u8],
-) -> Result<(StatusCode, Empty), ApiError> {
-    let job = agents_job(api, caller).await?;
+/// The output or input is whole: checked, then listed. Answers whether
+/// this commit made it whole (not one whose answer was lost).
+pub async fn commit(api: &Api, job: JobId, key: Key, body: &[u8]) -> Result<bool, ApiError> {
     let objects = objects(api)?;
     let c: OutputCommit = super::parse_json(body)?;
-    let r = row(api, job, n).await?;
-    let recorded = |size| Write::OutputCommitted {
-        job,
-        n,
-        size,
-        sha256: c.sha256.to_ascii_lowercase(),
-    };
+    let r = row(api, job, key).await?;
+    let sha256 = c.sha256.to_ascii_lowercase();
     if r.complete {
-        return if r.sha256.as_deref() == Some(c.sha256.to_ascii_lowercase().as_str()) {
-            Ok((StatusCode::OK, Empty {}))
+        return if r.sha256.as_deref() == Some(sha256.as_str()) {
+            Ok(false)
         } else {
             Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -208,8 +218,8 @@ pub async fn commit(
     }
     // Whole already: the answer to an earlier commit was lost after the
     // object was checked and renamed.
-    let whole = objects.is_whole(job.0, n).await
-        || (objects.commit(job.0, n, c.size, &c.sha256).await).map_err(object_error)?;
+    let whole = objects.is_whole(job.0, key).await
+        || (objects.commit(job.0, key, c.size, &sha256).await).map_err(object_error)?;
     if !whole {
         return Err(ApiError::bad_request(
             "checksum",
@@ -219,8 +229,15 @@ pub async fn commit(
             ),
         ));
     }
-    api.handle.record(vec![recorded(c.size)]).await?;
-    Ok((StatusCode::OK, Empty {}))
+    let recorded = Write::OutputCommitted {
+        files: key.files,
+        job,
+        n: key.n,
+        size: c.size,
+        sha256,
+    };
+    api.handle.record(vec![recorded]).await?;
+    Ok(true)
 }
 
 /// A job's whole outputs.
@@ -254,11 +271,23 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     let job = JobId(id);
     super::jobs::visible(api, caller, job).await?;
+    serve(api, job, Key::output(n), range).await
+}
+
+/// A whole object's bytes, or the range a `Range` header asks for (206).
+pub(super) async fn serve(
+    api: &Api,
+    job: JobId,
+    key: Key,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
     let objects = objects(api)?;
-    let r = row(api, job, n).await?;
+    let r = row(api, job, key).await?;
     if !r.complete {
         return Err(ApiError::not_found(format!(
-            "output {n} (it is still being sent)"
+            "{} {} (it is still being sent)",
+            what(key.files),
+            key.n
         )));
     }
     let (status, start, end) = match range.map(|h| parse_range(h, r.size)) {
@@ -280,7 +309,7 @@ pub async fn download(
             return Ok(refused);
         }
     };
-    let stream = (objects.stream(job.0, n, start, end - start).await).map_err(object_error)?;
+    let stream = (objects.stream(job.0, key, start, end - start).await).map_err(object_error)?;
     let mut response = warp::reply::stream(stream).into_response();
     *response.status_mut() = status;
     let h = response.headers_mut();

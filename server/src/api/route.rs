@@ -81,6 +81,13 @@ routes! {
     ListOutputs(u32),
     /// The job's id; the output's number is the path's last segment.
     GetOutput(u32),
+    ListInputs(u32),
+    InputBegin(u32),
+    /// The job's id; the input's number is the path's second-last segment.
+    InputChunk(u32),
+    InputCommit(u32),
+    AgentInputs,
+    AgentInput(u32),
     JobStore,
     /// The key as it came in the path (percent-encoded).
     JobStoreGet,
@@ -149,6 +156,12 @@ impl Route {
             Route::AgentOutputCommit(_) => (post, "/0/agent/outputs/{output}/commit"),
             Route::ListOutputs(_) => (get, "/0/jobs/{job}/outputs"),
             Route::GetOutput(_) => (get, "/0/jobs/{job}/outputs/{output}"),
+            Route::ListInputs(_) => (get, "/0/jobs/{job}/inputs"),
+            Route::InputBegin(_) => (post, "/0/jobs/{job}/inputs"),
+            Route::InputChunk(_) => (post, "/0/jobs/{job}/inputs/{input}/chunk"),
+            Route::InputCommit(_) => (post, "/0/jobs/{job}/inputs/{input}/commit"),
+            Route::AgentInputs => (get, "/0/agent/inputs"),
+            Route::AgentInput(_) => (get, "/0/agent/inputs/{input}"),
             Route::JobStore => (get, "/0/job/store"),
             Route::JobStoreGet => (get, "/0/job/store/{key}"),
             Route::JobStorePut => (post, "/0/job/store/{key}"),
@@ -180,6 +193,9 @@ impl Route {
                 | Route::AgentOutputBegin
                 | Route::AgentOutputChunk(_)
                 | Route::AgentOutputCommit(_)
+                | Route::InputBegin(_)
+                | Route::InputChunk(_)
+                | Route::InputCommit(_)
         )
     }
 
@@ -187,7 +203,7 @@ impl Route {
     /// its bytes; everything else is JSON.
     #[must_use]
     pub fn media(self) -> &'static str {
-        if matches!(self, Route::AgentOutputChunk(_)) {
+        if matches!(self, Route::AgentOutputChunk(_) | Route::InputChunk(_)) {
             "application/octet-stream"
         } else {
             "application/json"
@@ -257,6 +273,23 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["jobs", job, "outputs", n] => {
             let _: u32 = id(n)?;
             (get.then_some(Route::GetOutput(id(job)?)), "GET")
+        }
+        ["jobs", job, "inputs"] => (
+            pick(
+                get,
+                post,
+                Route::ListInputs(id(job)?),
+                Route::InputBegin(id(job)?),
+            ),
+            "GET, POST",
+        ),
+        ["jobs", job, "inputs", n, "chunk"] => {
+            let _: u32 = id(n)?;
+            (post.then_some(Route::InputChunk(id(job)?)), "POST")
+        }
+        ["jobs", job, "inputs", n, "commit"] => {
+            let _: u32 = id(n)?;
+            (post.then_some(Route::InputCommit(id(job)?)), "POST")
         }
         ["admin", "types"] => (
             pick(get, post, Route::ListTypes, Route::DefineType),
@@ -348,6 +381,8 @@ pub fn resolve(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["agent", "outputs", n, "commit"] => {
             (post.then_some(Route::AgentOutputCommit(id(n)?)), "POST")
         }
+        ["agent", "inputs"] => (get.then_some(Route::AgentInputs), "GET"),
+        ["agent", "inputs", n] => (get.then_some(Route::AgentInput(id(n)?)), "GET"),
         ["job", "store"] => (get.then_some(Route::JobStore), "GET"),
         ["job", "store", _] if get => (Some(Route::JobStoreGet), "GET, POST"),
         ["job", "store", _] => (post.then_some(Route::JobStorePut), "GET, POST"),
@@ -414,6 +449,7 @@ mod tests {
                 "{lease}",
                 "{worker}",
                 "{output}",
+                "{input}",
             ]
             .iter()
             .fold(template.to_string(), |p, id| p.replace(id, "0"))
