@@ -2,8 +2,9 @@
 //! `examples/` submitted and followed, and a check that everything
 //! happened as it should: the two-resource job succeeded and printed what
 //! `bmat` read, the failing job failed with its reason, the waiting job
-//! was cancelled while it waited, and every resource and worker is gone.
-//! Exits 0 only then.
+//! was cancelled while it waited, the building job's output reached the
+//! job that depends on it byte for byte, and every resource and worker is
+//! gone. Exits 0 only then.
 //!
 //! `aquifer dev`: the same stack in a data directory that persists, kept
 //! running for a person to use.
@@ -13,9 +14,10 @@ use crate::stack::Stack;
 use anyhow::{Context, Result, bail};
 use aquifer_protocol::admin::ResourceView;
 use aquifer_protocol::jobs::{
-    Event, Failure, JobFile, JobState, JobView, Note, Outcome, StreamEvent, Submitted, WatchQuery,
-    Watched,
+    Dependency, Event, Failure, JobFile, JobState, JobView, Note, Outcome, StreamEvent, Submitted,
+    WatchQuery, Watched,
 };
+use aquifer_protocol::outputs::OutputView;
 use aquifer_protocol::story::Story;
 use aquifer_protocol::user::{Explained, GroupState};
 use aquifer_protocol::{JobId, path};
@@ -26,13 +28,16 @@ use std::time::{Duration, Instant};
 
 /// The jobs, as `examples/` has them (built in, so the demo runs from any
 /// directory).
-const JOBS: [(&str, &str); 3] = [
+const JOBS: [(&str, &str); 5] = [
     (
         "probe-and-license",
         include_str!("../../examples/probe-and-license.toml"),
     ),
     ("fails", include_str!("../../examples/fails.toml")),
     ("waits", include_str!("../../examples/waits.toml")),
+    ("builds", include_str!("../../examples/builds.toml")),
+    // Depends on `builds`: its id is put in at submission.
+    ("consumes", include_str!("../../examples/consumes.toml")),
 ];
 
 /// The most any step of the demo may take.
@@ -97,8 +102,14 @@ async fn run(stack: &Stack) -> Result<Vec<(String, bool)>> {
     let c = stack.client()?;
     let mut ids = Vec::new();
     for (name, toml_text) in JOBS {
-        let job: JobFile =
+        let mut job: JobFile =
             toml::from_str(toml_text).with_context(|| format!("examples/{name}.toml"))?;
+        if name == "consumes"
+            && let (Some((_, built)), Some(Dependency::Full(d))) =
+                (ids.last(), job.depends_on.first_mut())
+        {
+            d.job = *built;
+        }
         let made = c
             .post::<Submitted, _>(path::JOBS, &job)
             .await
@@ -150,6 +161,11 @@ async fn run(stack: &Stack) -> Result<Vec<(String, bool)>> {
         ended.push(f.await??);
     }
     let output = output_of(&c, first).await?;
+    let (_, built) = ids[3];
+    let (_, consumer) = ids[4];
+    let expected = format!("built by job {}\n", built.0);
+    let kept = output_bytes(&c, built, "out/greeting.txt").await?;
+    let received = output_bytes(&c, consumer, "received.txt").await?;
     let resources = c.get::<Vec<ResourceView>>(path::ADMIN_RESOURCES).await?;
     Ok(vec![
         (
@@ -168,6 +184,19 @@ async fn run(stack: &Stack) -> Result<Vec<(String, bool)>> {
         (
             "waits was cancelled while it waited".into(),
             ended[2].outcome == Some(Outcome::Cancelled),
+        ),
+        (
+            "builds kept its output, and consumes got it through copy_outputs".into(),
+            ended[3].outcome == Some(Outcome::Succeeded)
+                && ended[4].outcome == Some(Outcome::Succeeded),
+        ),
+        (
+            format!(
+                "the bytes consumes kept are what builds made ({} bytes, {expected:?})",
+                expected.len()
+            ),
+            kept.as_deref() == Some(expected.as_bytes())
+                && received.as_deref() == Some(expected.as_bytes()),
         ),
         (
             "every resource is destroyed".into(),
@@ -201,6 +230,26 @@ async fn follow(c: &Client, name: &str, id: JobId) -> Result<JobView> {
         }
         query.after = page.next;
     }
+}
+
+/// The bytes of a job's output `wanted`, fetched through the API into a
+/// temporary file and checked against its SHA-256; `None` if the job kept
+/// no such output.
+async fn output_bytes(c: &Client, job: JobId, wanted: &str) -> Result<Option<Vec<u8>>> {
+    let listed = c
+        .get::<Vec<OutputView>>(&path::job_outputs(job))
+        .await?
+        .body;
+    let Some(o) = listed.iter().find(|o| o.path == wanted) else {
+        return Ok(None);
+    };
+    let dir = tempfile::tempdir()?;
+    let dest = dir.path().join("output");
+    (c.inner())
+        .receive_file(&path::job_output(job, o.output), &dest, Some(&o.sha256))
+        .await
+        .map_err(|why| anyhow::anyhow!("reading {wanted} of job {}: {why}", job.0))?;
+    Ok(Some(std::fs::read(&dest)?))
 }
 
 async fn output_of(c: &Client, id: JobId) -> Result<String> {

@@ -21,6 +21,8 @@ fn the_demo_passes_and_reports_every_check() {
         "ok   it read its probe and licence with bmat",
         "ok   fails failed in its second task, with the reason",
         "ok   waits was cancelled while it waited",
+        "ok   builds kept its output, and consumes got it through copy_outputs",
+        "ok   the bytes consumes kept are what builds made",
         "ok   every resource is destroyed",
         "ok   every worker directory is gone",
     ] {
