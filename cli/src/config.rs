@@ -15,7 +15,7 @@ pub const BOOTSTRAP_TOKEN_LEN_MIN: usize = 32;
 #[derive(clap::Args)]
 pub struct ServerArgs {
     /// A TOML file with any of: listen, database, bootstrap_token,
-    /// objects_dir, outputs_kept_s, [limits], [driver], [http].
+    /// objects_dir, outputs_kept_s, [s3], [limits], [driver], [http].
     #[arg(long, env = "AQUIFER_CONFIG")]
     pub config: Option<PathBuf>,
     /// Where the API listens (default 127.0.0.1:8440; port 0 picks one).
@@ -42,6 +42,7 @@ struct File {
     bootstrap_token: Option<String>,
     objects_dir: Option<PathBuf>,
     outputs_kept_s: Option<u64>,
+    s3: Option<aquifer_server::objects::S3Config>,
     limits: Option<Limits>,
     driver: Option<Options>,
     http: Option<aquifer_server::api::http::Http>,
@@ -66,6 +67,7 @@ impl ServerArgs {
             bootstrap_token: self.bootstrap_token.or(file.bootstrap_token),
             objects_dir: self.objects_dir.or(file.objects_dir),
             outputs_kept_s: file.outputs_kept_s,
+            s3: file.s3,
             limits: file.limits.unwrap_or_default(),
             driver: file.driver.unwrap_or_default(),
             http: file.http.unwrap_or_default(),

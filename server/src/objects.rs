@@ -1,9 +1,13 @@
-//! Where jobs' files live: the object store. One back end so far, a
-//! directory of the server's (`objects_dir`, by default `objects/` beside
-//! an SQLite database); the store's rows (`outputs`) say which objects are
-//! whole. An output is sent into `jobs/JOB/N.part` and renamed to
-//! `jobs/JOB/N` once its size and checksum are checked, so a file that is
-//! not whole is never read as one, whatever stops mid-send.
+//! Where jobs' files live: the object store. Two back ends: a directory of
+//! the server's (`objects_dir`, by default `objects/` beside an SQLite
+//! database), and an S3-compatible bucket (`[s3]`, with the `s3` cargo
+//! feature), for which that directory holds only files being sent. The
+//! store's rows (`outputs`, `job_inputs`) say which objects are whole.
+//!
+//! A file is sent into `jobs/JOB/N.part` in the directory. Once its size
+//! and checksum are checked it becomes `jobs/JOB/N`: renamed in the
+//! directory, or uploaded whole to the bucket and then dropped here. So a
+//! file that is not whole is never read as one, whatever stops mid-send.
 
 use crate::store::Files;
 use sha2::{Digest, Sha256};
@@ -20,6 +24,9 @@ pub enum ObjectError {
     /// A chunk that does not start where the object ends.
     #[error("the server holds {held} bytes of this output; send from there")]
     Offset { held: u64 },
+    /// The bucket refused or did not answer.
+    #[error("the object store's bucket: {0}")]
+    Bucket(String),
 }
 
 /// An object of a job's: output or input number `n`.
@@ -48,7 +55,7 @@ impl Key {
 
     /// Its name in the job's directory: `N` for an output, `in-N` for an
     /// input.
-    fn name(self) -> String {
+    pub(crate) fn name(self) -> String {
         match self.files {
             Files::Outputs => self.n.to_string(),
             Files::Inputs => format!("in-{}", self.n),
@@ -56,10 +63,38 @@ impl Key {
     }
 }
 
-/// The directory back end.
+/// An S3-compatible bucket for jobs' files (`[s3]` in the server's file).
+/// Credentials come from the environment (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), never from the file.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// An S3-compatible server's URL (MinIO, Ceph, moto); AWS's if none.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "S3Config::default_region")]
+    pub region: String,
+    /// Keys are `PREFIX/jobs/JOB/N`.
+    #[serde(default)]
+    pub prefix: String,
+    /// Whether a plain `http://` endpoint is allowed (a test server).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl S3Config {
+    fn default_region() -> String {
+        "us-east-1".into()
+    }
+}
+
+/// The object store: the directory, and the bucket when there is one.
 #[derive(Clone, Debug)]
 pub struct Objects {
     root: PathBuf,
+    #[cfg(feature = "s3")]
+    bucket: Option<bucket::Bucket>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ObjectError + '_ {
@@ -70,6 +105,24 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ObjectError + '_ {
 }
 
 impl Objects {
+    /// The store in `bucket`, with files being sent under `root`.
+    pub fn open_s3(root: &Path, config: &S3Config) -> Result<Objects, ObjectError> {
+        #[cfg(feature = "s3")]
+        {
+            let mut objects = Objects::open(root)?;
+            objects.bucket = Some(bucket::Bucket::open(config)?);
+            Ok(objects)
+        }
+        #[cfg(not(feature = "s3"))]
+        {
+            let _ = root;
+            Err(ObjectError::Bucket(format!(
+                "bucket {}: this server was built without S3 (cargo build --features s3)",
+                config.bucket
+            )))
+        }
+    }
+
     /// The store under `root`, made (0700) if missing.
     pub fn open(root: &Path) -> Result<Objects, ObjectError> {
         std::fs::create_dir_all(root).map_err(io(root))?;
@@ -81,6 +134,8 @@ impl Objects {
         }
         Ok(Objects {
             root: root.to_path_buf(),
+            #[cfg(feature = "s3")]
+            bucket: None,
         })
     }
 
@@ -176,6 +231,14 @@ impl Objects {
             tokio::fs::remove_file(&part).await.map_err(io(&part))?;
             return Ok(false);
         }
+        #[cfg(feature = "s3")]
+        if let Some(b) = &self.bucket {
+            // Whole in the bucket first, then dropped here: a stop in
+            // between leaves a part that `is_whole` makes moot.
+            b.upload(job, key, &part).await?;
+            tokio::fs::remove_file(&part).await.map_err(io(&part))?;
+            return Ok(true);
+        }
         let file = tokio::fs::File::open(&part).await.map_err(io(&part))?;
         file.sync_all().await.map_err(io(&part))?;
         tokio::fs::rename(&part, &whole).await.map_err(io(&whole))?;
@@ -185,6 +248,10 @@ impl Objects {
     /// Whether the object is whole already (a commit whose answer was
     /// lost).
     pub async fn is_whole(&self, job: u32, key: Key) -> bool {
+        #[cfg(feature = "s3")]
+        if let Some(b) = &self.bucket {
+            return b.has(job, key).await;
+        }
         tokio::fs::metadata(self.whole(job, key)).await.is_ok()
     }
 
@@ -196,6 +263,10 @@ impl Objects {
         offset: u64,
         len: u64,
     ) -> Result<Vec<u8>, ObjectError> {
+        #[cfg(feature = "s3")]
+        if let Some(b) = &self.bucket {
+            return b.read(job, key, offset, len).await;
+        }
         let whole = self.whole(job, key);
         let mut file = tokio::fs::File::open(&whole).await.map_err(io(&whole))?;
         file.seek(std::io::SeekFrom::Start(offset))
@@ -227,20 +298,28 @@ impl Objects {
         key: Key,
         offset: u64,
         len: u64,
-    ) -> Result<Chunks, ObjectError> {
+    ) -> Result<Stream, ObjectError> {
+        #[cfg(feature = "s3")]
+        if let Some(b) = &self.bucket {
+            return b.stream(job, key, offset, len).await;
+        }
         let whole = self.whole(job, key);
         let mut file = tokio::fs::File::open(&whole).await.map_err(io(&whole))?;
         file.seek(std::io::SeekFrom::Start(offset))
             .await
             .map_err(io(&whole))?;
-        Ok(Chunks {
+        Ok(Box::pin(Chunks {
             file: file.take(len),
             buf: vec![0u8; CHUNK_BYTES],
-        })
+        }))
     }
 
     /// Everything of a job's, whole or not.
     pub async fn delete_job(&self, job: u32) -> Result<(), ObjectError> {
+        #[cfg(feature = "s3")]
+        if let Some(b) = &self.bucket {
+            b.delete_job(job).await?;
+        }
         let dir = self.dir(job);
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => Ok(()),
@@ -249,6 +328,11 @@ impl Objects {
         }
     }
 }
+
+/// An object's bytes, chunk by chunk, from either back end.
+pub type Stream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + Sync>,
+>;
 
 /// The size of the chunks an object is read in.
 const CHUNK_BYTES: usize = 256 * 1024;
@@ -299,6 +383,9 @@ async fn digest(path: &Path) -> Result<(u64, String), ObjectError> {
     }
     Ok((len, hex(&hasher.finalize())))
 }
+
+#[cfg(feature = "s3")]
+mod bucket;
 
 /// Lower-case hex.
 #[must_use]

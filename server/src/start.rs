@@ -38,6 +38,9 @@ pub struct Config {
     /// How long jobs' outputs are kept, from submission (once the job has
     /// ended); forever if none.
     pub outputs_kept_s: Option<u64>,
+    /// Jobs' files in an S3-compatible bucket; `objects_dir` then holds
+    /// only files being sent.
+    pub s3: Option<crate::objects::S3Config>,
 }
 
 impl Config {
@@ -55,6 +58,7 @@ impl Config {
             also: None,
             objects_dir: None,
             outputs_kept_s: None,
+            s3: None,
         }
     }
 
@@ -152,7 +156,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         source,
     })?;
     let objects_dir = (config.objects_dir.clone()).or_else(|| Objects::beside(&config.database));
-    let objects = objects_dir.map(|d| Objects::open(&d)).transpose()?;
+    let objects = match (&config.s3, objects_dir) {
+        (Some(s3), Some(dir)) => Some(Objects::open_s3(&dir, s3)?),
+        (Some(s3), None) => {
+            return Err(crate::objects::ObjectError::Bucket(format!(
+                "bucket {}: set objects_dir too, where files are kept while they are sent",
+                s3.bucket
+            ))
+            .into());
+        }
+        (None, dir) => dir.map(|d| Objects::open(&d)).transpose()?,
+    };
     let api = Arc::new(
         Api::new(
             handle.clone(),

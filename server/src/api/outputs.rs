@@ -31,7 +31,7 @@ pub(super) fn objects(api: &Api) -> Result<&Objects, ApiError> {
 pub(super) fn object_error(e: ObjectError) -> ApiError {
     match e {
         ObjectError::Offset { .. } => ApiError::new(StatusCode::CONFLICT, "offset", e.to_string()),
-        ObjectError::Io { .. } => {
+        ObjectError::Io { .. } | ObjectError::Bucket(_) => {
             tracing::error!(error = %e, "the object store failed");
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

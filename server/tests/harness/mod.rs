@@ -32,6 +32,8 @@ pub struct Server {
     pub client: aquifer_protocol::Client,
     dir: tempfile::TempDir,
     running: aquifer_server::Running,
+    /// Its bucket, kept for a restart.
+    s3: Option<aquifer_server::objects::S3Config>,
 }
 
 pub async fn server() -> Server {
@@ -52,6 +54,8 @@ pub struct Tuning {
     /// The driver's clock (a frozen one, say); default the system's.
     pub clock: Option<Arc<dyn aquifer_server::driver::Clock>>,
     pub http: Http,
+    /// Jobs' files in this bucket rather than the directory.
+    pub s3: Option<aquifer_server::objects::S3Config>,
 }
 
 /// `server_on` under other limits.
@@ -102,6 +106,7 @@ async fn start(url: &str, dir: tempfile::TempDir, tuning: Tuning) -> Server {
         limits,
         clock,
         http,
+        s3,
     } = tuning;
     let defaults = aquifer_server::Config::loopback(url);
     let effects = Arc::new(Recorder::default());
@@ -113,6 +118,7 @@ async fn start(url: &str, dir: tempfile::TempDir, tuning: Tuning) -> Server {
         also: Some(recorder),
         limits,
         http,
+        s3: s3.clone(),
         clock: clock.unwrap_or(defaults.clock.clone()),
         ..defaults
     })
@@ -133,6 +139,7 @@ async fn start(url: &str, dir: tempfile::TempDir, tuning: Tuning) -> Server {
         client: aquifer_protocol::Client::new(&running.url, None).expect("a client"),
         dir,
         running,
+        s3,
     }
 }
 
@@ -158,6 +165,7 @@ impl Server {
             limits: self.api.limits,
             http: self.api.http,
             clock: None,
+            s3: self.s3.clone(),
         };
         let (state, url, dir) = self.stop().await;
         (state, start(&url, dir, tuning).await)
