@@ -26,6 +26,9 @@ EXTENDS Naturals, FiniteSets, Sequences, TLC
 CONSTANTS
     Need,        \* [Jobs -> Seq([type, count])]: a job's groups in rank order
     Deps,        \* [Jobs -> SUBSET Jobs]: the jobs it depends on (rule 8)
+    OnFailure,   \* [Jobs -> SUBSET Jobs]: of those, the ones it runs only if they fail
+    OnEither,    \* [Jobs -> SUBSET Jobs]: and the ones it runs after however they end
+    Awaits,      \* SUBSET Jobs: jobs whose submitter uploads inputs after submitting
     Target,      \* [Jobs -> target name]
     TypeOrder,   \* the resource types in rank order (lexicographic in Rust)
     Pools,       \* set of [well |-> id, types |-> set of types, cap |-> n]
@@ -49,6 +52,9 @@ ASSUME /\ Policy \in {"ordered", "parallel"}
        /\ SharedPool \in BOOLEAN
        /\ Jobs = 1..Cardinality(Jobs)
        /\ \A j \in Jobs : Deps[j] \subseteq 1..(j - 1)
+       /\ \A j \in Jobs : OnFailure[j] \cup OnEither[j] \subseteq Deps[j]
+                        /\ OnFailure[j] \cap OnEither[j] = {}
+       /\ Awaits \subseteq Jobs
        \* groups are by type, in strictly increasing rank (rule 1)
        /\ \A j \in Jobs : \A g \in Groups(j) :
             /\ Need[j][g].type \in Types /\ Need[j][g].count >= 1
@@ -85,6 +91,7 @@ nextLease  == st.nextLease  \* id counters, as in the core
 nextRes    == st.nextRes
 nextWorker == st.nextWorker
 hold       == st.hold       \* an admin has stopped all granting (HoldLeases)
+inputs     == st.inputs     \* [Jobs -> BOOLEAN]: its inputs are whole (or it has none)
 
 vars == <<st, budget, goneRes, goneWorkers>>
 Cur == st
@@ -99,6 +106,15 @@ Oldest(S) == CHOOSE j \in S : \A k \in S : j <= k
 (* Reading a state record s.                                               *)
 
 Ended(s, j)    == s.phase[j] \in {"ended", "retired"}
+(* Rule 8: whether job k runs after its dependency d ended with o: on     *)
+(* success, unless k asked for d's failure (any other end) or for either. *)
+Met(k, d, o)   == IF d \in OnFailure[k] THEN o # "succeeded"
+                  ELSE IF d \in OnEither[k] THEN TRUE
+                  ELSE o = "succeeded"
+(* Nothing holds job k back any more: every dependency ended as k asked, *)
+(* and its inputs are whole.                                             *)
+Clear(s, k)    == /\ \A d \in Deps[k] : Ended(s, d) /\ Met(k, d, s.outcome[d])
+                  /\ s.inputs[k]
 LiveJob(s, j)  == s.phase[j] \in {"blocked", "acquiring", "running"}
 IsLive(s, r)   == s.res[r].st \in {"creating", "ready"}
 ResOf(s, j)    == {r \in DOMAIN s.res : s.res[r].job = j}
@@ -173,28 +189,24 @@ Retire(s, j) ==
 
 Releasing(rec) == [rec EXCEPT !.st = "releasing", !.lease = 0, !.fails = 0]
 
-(* The jobs in S and the blocked jobs that depend on them, transitively.  *)
-(* Recursion to the fixpoint: as deep as the longest chain of blocked     *)
-(* dependents, each level computed once.                                  *)
-RECURSIVE Dependents(_, _)
-Dependents(s, S) ==
-    LET N == S \cup {k \in Jobs : s.phase[k] = "blocked" /\ Deps[k] \cap S # {}}
-    IN  IF N = S THEN S ELSE Dependents(s, N)
-
-(* Rule 8, when job j has just ended with outcome o: if it succeeded, the *)
-(* blocked jobs all of whose dependencies have now succeeded begin; if    *)
-(* not, every blocked job that (transitively) depends on it fails.  A     *)
-(* blocked job holds nothing, so it retires at once.                      *)
+(* Rule 8, when job j has just ended with outcome o: each blocked job    *)
+(* that waits for it and asked for another ending fails, and is settled  *)
+(* in turn (its own dependents may have asked for its failure); each    *)
+(* that it satisfied begins once nothing else holds it back.  A blocked  *)
+(* job holds nothing, so one that fails retires at once.                 *)
+RECURSIVE Settle(_, _, _), SettleEach(_, _)
 Settle(s, j, o) ==
-    IF o = "succeeded"
-    THEN BeginAcq(s, {k \in Jobs : /\ s.phase[k] = "blocked" /\ j \in Deps[k]
-                                   /\ \A d \in Deps[k] : Ended(s, d)
-                                                         /\ s.outcome[d] = "succeeded"})
-    ELSE LET Failing == Dependents(s, {j}) \ {j}
-         IN  [s EXCEPT
-                !.phase   = [k \in Jobs |-> IF k \in Failing THEN "retired" ELSE s.phase[k]],
-                !.outcome = [k \in Jobs |-> IF k \in Failing THEN "failed_dependency"
-                                                            ELSE s.outcome[k]]]
+    LET Waiting == {k \in Jobs : s.phase[k] = "blocked" /\ j \in Deps[k]}
+        Failing == {k \in Waiting : ~Met(k, j, o)}
+        s1 == [s EXCEPT
+                 !.phase   = [k \in Jobs |-> IF k \in Failing THEN "retired" ELSE s.phase[k]],
+                 !.outcome = [k \in Jobs |-> IF k \in Failing THEN "failed_dependency"
+                                                             ELSE s.outcome[k]]]
+    IN  SettleEach(BeginAcq(s1, {k \in Waiting \ Failing : Clear(s1, k)}), Failing)
+SettleEach(s, F) ==
+    IF F = {} THEN s
+    ELSE LET k == CHOOSE k \in F : TRUE
+         IN  SettleEach(Settle(s, k, "failed_dependency"), F \ {k})
 
 (* Rule 6: a job that ends, however it ends, releases everything: its    *)
 (* leases end (what they cover goes to release), its ready resources go   *)
@@ -244,11 +256,18 @@ Submit(j) ==
     /\ phase[j] = "new"
     /\ \A k \in Jobs : k < j => phase[k] # "new"
     /\ LET s1 == [Cur EXCEPT !.phase[j] = "blocked"]
-       IN  Do(IF \E d \in Deps[j] : Ended(Cur, d) /\ outcome[d] # "succeeded"
+       IN  Do(IF \E d \in Deps[j] : Ended(Cur, d) /\ ~Met(j, d, outcome[d])
               THEN [s1 EXCEPT !.phase[j] = "retired", !.outcome[j] = "failed_dependency"]
-              ELSE IF \A d \in Deps[j] : Ended(Cur, d)
+              ELSE IF Clear(s1, j)
                    THEN BeginAcq(s1, {j})
                    ELSE s1)
+
+(* Job j's submitter has uploaded every input it named: the job begins   *)
+(* once its dependencies allow.                                          *)
+InputsArrive(j) ==
+    /\ phase[j] = "blocked" /\ ~inputs[j]
+    /\ LET s1 == [Cur EXCEPT !.inputs[j] = TRUE]
+       IN  Do(IF Clear(s1, j) THEN BeginAcq(s1, {j}) ELSE s1)
 
 (* Well w asks for work with free[t] slots per type t (a function whose   *)
 (* domain is some of the types it serves).  It gets, for one of those     *)
@@ -411,14 +430,15 @@ Init ==
              wwant      |-> [j \in Jobs |-> "idle"],
              leases     |-> NoFn, res |-> NoFn, workers |-> NoFn,
              nextLease  |-> 1, nextRes |-> 1, nextWorker |-> 1,
-             hold       |-> FALSE]
+             hold       |-> FALSE,
+             inputs     |-> [j \in Jobs |-> j \notin Awaits]]
     /\ budget = Faults
     /\ goneRes = {} /\ goneWorkers = {}
 
 (* Every step the core can take (without Calm and Done).                  *)
 ProtocolNext ==
-    \/ \E j \in Jobs : Submit(j) \/ Start(j) \/ Finish(j, TRUE) \/ Finish(j, FALSE)
-                       \/ Cancel(j) \/ Timeout(j)
+    \/ \E j \in Jobs : Submit(j) \/ InputsArrive(j) \/ Start(j) \/ Finish(j, TRUE)
+                       \/ Finish(j, FALSE) \/ Cancel(j) \/ Timeout(j)
     \/ \E w \in Wells : RequestLease(w, Room(w))
     \/ \E r \in DOMAIN res : \/ Ready(r) \/ CreateFailed(r, TRUE) \/ CreateFailed(r, FALSE)
                              \/ Destroyed(r) \/ DestroyFailed(r) \/ ReleaseHeld(r)
@@ -433,7 +453,8 @@ Next == ProtocolNext \/ Calm \/ Done
 (***************************************************************************)
 (* Fairness.  Only the parties that are supposed to act act eventually;   *)
 (* every fault, the admin's hold and the users' cancellations are unfair. *)
-(*  1. Users submit the jobs of the scope.                                *)
+(*  1. Users submit the jobs of the scope, and upload the inputs they    *)
+(*     said they would.                                                   *)
 (*  2. A well with free capacity keeps asking for work: its lease request *)
 (*     made with what the books say it has free (WellLeasing).           *)
 (*  3. A well eventually reports what it is creating (ready), and         *)
@@ -468,7 +489,7 @@ Next == ProtocolNext \/ Calm \/ Done
 (* exactly ENABLED <<A>>_vars and <<A>>_vars; so Fairness below is         *)
 (* exactly the conjunction of the WF conditions.                           *)
 (***************************************************************************)
-Submits == \E j \in Jobs : Submit(j)
+Submits == \E j \in Jobs : Submit(j) \/ InputsArrive(j)
 WellLeases == \E w \in Wells : RequestLease(w, Room(w))
 WellReports == \E r \in DOMAIN res : Ready(r)
 WellDestroys == \E r \in DOMAIN res : res[r].st = "releasing" /\ Destroyed(r)
@@ -482,8 +503,9 @@ WorkersIn(S) == {k \in DOMAIN workers : workers[k].st \in S}
 Now(r)      == IF r \in DOMAIN st'.res THEN st'.res[r].st ELSE "gone"
 NowW(k)     == IF k \in DOMAIN st'.workers THEN st'.workers[k].st ELSE "gone"
 
-Can1 == \E j \in Jobs : phase[j] = "new"
-Did1 == \E j \in Jobs : phase[j] = "new" /\ st'.phase[j] # "new"
+Can1 == \E j \in Jobs : phase[j] = "new" \/ (phase[j] = "blocked" /\ ~inputs[j])
+Did1 == \E j \in Jobs : \/ phase[j] = "new" /\ st'.phase[j] # "new"
+                        \/ ~inputs[j] /\ st'.inputs[j]
 Can2 == ~hold /\ \E w \in Wells : \E t \in Types : FitsAt(Cur, w, Room(w), t)
 Did2 == st'.nextLease # nextLease
 Can3 == ResIn({"creating"}) # {}
@@ -576,6 +598,7 @@ TypeOK ==
     /\ nextRes \in 1..(MaxRes + 1)
     /\ nextWorker \in 1..(MaxWorker + 1)
     /\ hold \in BOOLEAN
+    /\ inputs \in [Jobs -> BOOLEAN]
     /\ budget \in 0..Faults
 
 (* No pool and no factory ever has more in the books than its capacity.   *)
@@ -617,11 +640,14 @@ EndedHoldsNothing ==
         /\ \A r \in ResOf(Cur, j) : ~IsLive(Cur, r)
         /\ \A k \in DOMAIN workers : workers[k].job = j => workers[k].st = "releasing"
 
-(* Rule 8: a job waiting for its dependencies asks for and holds nothing. *)
+(* Rule 8: a job waiting for its dependencies asks for and holds nothing, *)
+(* and one that has begun had every dependency end as it asked and its    *)
+(* inputs whole.                                                          *)
 BlockedHoldsNothing ==
-    \A j \in Jobs : phase[j] = "blocked" =>
+    /\ \A j \in Jobs : phase[j] = "blocked" =>
         /\ \A g \in Groups(j) : grp[j][g] = "idle"
         /\ wwant[j] = "idle" /\ ResOf(Cur, j) = {}
+    /\ \A j \in Jobs : phase[j] \in {"acquiring", "running"} => Clear(Cur, j)
 
 -----------------------------------------------------------------------------
 (* Liveness.                                                               *)

@@ -16,6 +16,8 @@ VARIABLES st, budget, goneRes, goneWorkers, tr, pos
 
 Spec(k) == INSTANCE Aquifer WITH
     Need <- Traces[k].need, Deps <- Traces[k].deps, Target <- Traces[k].target,
+    OnFailure <- Traces[k].onFailure, OnEither <- Traces[k].onEither,
+    Awaits <- Traces[k].awaits,
     TypeOrder <- Traces[k].typeOrder, Pools <- Traces[k].pools, FCap <- Traces[k].fcap,
     Policy <- Traces[k].policy, Grant <- Traces[k].grant, SharedPool <- Traces[k].shared,
     GroupFailuresMax <- Traces[k].gfm, DestroyFailuresMax <- Traces[k].dfm,

@@ -38,4 +38,20 @@ PairTarget == <<"x", "x">>
 DepNeed   == <<<<>>, <<A1, B2>>, <<B2, C1>>>>
 DepDeps   == <<{}, {1}, {}>>
 DepTarget == <<"y", "x", "x">>
+
+(* No condition but success, and no inputs: the scopes above.             *)
+NoJobsEach == [j \in DOMAIN Need |-> {}]
+NoJobs     == {}
+
+(* "runon": job 1 needs a worker of target y; job 2 = {a:1} runs only if  *)
+(* job 1 fails, job 3 = {b:2} runs after job 1 however it ends and waits  *)
+(* for its inputs, job 4 = {c:1} runs only if job 2 succeeds.  With a    *)
+(* fault, job 1 may fail (and job 2 run) or succeed (and job 2, then job  *)
+(* 4, fail as dependencies).                                              *)
+RunOnNeed      == <<<<>>, <<A1>>, <<B2>>, <<C1>>>>
+RunOnDeps      == <<{}, {1}, {1}, {2}>>
+RunOnTarget    == <<"y", "x", "x", "y">>
+RunOnFailure   == <<{}, {1}, {}, {}>>
+RunOnEither    == <<{}, {}, {1}, {}>>
+RunOnAwaits    == {3}
 =============================================================================

@@ -172,9 +172,19 @@ def scope_of(trace):
                 if any(c < 1 or c > types[t] for t, c in groups):
                     raise Reject("step %d: job %d's group exceeds its type's max_per_job" % (n, j))
                 deps = e.get("depends_on", [])
+                run_on = e.get("run_on", {})
+                awaits = bool(e.get("awaits_inputs", False))
                 if inp.get("input") == "submit_job":
                     deps = inp.get("depends_on", deps)
-                jobs[j] = {"groups": groups, "target": e["target"], "deps": sorted(deps)}
+                    run_on = inp.get("run_on", run_on)
+                    awaits = bool(inp.get("awaits_inputs", awaits))
+                on = {int(d): c for d, c in run_on.items()}
+                if not set(on) <= set(deps) or not set(on.values()) <= {"success", "failure", "either"}:
+                    raise Reject("step %d: job %d's run_on %r" % (n, j, run_on))
+                jobs[j] = {"groups": groups, "target": e["target"], "deps": sorted(deps),
+                           "failure": sorted(d for d, c in on.items() if c == "failure"),
+                           "either": sorted(d for d, c in on.items() if c == "either"),
+                           "awaits": awaits}
     if sorted(jobs) != list(range(1, len(jobs) + 1)):
         raise Reject("job ids are not 1..%d in submission order" % len(jobs))
     for j, job in jobs.items():
@@ -186,6 +196,9 @@ def scope_of(trace):
         "tla": {
             "need": Seq(Seq({"type": t, "count": c} for t, c in jobs[j]["groups"]) for j in sorted(jobs)),
             "deps": Seq(Set(jobs[j]["deps"]) for j in sorted(jobs)),
+            "onFailure": Seq(Set(jobs[j]["failure"]) for j in sorted(jobs)),
+            "onEither": Seq(Set(jobs[j]["either"]) for j in sorted(jobs)),
+            "awaits": Set(j for j in sorted(jobs) if jobs[j]["awaits"]),
             "target": Seq(jobs[j]["target"] for j in sorted(jobs)),
             "typeOrder": Seq(order),
             "pools": Set({"well": w, "types": Set(ts), "cap": cap}
@@ -213,6 +226,7 @@ class Books:
         self.leases, self.res, self.workers = {}, {}, {}
         self.next_lease = self.next_res = self.next_worker = 1
         self.hold = False
+        self.inputs = {j: not jobs[j]["awaits"] for j in jobs}
 
     def job(self, j):
         if j not in self.phase:
@@ -247,6 +261,11 @@ class Books:
             self.hold = bool(e["held"])
         elif kind == "job_submitted":
             self.phase[self.job(e["job"])] = "blocked"
+        elif kind == "inputs_arrived":
+            j = self.job(e["job"])
+            if self.inputs[j]:
+                raise Reject("job %d's inputs arrived twice" % j)
+            self.inputs[j] = True
         elif kind == "acquisition_began":
             self.phase[self.job(e["job"])] = "acquiring"
         elif kind == "group_queued":
@@ -342,6 +361,7 @@ class Books:
             "workers": Fn((k, dict(x)) for k, x in self.workers.items()),
             "nextLease": self.next_lease, "nextRes": self.next_res,
             "nextWorker": self.next_worker, "hold": self.hold,
+            "inputs": Seq(self.inputs[j] for j in jobs),
         }
 
 

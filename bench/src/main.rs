@@ -3,6 +3,7 @@
 //! table and, as its last line, one JSON object with its figures. See
 //! BENCHMARKS.md for the commands and the figures of the current build.
 
+mod files;
 mod fill;
 mod null;
 mod report;
@@ -67,6 +68,9 @@ enum Scenario {
     /// The whole stack as processes, killed at random under a few hundred
     /// jobs; checks that nothing is lost, leaked or decided wrong.
     Soak(soak::Soak),
+    /// A large output sent by an agent and read back, and small outputs:
+    /// on the directory back end, and on S3 with --s3-url.
+    Files(files::Files),
     Model {
         #[arg(long, value_enum, default_value = "standard")]
         scope: aquifer_model::scope::ScopeName,
@@ -123,6 +127,14 @@ fn validate(cli: &Cli) -> Result<()> {
             }
         }
         Scenario::Model { threads, .. } => at_least("threads", *threads, 1)?,
+        Scenario::Files(p) => {
+            at_least(
+                "size-mib",
+                usize::try_from(p.size_mib).unwrap_or(usize::MAX),
+                1,
+            )?;
+            at_least("runs", p.runs, 1)?;
+        }
         Scenario::Soak(p) => {
             at_least("jobs", p.jobs, 1)?;
             at_least(
@@ -190,6 +202,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Scenario::Scale(p) => scenarios::scale(&run, stall, &p).await,
             Scenario::Recovery { events } => scenarios::recovery(&run, events).await,
+            Scenario::Files(p) => files::files(&run, &p).await,
             Scenario::Model { .. } | Scenario::Soak(_) => unreachable!("run above"),
         }
     }

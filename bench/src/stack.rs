@@ -174,13 +174,15 @@ pub struct ServerSettings {
     pub listen: Option<String>,
     pub jobs_max: Option<u64>,
     pub snapshot_every_events: Option<u64>,
+    /// More of the server's file, as TOML (top-level keys first).
+    pub extra: Option<String>,
 }
 
 impl Server {
     pub async fn start(run: &Run, database: &str, settings: &ServerSettings) -> Result<Server> {
         let name = format!("server-{}", unique_suffix());
         let config = run.dir.path().join(format!("{name}.toml"));
-        let mut text = String::new();
+        let mut text = settings.extra.clone().unwrap_or_default();
         if let Some(n) = settings.jobs_max {
             text.push_str(&format!(
                 "[limits]\njobs_max = {n}\njobs_per_owner_max = {n}\n"

@@ -317,6 +317,19 @@ fn a_blocked_job_that_asks_for_something_is_caught() {
 }
 
 #[test]
+fn a_job_that_goes_on_while_it_waits_for_a_dependency_or_inputs_is_caught() {
+    let mut s = world();
+    let first_job = submit(&mut s, &[("a", 1)]);
+    let waiting = submit_after(&mut s, &[("b", 1)], first_job);
+    let mut dependency = s.clone();
+    job(&mut dependency, waiting).phase = Phase::Acquiring;
+    assert_eq!(broken(dependency), Err("only-blocked-waits"));
+    let mut inputs = s;
+    job(&mut inputs, first_job).awaits_inputs = true;
+    assert_eq!(broken(inputs), Err("only-blocked-waits"));
+}
+
+#[test]
 fn a_job_out_of_rank_order_is_caught() {
     let mut s = world();
     submit(&mut s, &[("a", 1), ("b", 1)]);
