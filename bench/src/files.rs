@@ -80,7 +80,7 @@ fn with_rules(script: &str, rules: &[&str]) -> Value {
 }
 
 fn median(samples: &[f64]) -> f64 {
-    percentile(samples, 50.0)
+    percentile(samples, 0.5)
 }
 
 /// The figures of one back end, named `name`.
