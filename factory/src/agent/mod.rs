@@ -94,6 +94,11 @@ pub fn worker_token() -> Result<String> {
     Ok(compose(&id, &secret))
 }
 
+/// How often the agent tries to read one input, and how long it waits
+/// between tries (the server may be restarting).
+const INPUT_TRIES: u32 = 5;
+const INPUT_RETRY_AFTER: Duration = Duration::from_secs(2);
+
 /// Returns once the server knows the job has ended.
 pub async fn run_agent(url: &str, key: &str, dir: &Path) -> Result<()> {
     let layout = Layout::new(dir);
@@ -258,8 +263,23 @@ impl Job {
                 .map_err(|why| format!("input {:?}: {why}", i.path))?;
             let dest = root.join(&i.path);
             let path = aquifer_protocol::path::agent_input(i.input);
-            (self.api.receive_file(&path, &dest, Some(&i.sha256)).await)
-                .map_err(|why| format!("could not place input {}: {why}", i.path))?;
+            // A read cut short (a server restarting) is read again whole;
+            // each try writes beside the file and renames only a checked
+            // copy.
+            let mut tries = INPUT_TRIES;
+            loop {
+                match self.api.receive_file(&path, &dest, Some(&i.sha256)).await {
+                    Ok(_) => break,
+                    Err(why) if tries <= 1 => {
+                        return Err(format!("could not place input {}: {why}", i.path));
+                    }
+                    Err(why) => {
+                        tracing::warn!(input = %i.path, %why, "reading an input again");
+                        tries -= 1;
+                        tokio::time::sleep(INPUT_RETRY_AFTER).await;
+                    }
+                }
+            }
         }
         Ok(())
     }
