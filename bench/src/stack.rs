@@ -83,8 +83,19 @@ impl Run {
     }
 
     /// Stops whatever of this run still runs and drops its databases.
+    /// A killed process takes a moment to go, and a factory may start an
+    /// agent while its siblings are being killed: the run's processes are
+    /// killed until none is left (for at most ten seconds).
     pub async fn clean_up(&self) {
-        let strays = kill_marked(&self.marker);
+        let mut strays = 0;
+        for _ in 0..500 {
+            let found = kill_marked(&self.marker);
+            if found == 0 {
+                break;
+            }
+            strays = strays.max(found);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         if strays > 0 {
             eprintln!("stopped {strays} processes of this run that were still running");
         }
